@@ -1,0 +1,404 @@
+package archive
+
+import (
+	"archive/tar"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"runtime"
+	"syscall"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/pgzip"
+
+	"github.com/project-vulcan/vulcan-backup/internal/manifest"
+)
+
+// Progress is reported while an archive is created, verified or extracted.
+type Progress struct {
+	Files int
+	Bytes int64
+	Path  string
+}
+
+// ExtraFile is a file stored in the archive under a fixed name, such as the
+// database dump.
+type ExtraFile struct {
+	ArchivePath string // slash-separated, relative
+	Source      string // file to read
+}
+
+// CreateOptions says what to archive.
+type CreateOptions struct {
+	// Root is the directory that archive paths are relative to.
+	Root string
+	// Paths are the slash-separated paths under Root to archive, recursively.
+	Paths []string
+	// AllowMissing records a missing path as a warning instead of failing
+	// (an emergency backup of a tree that was deleted).
+	AllowMissing bool
+	// Extra files are appended after the tree.
+	Extra []ExtraFile
+	// Level is the gzip level; 0 means the default (6, as gzip and tar use).
+	Level int
+	// Progress, if set, is called after every file and at least every 8 MiB.
+	Progress func(Progress)
+}
+
+// Result describes a created archive.
+type Result struct {
+	Entries  []manifest.Entry
+	Extra    []manifest.Entry
+	Warnings []manifest.Warning
+	// SHA256 and Size are those of the compressed archive as written.
+	SHA256 string
+	Size   int64
+	// TotalBytes is the sum of the file sizes stored.
+	TotalBytes int64
+}
+
+// Create writes a tar.gz of opts.Paths (and opts.Extra) to w, hashing every
+// file as it is read and the compressed stream as it is written. A file that
+// changes size or vanishes while it is read is recorded as a warning; what is
+// stored and hashed is always consistent with the manifest entries returned.
+func Create(ctx context.Context, w io.Writer, opts CreateOptions) (*Result, error) {
+	out := newCountingHasher(w)
+	level := opts.Level
+	if level == 0 {
+		level = gzip.DefaultCompression
+	}
+	gz, err := pgzip.NewWriterLevel(out, level)
+	if err != nil {
+		return nil, fmt.Errorf("gzip writer: %w", err)
+	}
+	if err := gz.SetConcurrency(1<<20, 2*runtime.GOMAXPROCS(0)); err != nil {
+		return nil, fmt.Errorf("gzip writer: %w", err)
+	}
+	c := &creator{
+		ctx:  ctx,
+		tw:   tar.NewWriter(gz),
+		opts: opts,
+		buf:  make([]byte, 256<<10),
+		res:  &Result{},
+	}
+	for _, p := range opts.Paths {
+		if err := manifest.CheckPath(p); err != nil {
+			return nil, fmt.Errorf("backup path %q: %w", p, err)
+		}
+		if err := c.addTree(p); err != nil {
+			return nil, err
+		}
+	}
+	for _, x := range opts.Extra {
+		e, err := c.addExtra(x)
+		if err != nil {
+			return nil, err
+		}
+		c.res.Extra = append(c.res.Extra, e)
+	}
+	if err := c.tw.Close(); err != nil {
+		return nil, fmt.Errorf("finish tar stream: %w", err)
+	}
+	if err := gz.Close(); err != nil {
+		return nil, fmt.Errorf("finish gzip stream: %w", err)
+	}
+	c.res.SHA256 = out.Sum()
+	c.res.Size = out.n
+	return c.res, nil
+}
+
+type creator struct {
+	ctx   context.Context
+	tw    *tar.Writer
+	opts  CreateOptions
+	buf   []byte
+	res   *Result
+	files int
+	bytes int64
+	last  int64
+}
+
+func (c *creator) warn(p, format string, args ...any) {
+	c.res.Warnings = append(c.res.Warnings, manifest.Warning{Path: p, Message: fmt.Sprintf(format, args...)})
+}
+
+func (c *creator) progress(p string, force bool) {
+	if c.opts.Progress == nil {
+		return
+	}
+	if force || c.bytes-c.last >= 8<<20 {
+		c.last = c.bytes
+		c.opts.Progress(Progress{Files: c.files, Bytes: c.bytes, Path: p})
+	}
+}
+
+func (c *creator) addTree(rel string) error {
+	top := filepath.Join(c.opts.Root, filepath.FromSlash(rel))
+	if _, err := os.Lstat(top); err != nil {
+		if errors.Is(err, fs.ErrNotExist) && c.opts.AllowMissing {
+			c.warn(rel, "path does not exist; nothing archived")
+			return nil
+		}
+		return fmt.Errorf("backup path %s: %w", top, err)
+	}
+	return filepath.WalkDir(top, func(full string, d fs.DirEntry, err error) error {
+		if cerr := c.ctx.Err(); cerr != nil {
+			return cerr
+		}
+		relPath, rerr := filepath.Rel(c.opts.Root, full)
+		if rerr != nil {
+			return fmt.Errorf("archive %s: %w", full, rerr)
+		}
+		name := filepath.ToSlash(relPath)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) && full != top {
+				c.warn(name, "vanished while the backup ran; not archived")
+				return nil
+			}
+			return fmt.Errorf("archive %s: %w", full, err)
+		}
+		info, err := d.Info()
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				c.warn(name, "vanished while the backup ran; not archived")
+				return nil
+			}
+			return fmt.Errorf("archive %s: %w", full, err)
+		}
+		return c.addEntry(full, name, info)
+	})
+}
+
+func (c *creator) addEntry(full, name string, info fs.FileInfo) error {
+	mtime := info.ModTime().Truncate(time.Second).UTC()
+	perm := uint32(tarMode(info.Mode()))
+	hdr := &tar.Header{Name: name, ModTime: mtime, Mode: int64(perm)}
+	if st, ok := info.Sys().(*syscall.Stat_t); ok {
+		hdr.Uid, hdr.Gid = int(st.Uid), int(st.Gid)
+	}
+	entry := manifest.Entry{Path: name, Mode: perm, ModTime: mtime}
+	switch {
+	case info.IsDir():
+		hdr.Typeflag = tar.TypeDir
+		hdr.Name += "/"
+		entry.Type = manifest.TypeDir
+	case info.Mode()&fs.ModeSymlink != 0:
+		target, err := os.Readlink(full)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				c.warn(name, "vanished while the backup ran; not archived")
+				return nil
+			}
+			return fmt.Errorf("archive %s: %w", full, err)
+		}
+		hdr.Typeflag = tar.TypeSymlink
+		hdr.Linkname = target
+		entry.Type = manifest.TypeSymlink
+		entry.Link = target
+	case info.Mode().IsRegular():
+		return c.addFile(full, name, hdr, entry)
+	default:
+		c.warn(name, "not a regular file, directory or symlink (%s); not archived", info.Mode().Type())
+		return nil
+	}
+	if err := c.tw.WriteHeader(hdr); err != nil {
+		return fmt.Errorf("archive %s: %w", name, err)
+	}
+	c.res.Entries = append(c.res.Entries, entry)
+	return nil
+}
+
+// addFile stores a regular file. Its size is taken from the open file; if the
+// file then shrinks the rest is zero-filled, if it grows only the first Size
+// bytes are stored, and both are recorded as warnings.
+func (c *creator) addFile(full, name string, hdr *tar.Header, entry manifest.Entry) error {
+	f, err := os.Open(full)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			c.warn(name, "vanished while the backup ran; not archived")
+			return nil
+		}
+		return fmt.Errorf("archive %s: %w", full, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("archive %s: %w", full, err)
+	}
+	if !st.Mode().IsRegular() {
+		c.warn(name, "replaced by a %s while the backup ran; not archived", st.Mode().Type())
+		return nil
+	}
+	size := st.Size()
+	hdr.Typeflag = tar.TypeReg
+	hdr.Size = size
+	if err := c.tw.WriteHeader(hdr); err != nil {
+		return fmt.Errorf("archive %s: %w", name, err)
+	}
+	h := sha256.New()
+	n, err := c.copyN(io.MultiWriter(c.tw, h), f, size, name)
+	if err != nil {
+		return fmt.Errorf("archive %s: %w", full, err)
+	}
+	if n < size {
+		if _, err := c.zeroFill(io.MultiWriter(c.tw, h), size-n); err != nil {
+			return fmt.Errorf("archive %s: %w", name, err)
+		}
+		c.warn(name, "shrank from %d to %d bytes while being read; archived with the missing %d bytes zero-filled", size, n, size-n)
+	} else if grew, _ := f.Read(c.buf[:1]); grew > 0 {
+		c.warn(name, "grew while being read; archived its first %d bytes", size)
+	} else if st2, err := f.Stat(); err == nil && !st2.ModTime().Equal(st.ModTime()) {
+		c.warn(name, "changed while being read; archived content may mix old and new data")
+	}
+	entry.Type = manifest.TypeFile
+	entry.Size = size
+	entry.SHA256 = hex.EncodeToString(h.Sum(nil))
+	c.res.Entries = append(c.res.Entries, entry)
+	c.res.TotalBytes += size
+	c.files++
+	c.progress(name, false)
+	return nil
+}
+
+func (c *creator) addExtra(x ExtraFile) (manifest.Entry, error) {
+	if err := manifest.CheckPath(x.ArchivePath); err != nil {
+		return manifest.Entry{}, fmt.Errorf("extra file %q: %w", x.ArchivePath, err)
+	}
+	f, err := os.Open(x.Source)
+	if err != nil {
+		return manifest.Entry{}, fmt.Errorf("archive %s: %w", x.Source, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return manifest.Entry{}, fmt.Errorf("archive %s: %w", x.Source, err)
+	}
+	mtime := st.ModTime().Truncate(time.Second).UTC()
+	// Directory entries for the extra file's parents keep `tar -xzf` happy.
+	for dir := path.Dir(x.ArchivePath); dir != "."; dir = path.Dir(dir) {
+		if err := c.tw.WriteHeader(&tar.Header{Name: dir + "/", Typeflag: tar.TypeDir, Mode: 0o700, ModTime: mtime}); err != nil {
+			return manifest.Entry{}, fmt.Errorf("archive %s: %w", dir, err)
+		}
+	}
+	hdr := &tar.Header{Name: x.ArchivePath, Typeflag: tar.TypeReg, Size: st.Size(), Mode: 0o600, ModTime: mtime}
+	if err := c.tw.WriteHeader(hdr); err != nil {
+		return manifest.Entry{}, fmt.Errorf("archive %s: %w", x.ArchivePath, err)
+	}
+	h := sha256.New()
+	n, err := c.copyN(io.MultiWriter(c.tw, h), f, st.Size(), x.ArchivePath)
+	if err != nil {
+		return manifest.Entry{}, fmt.Errorf("archive %s: %w", x.Source, err)
+	}
+	if n != st.Size() {
+		return manifest.Entry{}, fmt.Errorf("archive %s: file shrank from %d to %d bytes while being read", x.Source, st.Size(), n)
+	}
+	c.res.TotalBytes += n
+	c.files++
+	c.progress(x.ArchivePath, true)
+	return manifest.Entry{Path: x.ArchivePath, Type: manifest.TypeFile, Size: n, Mode: 0o600, ModTime: mtime, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+}
+
+// copyN copies at most n bytes from r to w and returns how many it copied;
+// reaching EOF early is not an error.
+func (c *creator) copyN(w io.Writer, r io.Reader, n int64, name string) (int64, error) {
+	var done int64
+	for done < n {
+		if err := c.ctx.Err(); err != nil {
+			return done, err
+		}
+		chunk := c.buf
+		if rem := n - done; rem < int64(len(chunk)) {
+			chunk = chunk[:rem]
+		}
+		k, err := r.Read(chunk)
+		if k > 0 {
+			if _, werr := w.Write(chunk[:k]); werr != nil {
+				return done, werr
+			}
+			done += int64(k)
+			c.bytes += int64(k)
+			c.progress(name, false)
+		}
+		if err == io.EOF {
+			return done, nil
+		}
+		if err != nil {
+			return done, err
+		}
+	}
+	return done, nil
+}
+
+func (c *creator) zeroFill(w io.Writer, n int64) (int64, error) {
+	clear(c.buf)
+	var done int64
+	for done < n {
+		k := min(int64(len(c.buf)), n-done)
+		if _, err := w.Write(c.buf[:k]); err != nil {
+			return done, err
+		}
+		done += k
+	}
+	return done, nil
+}
+
+// tarMode maps a Go file mode to the tar header mode bits.
+func tarMode(m fs.FileMode) int64 {
+	mode := int64(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		mode |= 0o4000
+	}
+	if m&fs.ModeSetgid != 0 {
+		mode |= 0o2000
+	}
+	if m&fs.ModeSticky != 0 {
+		mode |= 0o1000
+	}
+	return mode
+}
+
+// fileMode maps Unix mode bits (permissions plus setuid, setgid, sticky), as
+// the manifest and tar headers hold them, to a Go file mode.
+func fileMode(bits uint32) fs.FileMode {
+	m := fs.FileMode(bits & 0o777)
+	if bits&0o4000 != 0 {
+		m |= fs.ModeSetuid
+	}
+	if bits&0o2000 != 0 {
+		m |= fs.ModeSetgid
+	}
+	if bits&0o1000 != 0 {
+		m |= fs.ModeSticky
+	}
+	return m
+}
+
+// countingHasher hashes and counts what passes through to w.
+type countingHasher struct {
+	w io.Writer
+	h hash.Hash
+	n int64
+}
+
+func newCountingHasher(w io.Writer) *countingHasher {
+	return &countingHasher{w: w, h: sha256.New()}
+}
+
+func (c *countingHasher) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.h.Write(p[:n])
+	c.n += int64(n)
+	return n, err
+}
+
+// Sum returns the hex SHA-256 of everything written.
+func (c *countingHasher) Sum() string { return hex.EncodeToString(c.h.Sum(nil)) }

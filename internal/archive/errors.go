@@ -1,0 +1,40 @@
+package archive
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrIntegrity marks an archive whose content does not match its manifest:
+// a checksum or size mismatch, a truncated or corrupt stream, a missing entry.
+var ErrIntegrity = errors.New("integrity check failed")
+
+// ErrUnsafe marks an archive entry that could write outside the target or is
+// of a kind a backup never holds: absolute or `..` paths, links that escape,
+// hard links, devices, FIFOs, duplicates, entries not in the manifest.
+var ErrUnsafe = errors.New("unsafe archive entry")
+
+// EntryError says which entry failed and why.
+type EntryError struct {
+	Kind   error  // ErrIntegrity or ErrUnsafe
+	Path   string // the entry, or "" for the archive as a whole
+	Reason string
+}
+
+func (e *EntryError) Error() string {
+	if e.Path == "" {
+		return fmt.Sprintf("%v: %s", e.Kind, e.Reason)
+	}
+	return fmt.Sprintf("%v: %s: %s", e.Kind, e.Path, e.Reason)
+}
+
+// Unwrap lets errors.Is match ErrIntegrity or ErrUnsafe.
+func (e *EntryError) Unwrap() error { return e.Kind }
+
+func integrity(path, format string, args ...any) error {
+	return &EntryError{Kind: ErrIntegrity, Path: path, Reason: fmt.Sprintf(format, args...)}
+}
+
+func unsafeEntry(path, format string, args ...any) error {
+	return &EntryError{Kind: ErrUnsafe, Path: path, Reason: fmt.Sprintf(format, args...)}
+}

@@ -1,0 +1,259 @@
+package archive
+
+import (
+	"archive/tar"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+
+	"github.com/klauspost/compress/gzip"
+
+	"github.com/project-vulcan/vulcan-backup/internal/manifest"
+)
+
+// Report sums up what a verification or extraction read.
+type Report struct {
+	Files int   `json:"files"`
+	Dirs  int   `json:"dirs"`
+	Links int   `json:"links"`
+	Bytes int64 `json:"bytes"`
+}
+
+// visitFunc is called for every entry that passed the safety checks; for a
+// regular file, content yields exactly its bytes and is hashed on the way.
+type visitFunc func(hdr *tar.Header, name string, want manifest.Entry, content io.Reader) error
+
+// walk reads the archive stream r entry by entry and checks it against m:
+// every entry safe, expected, once; every file's size and SHA-256; nothing
+// missing; and the SHA-256 and size of the compressed stream itself. The
+// content of each file is only read once, by visit or by walk.
+func walk(ctx context.Context, r io.Reader, m *manifest.Manifest, progress func(Progress), visit visitFunc) (*Report, error) {
+	raw := newCountingHasher(io.Discard)
+	src := io.TeeReader(r, raw)
+
+	expected := make(map[string]manifest.Entry, len(m.Files)+1)
+	for _, e := range m.Files {
+		expected[e.Path] = e
+	}
+	if d := m.Database; d != nil {
+		expected[d.ArchivePath] = manifest.Entry{Path: d.ArchivePath, Type: manifest.TypeFile, Size: d.Size, SHA256: d.SHA256, Mode: 0o600}
+	}
+	// Directories that only hold the dump are written by Create but are not
+	// manifest entries.
+	implicitDirs := map[string]bool{}
+	if d := m.Database; d != nil {
+		for dir := path.Dir(d.ArchivePath); dir != "."; dir = path.Dir(dir) {
+			implicitDirs[dir] = true
+		}
+	}
+
+	// Any failure of the stream itself is first checked against the archive
+	// checksum, so that a flipped byte is reported as what it is.
+	streamFailure := func(err error) error {
+		_, _ = io.Copy(io.Discard, src)
+		if sum := raw.Sum(); sum != m.Archive.SHA256 || raw.n != m.Archive.Size {
+			return checksumError(m, sum, raw.n, err)
+		}
+		return integrity("", "archive stream is corrupt: %v", err)
+	}
+
+	gz, err := gzip.NewReader(src)
+	if err != nil {
+		return nil, streamFailure(fmt.Errorf("not a gzip stream: %w", err))
+	}
+	gz.Multistream(false)
+	tr := tar.NewReader(gz)
+
+	rep := &Report{}
+	seen := make(map[string]bool, len(expected))
+	symlinks := map[string]bool{}
+	var total int64
+	buf := make([]byte, 256<<10)
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, streamFailure(err)
+		}
+		name := strings.TrimSuffix(hdr.Name, "/")
+		if err := checkHeader(hdr, name, symlinks); err != nil {
+			return nil, err
+		}
+		if seen[name] {
+			return nil, unsafeEntry(name, "appears twice in the archive")
+		}
+		seen[name] = true
+		want, ok := expected[name]
+		if !ok {
+			if hdr.Typeflag == tar.TypeDir && implicitDirs[name] {
+				continue
+			}
+			return nil, unsafeEntry(name, "is not listed in the manifest")
+		}
+		if got := headerType(hdr); got != want.Type {
+			return nil, integrity(name, "is a %s in the archive but a %s in the manifest", got, want.Type)
+		}
+		switch hdr.Typeflag {
+		case tar.TypeDir:
+			rep.Dirs++
+			if err := visit(hdr, name, want, nil); err != nil {
+				return nil, err
+			}
+		case tar.TypeSymlink:
+			if hdr.Linkname != want.Link {
+				return nil, integrity(name, "links to %q but the manifest says %q", hdr.Linkname, want.Link)
+			}
+			symlinks[name] = true
+			rep.Links++
+			if err := visit(hdr, name, want, nil); err != nil {
+				return nil, err
+			}
+		default: // regular file
+			if hdr.Size != want.Size {
+				return nil, integrity(name, "is %d bytes in the archive but %d in the manifest", hdr.Size, want.Size)
+			}
+			total += hdr.Size
+			if total > m.TotalBytes {
+				return nil, integrity(name, "archive expands beyond the %d bytes the manifest allows", m.TotalBytes)
+			}
+			h := sha256.New()
+			content := &hashingReader{r: tr, h: h}
+			if err := visit(hdr, name, want, content); err != nil {
+				return nil, err
+			}
+			if _, err := io.CopyBuffer(io.Discard, content, buf); err != nil {
+				return nil, streamFailure(err)
+			}
+			if content.n != hdr.Size {
+				return nil, streamFailure(fmt.Errorf("%s: %d of %d bytes", name, content.n, hdr.Size))
+			}
+			if sum := hex.EncodeToString(h.Sum(nil)); sum != want.SHA256 {
+				_, _ = io.Copy(io.Discard, src)
+				if asum := raw.Sum(); asum != m.Archive.SHA256 {
+					return nil, checksumError(m, asum, raw.n, nil)
+				}
+				return nil, integrity(name, "checksum mismatch: sha256 %s, manifest says %s", sum, want.SHA256)
+			}
+			rep.Files++
+			rep.Bytes += hdr.Size
+			if progress != nil {
+				progress(Progress{Files: rep.Files, Bytes: rep.Bytes, Path: name})
+			}
+		}
+	}
+	// Read whatever follows the tar end (gzip trailer, padding) so the
+	// archive hash covers every byte.
+	if _, err := io.Copy(io.Discard, gz); err != nil {
+		return nil, streamFailure(err)
+	}
+	if _, err := io.Copy(io.Discard, src); err != nil {
+		return nil, fmt.Errorf("read archive: %w", err)
+	}
+	if sum := raw.Sum(); sum != m.Archive.SHA256 || raw.n != m.Archive.Size {
+		return nil, checksumError(m, sum, raw.n, nil)
+	}
+	for _, e := range m.Files {
+		if !seen[e.Path] {
+			return nil, integrity(e.Path, "is in the manifest but missing from the archive")
+		}
+	}
+	if d := m.Database; d != nil && !seen[d.ArchivePath] {
+		return nil, integrity(d.ArchivePath, "database dump is in the manifest but missing from the archive")
+	}
+	return rep, nil
+}
+
+func checksumError(m *manifest.Manifest, sum string, size int64, cause error) error {
+	msg := fmt.Sprintf("archive checksum mismatch: sha256 %s (%d bytes), manifest says %s (%d bytes)", sum, size, m.Archive.SHA256, m.Archive.Size)
+	if size < m.Archive.Size {
+		msg += "; the archive is truncated"
+	}
+	if cause != nil {
+		msg += fmt.Sprintf(" (%v)", cause)
+	}
+	return &EntryError{Kind: ErrIntegrity, Path: m.Archive.File, Reason: msg}
+}
+
+// checkHeader refuses entries that could write outside the target or that a
+// backup never holds.
+func checkHeader(hdr *tar.Header, name string, symlinks map[string]bool) error {
+	if err := manifest.CheckPath(name); err != nil {
+		return unsafeEntry(hdr.Name, "%v", err)
+	}
+	for dir := path.Dir(name); dir != "."; dir = path.Dir(dir) {
+		if symlinks[dir] {
+			return unsafeEntry(name, "lies beneath the symlink %s", dir)
+		}
+	}
+	switch hdr.Typeflag {
+	case tar.TypeReg, tar.TypeDir:
+		return nil
+	case tar.TypeSymlink:
+		target := hdr.Linkname
+		if target == "" {
+			return unsafeEntry(name, "symlink with an empty target")
+		}
+		if strings.HasPrefix(target, "/") {
+			return unsafeEntry(name, "symlink to the absolute path %q", target)
+		}
+		resolved := path.Join(path.Dir(name), target)
+		if resolved == ".." || strings.HasPrefix(resolved, "../") {
+			return unsafeEntry(name, "symlink %q escapes the restore root", target)
+		}
+		return nil
+	case tar.TypeLink:
+		return unsafeEntry(name, "hard link to %q (backups never hold hard links)", hdr.Linkname)
+	case tar.TypeChar, tar.TypeBlock:
+		return unsafeEntry(name, "device node")
+	case tar.TypeFifo:
+		return unsafeEntry(name, "FIFO")
+	default:
+		return unsafeEntry(name, "unsupported tar entry type %q", hdr.Typeflag)
+	}
+}
+
+func headerType(hdr *tar.Header) string {
+	switch hdr.Typeflag {
+	case tar.TypeDir:
+		return manifest.TypeDir
+	case tar.TypeSymlink:
+		return manifest.TypeSymlink
+	default:
+		return manifest.TypeFile
+	}
+}
+
+type hashingReader struct {
+	r io.Reader
+	h interface{ Write([]byte) (int, error) }
+	n int64
+}
+
+func (h *hashingReader) Read(p []byte) (int, error) {
+	n, err := h.r.Read(p)
+	h.h.Write(p[:n])
+	h.n += int64(n)
+	return n, err
+}
+
+// Verify reads the whole archive stream r and checks it against m. It returns
+// an error wrapping ErrIntegrity or ErrUnsafe when the archive cannot be
+// trusted.
+func Verify(ctx context.Context, r io.Reader, m *manifest.Manifest, progress func(Progress)) (*Report, error) {
+	return walk(ctx, r, m, progress, func(*tar.Header, string, manifest.Entry, io.Reader) error { return nil })
+}
+
+// IsIntegrity reports whether err says the archive cannot be trusted.
+func IsIntegrity(err error) bool {
+	return errors.Is(err, ErrIntegrity) || errors.Is(err, ErrUnsafe)
+}

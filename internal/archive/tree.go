@@ -1,0 +1,176 @@
+package archive
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/project-vulcan/vulcan-backup/internal/manifest"
+)
+
+// TreeMismatch lists how a directory tree differs from a manifest.
+type TreeMismatch struct {
+	Missing   []string
+	Extra     []string
+	Different []string
+}
+
+func (t *TreeMismatch) empty() bool {
+	return len(t.Missing) == 0 && len(t.Extra) == 0 && len(t.Different) == 0
+}
+
+func (t *TreeMismatch) Error() string {
+	var parts []string
+	add := func(what string, list []string) {
+		if len(list) == 0 {
+			return
+		}
+		shown := list
+		if len(shown) > 5 {
+			shown = shown[:5]
+		}
+		s := fmt.Sprintf("%d %s (%s", len(list), what, strings.Join(shown, ", "))
+		if len(list) > len(shown) {
+			s += ", ..."
+		}
+		parts = append(parts, s+")")
+	}
+	add("missing", t.Missing)
+	add("unexpected", t.Extra)
+	add("different", t.Different)
+	return "tree does not match the manifest: " + strings.Join(parts, "; ")
+}
+
+// Unwrap marks a mismatch as an integrity failure.
+func (t *TreeMismatch) Unwrap() error { return ErrIntegrity }
+
+// CheckTree compares the files under root for every path of m against m:
+// type, size, SHA-256, symlink target and permission bits. It returns a
+// *TreeMismatch (wrapping ErrIntegrity) listing every difference.
+func CheckTree(ctx context.Context, root string, m *manifest.Manifest, progress func(Progress)) (*Report, error) {
+	want := make(map[string]manifest.Entry, len(m.Files))
+	for _, e := range m.Files {
+		want[e.Path] = e
+	}
+	mis := &TreeMismatch{}
+	seen := make(map[string]bool, len(m.Files))
+	rep := &Report{}
+	buf := make([]byte, 256<<10)
+	for _, p := range m.Paths {
+		top := filepath.Join(root, filepath.FromSlash(p))
+		err := filepath.WalkDir(top, func(full string, d fs.DirEntry, err error) error {
+			if cerr := ctx.Err(); cerr != nil {
+				return cerr
+			}
+			if err != nil {
+				if errors.Is(err, fs.ErrNotExist) && full == top {
+					return nil // reported as missing below, if the manifest has it
+				}
+				return err
+			}
+			rel, err := filepath.Rel(root, full)
+			if err != nil {
+				return err
+			}
+			name := filepath.ToSlash(rel)
+			e, ok := want[name]
+			if !ok {
+				mis.Extra = append(mis.Extra, name)
+				if d.IsDir() {
+					return fs.SkipDir
+				}
+				return nil
+			}
+			seen[name] = true
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			switch {
+			case d.IsDir():
+				rep.Dirs++
+				if e.Type != manifest.TypeDir || uint32(tarMode(info.Mode())) != e.Mode {
+					mis.Different = append(mis.Different, name)
+				}
+			case d.Type()&fs.ModeSymlink != 0:
+				rep.Links++
+				target, err := os.Readlink(full)
+				if err != nil {
+					return err
+				}
+				if e.Type != manifest.TypeSymlink || target != e.Link {
+					mis.Different = append(mis.Different, name)
+				}
+			case d.Type().IsRegular():
+				if e.Type != manifest.TypeFile || info.Size() != e.Size || uint32(tarMode(info.Mode())) != e.Mode {
+					mis.Different = append(mis.Different, name)
+					return nil
+				}
+				sum, err := hashFile(full, buf)
+				if err != nil {
+					return err
+				}
+				if sum != e.SHA256 {
+					mis.Different = append(mis.Different, name)
+				}
+				rep.Files++
+				rep.Bytes += info.Size()
+				if progress != nil {
+					progress(Progress{Files: rep.Files, Bytes: rep.Bytes, Path: name})
+				}
+			default:
+				mis.Different = append(mis.Different, name)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("check tree %s: %w", top, err)
+		}
+	}
+	for _, e := range m.Files {
+		if !seen[e.Path] {
+			mis.Missing = append(mis.Missing, e.Path)
+		}
+	}
+	sort.Strings(mis.Missing)
+	if !mis.empty() {
+		return rep, mis
+	}
+	return rep, nil
+}
+
+// HashFile returns the hex SHA-256 of the file at name.
+func HashFile(name string) (string, int64, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.CopyBuffer(h, f, make([]byte, 256<<10))
+	if err != nil {
+		return "", 0, fmt.Errorf("read %s: %w", name, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+func hashFile(name string, buf []byte) (string, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.CopyBuffer(h, f, buf); err != nil {
+		return "", fmt.Errorf("read %s: %w", name, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}

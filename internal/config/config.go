@@ -1,0 +1,154 @@
+// Package config holds the settings shared by the worker and the starter. Each
+// setting has an environment variable and a default (DESIGN.md §1); the
+// binaries expose them as flags that default to the environment.
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is every setting of Vulcan Backup.
+type Config struct {
+	TemporalAddress string
+	UIPort          int
+	Namespace       string
+	TaskQueue       string
+	Root            string
+	Paths           []string
+	BackupDir       string
+	DatabaseURL     string
+	RetentionDays   int
+	Schedule        string
+	Services        string
+
+	ExecStop, ExecStart, ExecHealth, ExecStatus string
+	HealthTimeout                               time.Duration
+}
+
+// Environment variable names.
+const (
+	EnvTemporalAddress = "TEMPORAL_ADDRESS"
+	EnvUIPort          = "VULCAN_UI_PORT"
+	EnvNamespace       = "TEMPORAL_NAMESPACE"
+	EnvTaskQueue       = "VULCAN_TASK_QUEUE"
+	EnvRoot            = "VULCAN_ROOT"
+	EnvPaths           = "VULCAN_PATHS"
+	EnvBackupDir       = "VULCAN_BACKUP_DIR"
+	EnvDatabaseURL     = "DATABASE_URL"
+	EnvRetentionDays   = "VULCAN_RETENTION_DAYS"
+	EnvSchedule        = "VULCAN_SCHEDULE"
+	EnvServices        = "VULCAN_SERVICES"
+	EnvExecStop        = "VULCAN_EXEC_STOP"
+	EnvExecStart       = "VULCAN_EXEC_START"
+	EnvExecHealth      = "VULCAN_EXEC_HEALTH"
+	EnvExecStatus      = "VULCAN_EXEC_STATUS"
+	EnvHealthTimeout   = "VULCAN_HEALTH_TIMEOUT"
+)
+
+// FromEnv reads the configuration from the environment, with defaults.
+func FromEnv() (Config, error) {
+	c := Config{
+		TemporalAddress: env(EnvTemporalAddress, "127.0.0.1:7233"),
+		Namespace:       env(EnvNamespace, "default"),
+		TaskQueue:       env(EnvTaskQueue, "vulcan-backup"),
+		Root:            env(EnvRoot, "."),
+		Paths:           SplitPaths(env(EnvPaths, "storage")),
+		BackupDir:       env(EnvBackupDir, "backups"),
+		DatabaseURL:     os.Getenv(EnvDatabaseURL),
+		Schedule:        env(EnvSchedule, "0 2 * * *"),
+		Services:        env(EnvServices, "none"),
+		ExecStop:        os.Getenv(EnvExecStop),
+		ExecStart:       os.Getenv(EnvExecStart),
+		ExecHealth:      os.Getenv(EnvExecHealth),
+		ExecStatus:      os.Getenv(EnvExecStatus),
+	}
+	var err error
+	if c.UIPort, err = intEnv(EnvUIPort, 8233); err != nil {
+		return c, err
+	}
+	if c.RetentionDays, err = intEnv(EnvRetentionDays, 7); err != nil {
+		return c, err
+	}
+	if v := os.Getenv(EnvHealthTimeout); v != "" {
+		if c.HealthTimeout, err = time.ParseDuration(v); err != nil {
+			return c, fmt.Errorf("%s=%q: %w", EnvHealthTimeout, v, err)
+		}
+	} else {
+		c.HealthTimeout = 60 * time.Second
+	}
+	return c, nil
+}
+
+// SplitPaths splits a comma-separated path list, dropping blanks and
+// trailing slashes.
+func SplitPaths(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		p = strings.TrimRight(strings.TrimSpace(p), "/")
+		if p != "" {
+			out = append(out, filepath.ToSlash(filepath.Clean(p)))
+		}
+	}
+	return out
+}
+
+// Validate checks the settings an operation needs.
+func (c Config) Validate() error {
+	if c.RetentionDays < 1 {
+		return fmt.Errorf("%s must be at least 1 (got %d)", EnvRetentionDays, c.RetentionDays)
+	}
+	if len(c.Paths) == 0 {
+		return fmt.Errorf("%s names no path to back up", EnvPaths)
+	}
+	for _, p := range c.Paths {
+		if filepath.IsAbs(p) || p == ".." || strings.HasPrefix(p, "../") || p == "." {
+			return fmt.Errorf("%s: %q must be a path below %s (relative, without ..)", EnvPaths, p, EnvRoot)
+		}
+	}
+	return nil
+}
+
+// AbsRoot is the project root as an absolute path.
+func (c Config) AbsRoot() (string, error) {
+	root, err := filepath.Abs(c.Root)
+	if err != nil {
+		return "", fmt.Errorf("%s %q: %w", EnvRoot, c.Root, err)
+	}
+	return root, nil
+}
+
+// AbsBackupDir is the backup directory as an absolute path (relative to the root).
+func (c Config) AbsBackupDir() (string, error) {
+	if filepath.IsAbs(c.BackupDir) {
+		return c.BackupDir, nil
+	}
+	root, err := c.AbsRoot()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(root, c.BackupDir), nil
+}
+
+func env(key, def string) string {
+	if v, ok := os.LookupEnv(key); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+func intEnv(key string, def int) (int, error) {
+	v := os.Getenv(key)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, fmt.Errorf("%s=%q: not a number", key, v)
+	}
+	return n, nil
+}

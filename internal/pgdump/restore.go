@@ -1,0 +1,314 @@
+package pgdump
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/project-vulcan/vulcan-backup/internal/manifest"
+)
+
+// Restore modes, as reported to the operator.
+const (
+	ModeRename  = "rename"
+	ModeInPlace = "in-place"
+)
+
+// ErrRowCounts marks a restored database whose row counts differ from the backup.
+var ErrRowCounts = errors.New("restored row counts do not match the backup")
+
+// ErrRenameNotAllowed means the fresh-database swap cannot be used here (no
+// CREATEDB privilege, not the owner, or names too long); the caller may fall
+// back to an in-place restore.
+var ErrRenameNotAllowed = errors.New("database swap by rename is not possible")
+
+const maxIdent = 63
+
+// RestoreName is the fresh database a restore loads into.
+func (t *Target) RestoreName(restoreID string) string { return t.Name + "_restore_" + restoreID }
+
+// PreRestoreName is the name the current database is kept under after the swap.
+func (t *Target) PreRestoreName(restoreID string) string {
+	return t.Name + "_pre_restore_" + restoreID
+}
+
+// maintenanceDB is a database to connect to while the target is renamed.
+func (t *Target) maintenanceDB() string {
+	if t.Name == "postgres" {
+		return "template1"
+	}
+	return "postgres"
+}
+
+// LoadFile feeds a plain-SQL dump to psql in a single transaction, stopping at
+// the first error, against database db. progress gets the bytes read so far.
+func (t *Target) LoadFile(ctx context.Context, db, dumpPath string, progress func(int64)) error {
+	f, err := os.Open(dumpPath)
+	if err != nil {
+		return fmt.Errorf("open dump: %w", err)
+	}
+	defer f.Close()
+	var stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction",
+		"--dbname="+t.url(db))
+	cmd.Env = t.env()
+	cmd.Stdin = &countingReader{r: f, progress: progress}
+	cmd.Stdout = io.Discard
+	cmd.Stderr = &limitedBuffer{buf: &stderr, max: 8 << 10}
+	cmd.WaitDelay = 10 * time.Second
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("psql load into %s: %w: %s", t.redactedFor(db), err, strings.TrimSpace(stderr.String()))
+	}
+	return nil
+}
+
+// RestoreFresh loads the dump into a fresh database, checks its row counts
+// against want, and swaps it in: the current database becomes
+// PreRestoreName(restoreID). It is idempotent: a repeated call after a
+// completed swap does nothing. It returns ErrRenameNotAllowed, having changed
+// nothing, where the swap cannot be done.
+func (t *Target) RestoreFresh(ctx context.Context, dumpPath, restoreID string, want []manifest.TableCount, progress func(int64)) error {
+	fresh, pre := t.RestoreName(restoreID), t.PreRestoreName(restoreID)
+	if len(pre) > maxIdent {
+		return fmt.Errorf("%w: %q would exceed PostgreSQL's %d-byte name limit", ErrRenameNotAllowed, pre, maxIdent)
+	}
+	admin, err := t.Connect(ctx, t.maintenanceDB())
+	if err != nil {
+		return err
+	}
+	defer admin.Close(context.WithoutCancel(ctx))
+
+	if ok, err := dbExists(ctx, admin, pre); err != nil {
+		return err
+	} else if ok {
+		return nil // swapped by an earlier attempt
+	}
+	var encoding, collate, ctype string
+	err = admin.QueryRow(ctx, `SELECT pg_encoding_to_char(encoding), datcollate, datctype FROM pg_database WHERE datname = $1`, t.Name).
+		Scan(&encoding, &collate, &ctype)
+	if errors.Is(err, pgx.ErrNoRows) {
+		encoding, collate, ctype = "UTF8", "", ""
+	} else if err != nil {
+		return fmt.Errorf("read settings of database %s: %w", t.Name, err)
+	}
+	if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+ident(fresh)); err != nil {
+		return classifyPrivilege(fmt.Errorf("drop leftover database %s: %w", fresh, err))
+	}
+	create := "CREATE DATABASE " + ident(fresh) + " TEMPLATE template0 ENCODING " + quote(encoding)
+	if collate != "" {
+		create += " LC_COLLATE " + quote(collate) + " LC_CTYPE " + quote(ctype)
+	}
+	if _, err := admin.Exec(ctx, create); err != nil {
+		return classifyPrivilege(fmt.Errorf("create database %s: %w", fresh, err))
+	}
+	dropFresh := func() { _, _ = admin.Exec(context.WithoutCancel(ctx), "DROP DATABASE IF EXISTS "+ident(fresh)) }
+	if err := t.LoadFile(ctx, fresh, dumpPath, progress); err != nil {
+		dropFresh()
+		return err
+	}
+	if err := t.checkCounts(ctx, fresh, want); err != nil {
+		dropFresh()
+		return err
+	}
+	if err := t.swap(ctx, admin, fresh, pre); err != nil {
+		dropFresh()
+		return err
+	}
+	return nil
+}
+
+// swap renames target → pre and fresh → target, terminating sessions on the
+// target first. A failed second rename undoes the first.
+func (t *Target) swap(ctx context.Context, admin *pgx.Conn, fresh, pre string) error {
+	exists, err := dbExists(ctx, admin, t.Name)
+	if err != nil {
+		return err
+	}
+	if exists {
+		if err := renameDB(ctx, admin, t.Name, pre); err != nil {
+			return classifyPrivilege(err)
+		}
+	}
+	if err := renameDB(ctx, admin, fresh, t.Name); err != nil {
+		if exists {
+			if uerr := renameDB(context.WithoutCancel(ctx), admin, pre, t.Name); uerr != nil {
+				return fmt.Errorf("swap in %s: %w (and putting %s back failed: %v)", fresh, err, t.Name, uerr)
+			}
+		}
+		return classifyPrivilege(err)
+	}
+	return nil
+}
+
+// SwapBack undoes RestoreFresh: the database kept as PreRestoreName becomes
+// the target again and the restored one is dropped. Without a kept database
+// it only drops the fresh one (nothing was swapped). It is idempotent and
+// reports whether a kept database was put back.
+func (t *Target) SwapBack(ctx context.Context, restoreID string) (bool, error) {
+	fresh, pre := t.RestoreName(restoreID), t.PreRestoreName(restoreID)
+	admin, err := t.Connect(ctx, t.maintenanceDB())
+	if err != nil {
+		return false, err
+	}
+	defer admin.Close(context.WithoutCancel(ctx))
+	hasPre, err := dbExists(ctx, admin, pre)
+	if err != nil {
+		return false, err
+	}
+	if !hasPre {
+		if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+ident(fresh)+" WITH (FORCE)"); err != nil {
+			return false, fmt.Errorf("drop %s: %w", fresh, err)
+		}
+		return false, nil
+	}
+	hasTarget, err := dbExists(ctx, admin, t.Name)
+	if err != nil {
+		return false, err
+	}
+	if hasTarget {
+		// The restored database takes the fresh name again, then goes.
+		if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+ident(fresh)+" WITH (FORCE)"); err != nil {
+			return false, fmt.Errorf("drop %s: %w", fresh, err)
+		}
+		if err := renameDB(ctx, admin, t.Name, fresh); err != nil {
+			return false, err
+		}
+	}
+	if err := renameDB(ctx, admin, pre, t.Name); err != nil {
+		return false, err
+	}
+	if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+ident(fresh)+" WITH (FORCE)"); err != nil {
+		return true, fmt.Errorf("drop %s: %w", fresh, err)
+	}
+	return true, nil
+}
+
+// DropPreRestore removes the database kept by a successful restore.
+func (t *Target) DropPreRestore(ctx context.Context, restoreID string) error {
+	admin, err := t.Connect(ctx, t.maintenanceDB())
+	if err != nil {
+		return err
+	}
+	defer admin.Close(context.WithoutCancel(ctx))
+	for _, db := range []string{t.PreRestoreName(restoreID), t.RestoreName(restoreID)} {
+		if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+ident(db)+" WITH (FORCE)"); err != nil {
+			return fmt.Errorf("drop %s: %w", db, err)
+		}
+	}
+	return nil
+}
+
+// RestoreInPlace loads the dump into the target database in one transaction;
+// the dump's DROP ... IF EXISTS statements replace what is there. A failure
+// leaves the database as it was.
+func (t *Target) RestoreInPlace(ctx context.Context, dumpPath string, want []manifest.TableCount, progress func(int64)) error {
+	if err := t.LoadFile(ctx, t.Name, dumpPath, progress); err != nil {
+		return err
+	}
+	return t.checkCounts(ctx, t.Name, want)
+}
+
+// CheckCounts compares the target's row counts with want.
+func (t *Target) CheckCounts(ctx context.Context, want []manifest.TableCount) error {
+	return t.checkCounts(ctx, t.Name, want)
+}
+
+func (t *Target) checkCounts(ctx context.Context, db string, want []manifest.TableCount) error {
+	conn, err := t.Connect(ctx, db)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	got, err := RowCounts(ctx, conn)
+	if err != nil {
+		return fmt.Errorf("count rows in %s: %w", t.redactedFor(db), err)
+	}
+	if diff := CompareCounts(want, got); diff != "" {
+		return fmt.Errorf("%w in %s: %s", ErrRowCounts, t.redactedFor(db), diff)
+	}
+	return nil
+}
+
+// DatabaseExists reports whether database name exists on the target's server.
+func (t *Target) DatabaseExists(ctx context.Context, name string) (bool, error) {
+	admin, err := t.Connect(ctx, t.maintenanceDB())
+	if err != nil {
+		return false, err
+	}
+	defer admin.Close(context.WithoutCancel(ctx))
+	return dbExists(ctx, admin, name)
+}
+
+func dbExists(ctx context.Context, admin *pgx.Conn, name string) (bool, error) {
+	var ok bool
+	if err := admin.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&ok); err != nil {
+		return false, fmt.Errorf("look up database %s: %w", name, err)
+	}
+	return ok, nil
+}
+
+// renameDB renames a database, closing other sessions on it first; a session
+// that reconnects in between is closed again, a few times.
+func renameDB(ctx context.Context, admin *pgx.Conn, from, to string) error {
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		if _, err = admin.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", from); err != nil {
+			return fmt.Errorf("close sessions on %s: %w", from, err)
+		}
+		_, err = admin.Exec(ctx, "ALTER DATABASE "+ident(from)+" RENAME TO "+ident(to))
+		var pgErr *pgconn.PgError
+		if err == nil || !errors.As(err, &pgErr) || pgErr.Code != "55006" { // object_in_use
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("rename database %s to %s: %w", from, to, err)
+	}
+	return nil
+}
+
+// classifyPrivilege turns "permission denied" into ErrRenameNotAllowed.
+func classifyPrivilege(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && (pgErr.Code == "42501" || pgErr.Code == "0A000") {
+		return fmt.Errorf("%w: %v", ErrRenameNotAllowed, err)
+	}
+	return err
+}
+
+func ident(s string) string { return pgx.Identifier{s}.Sanitize() }
+
+func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+type countingReader struct {
+	r        io.Reader
+	n, last  int64
+	progress func(int64)
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if c.progress != nil && c.n-c.last >= 8<<20 {
+		c.last = c.n
+		c.progress(c.n)
+	}
+	return n, err
+}

@@ -1,0 +1,154 @@
+// Package services stops and starts the application's services around a
+// restore. A Controller remembers nothing: Stop returns the names of the
+// services it stopped, the caller keeps them (in workflow state), and Start
+// starts exactly those again.
+package services
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+)
+
+// Controller stops, starts and checks the application's services.
+type Controller interface {
+	// Name identifies the controller in logs and output.
+	Name() string
+	// Stop stops the services that are running and returns their names. On
+	// error it has started again whatever it stopped.
+	Stop(ctx context.Context) ([]string, error)
+	// Start starts the named services (in reverse order of stopping) and
+	// waits until they are healthy.
+	Start(ctx context.Context, names []string) error
+	// Healthy checks that the named services are up.
+	Healthy(ctx context.Context, names []string) error
+}
+
+// Config selects and configures a controller.
+type Config struct {
+	// Kind is none, exec, docker or systemd.
+	Kind string
+	// Exec commands, run with sh -c.
+	ExecStop, ExecStart, ExecHealth, ExecStatus string
+	// HealthTimeout bounds the wait for health after a start.
+	HealthTimeout time.Duration
+}
+
+// New returns the controller cfg names.
+func New(cfg Config) (Controller, error) {
+	switch cfg.Kind {
+	case "", "none":
+		return None{}, nil
+	case "exec":
+		if cfg.ExecStop == "" || cfg.ExecStart == "" {
+			return nil, fmt.Errorf("services: VULCAN_SERVICES=exec needs VULCAN_EXEC_STOP and VULCAN_EXEC_START")
+		}
+		return &Exec{cfg: cfg}, nil
+	case "docker", "systemd":
+		return nil, fmt.Errorf("services: the %s controller is not available in this build; use none or exec", cfg.Kind)
+	default:
+		return nil, fmt.Errorf("services: unknown VULCAN_SERVICES %q (want none, exec, docker or systemd)", cfg.Kind)
+	}
+}
+
+// None controls nothing: for setups where the operator stops the application.
+type None struct{}
+
+// Name implements Controller.
+func (None) Name() string { return "none" }
+
+// Stop implements Controller.
+func (None) Stop(context.Context) ([]string, error) { return nil, nil }
+
+// Start implements Controller.
+func (None) Start(context.Context, []string) error { return nil }
+
+// Healthy implements Controller.
+func (None) Healthy(context.Context, []string) error { return nil }
+
+// ExecService is the one service name the exec controller reports.
+const ExecService = "app"
+
+// Exec runs operator commands: VULCAN_EXEC_STATUS (exit 0 when the
+// application runs; unset means it always runs), VULCAN_EXEC_STOP,
+// VULCAN_EXEC_START and VULCAN_EXEC_HEALTH (exit 0 when healthy; unset
+// means healthy once started).
+type Exec struct{ cfg Config }
+
+// Name implements Controller.
+func (e *Exec) Name() string { return "exec" }
+
+// Stop implements Controller: it stops the application only if it runs.
+func (e *Exec) Stop(ctx context.Context) ([]string, error) {
+	if e.cfg.ExecStatus != "" {
+		if err := run(ctx, "status", e.cfg.ExecStatus); err != nil {
+			return nil, nil // not running: nothing to stop, nothing to start later
+		}
+	}
+	if err := run(ctx, "stop", e.cfg.ExecStop); err != nil {
+		return nil, err
+	}
+	return []string{ExecService}, nil
+}
+
+// Start implements Controller.
+func (e *Exec) Start(ctx context.Context, names []string) error {
+	if len(names) == 0 {
+		return nil
+	}
+	if err := run(ctx, "start", e.cfg.ExecStart); err != nil {
+		return err
+	}
+	return e.waitHealthy(ctx)
+}
+
+// Healthy implements Controller.
+func (e *Exec) Healthy(ctx context.Context, names []string) error {
+	if len(names) == 0 || e.cfg.ExecHealth == "" {
+		return nil
+	}
+	return run(ctx, "health", e.cfg.ExecHealth)
+}
+
+func (e *Exec) waitHealthy(ctx context.Context) error {
+	if e.cfg.ExecHealth == "" {
+		return nil
+	}
+	timeout := e.cfg.HealthTimeout
+	if timeout <= 0 {
+		timeout = 60 * time.Second
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		err := run(ctx, "health", e.cfg.ExecHealth)
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("application not healthy %s after start: %w", timeout, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func run(ctx context.Context, what, command string) error {
+	cmd := exec.CommandContext(ctx, "sh", "-c", command)
+	cmd.Env = os.Environ()
+	cmd.WaitDelay = 5 * time.Second
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		msg := strings.TrimSpace(string(out))
+		if len(msg) > 2000 {
+			msg = msg[:2000] + "..."
+		}
+		return fmt.Errorf("%s command %q: %w: %s", what, command, err, msg)
+	}
+	return nil
+}

@@ -1,0 +1,226 @@
+// Package store knows the layout of the backup directory: where each backup's
+// archive, manifest and standalone dump live, which backups exist, how to
+// delete one, and how to clear the debris of a crashed attempt.
+package store
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/project-vulcan/vulcan-backup/internal/fsutil"
+	"github.com/project-vulcan/vulcan-backup/internal/manifest"
+)
+
+// Dir is a backup directory.
+type Dir struct {
+	// Path is the directory, absolute or relative to the working directory.
+	Path string
+}
+
+// ArchivePath is where backup id's archive lives.
+func (d Dir) ArchivePath(id string) string { return filepath.Join(d.Path, manifest.ArchiveName(id)) }
+
+// ManifestPath is where backup id's manifest lives.
+func (d Dir) ManifestPath(id string) string { return filepath.Join(d.Path, manifest.ManifestName(id)) }
+
+// DumpPath is where backup id's standalone database dump lives.
+func (d Dir) DumpPath(id string) string {
+	return filepath.Join(d.Path, filepath.FromSlash(manifest.DumpName(id)))
+}
+
+// Temporary names of a backup being written; they never count as a backup.
+
+// TempArchivePath is the archive while it is written and verified.
+func (d Dir) TempArchivePath(id string) string { return fsutil.TempName(d.ArchivePath(id)) }
+
+// PendingManifestPath is the manifest before its backup is verified.
+func (d Dir) PendingManifestPath(id string) string { return fsutil.TempName(d.ManifestPath(id)) }
+
+// TempDumpPath is the dump while it is written.
+func (d Dir) TempDumpPath(id string) string { return fsutil.TempName(d.DumpPath(id)) }
+
+// Ensure creates the backup directory and its database/ child (mode 0700).
+func (d Dir) Ensure() error {
+	if err := os.MkdirAll(filepath.Join(d.Path, "database"), 0o700); err != nil {
+		return fmt.Errorf("backup directory %s: %w", d.Path, err)
+	}
+	return nil
+}
+
+// Info is one backup found in the directory.
+type Info struct {
+	ID           string             `json:"id"`
+	Kind         manifest.Kind      `json:"kind"`
+	CreatedAt    time.Time          `json:"created_at"`
+	Archive      string             `json:"archive"`
+	Size         int64              `json:"size"`
+	Files        int                `json:"files"`
+	Database     bool               `json:"database"`
+	Verified     bool               `json:"verified"`
+	Warnings     int                `json:"warnings"`
+	Manifest     *manifest.Manifest `json:"-"`
+	ManifestPath string             `json:"manifest"`
+}
+
+// Problem is a file in the directory that looks like a backup but is not a
+// usable one (an archive without manifest, a manifest that does not parse).
+type Problem struct {
+	File   string `json:"file"`
+	Reason string `json:"reason"`
+}
+
+// List returns the backups whose manifest reads and validates, newest first,
+// and the files that look like backups but are not usable.
+func (d Dir) List() ([]Info, []Problem, error) {
+	entries, err := os.ReadDir(d.Path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil, nil
+		}
+		return nil, nil, fmt.Errorf("list backups in %s: %w", d.Path, err)
+	}
+	var infos []Info
+	var problems []Problem
+	manifests := map[string]bool{}
+	for _, e := range entries {
+		id, ok := manifest.IDFromName(e.Name())
+		if !ok || !strings.HasSuffix(e.Name(), ".json") {
+			continue
+		}
+		manifests[id] = true
+		p := filepath.Join(d.Path, e.Name())
+		m, err := manifest.Read(p)
+		if err != nil {
+			problems = append(problems, Problem{File: p, Reason: err.Error()})
+			continue
+		}
+		infos = append(infos, InfoOf(m, d.ArchivePath(m.ID), p))
+	}
+	for _, e := range entries {
+		id, ok := manifest.IDFromName(e.Name())
+		if ok && strings.HasSuffix(e.Name(), ".tar.gz") && !manifests[id] {
+			problems = append(problems, Problem{File: filepath.Join(d.Path, e.Name()), Reason: "archive without a manifest: not a complete backup"})
+		}
+	}
+	sort.Slice(infos, func(i, j int) bool { return infos[i].ID > infos[j].ID })
+	return infos, problems, nil
+}
+
+// InfoOf summarises a manifest.
+func InfoOf(m *manifest.Manifest, archivePath, manifestPath string) Info {
+	files := 0
+	for _, f := range m.Files {
+		if f.Type == manifest.TypeFile {
+			files++
+		}
+	}
+	return Info{
+		ID: m.ID, Kind: m.Kind, CreatedAt: m.CreatedAt, Archive: archivePath, Size: m.Archive.Size,
+		Files: files, Database: m.Database != nil, Verified: !m.VerifiedAt.IsZero(),
+		Warnings: len(m.Warnings), Manifest: m, ManifestPath: manifestPath,
+	}
+}
+
+// Delete removes backup id: the manifest first, so that a crash half-way
+// leaves debris rather than a backup that claims files it no longer has.
+func (d Dir) Delete(id string) error {
+	for _, p := range []string{d.ManifestPath(id), d.ArchivePath(id), d.DumpPath(id)} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("delete backup %s: %w", id, err)
+		}
+	}
+	return fsutil.SyncDir(d.Path)
+}
+
+// CleanDebris removes what crashed attempts left: temporary files, and the
+// archive and dump of a backup whose pending manifest exists but whose final
+// manifest does not. It returns the paths it removed.
+func (d Dir) CleanDebris() ([]string, error) {
+	var removed []string
+	remove := func(p string) error {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove leftover %s: %w", p, err)
+		}
+		removed = append(removed, p)
+		return nil
+	}
+	for _, dir := range []string{d.Path, filepath.Join(d.Path, "database")} {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			return removed, fmt.Errorf("scan %s: %w", dir, err)
+		}
+		for _, e := range entries {
+			name := e.Name()
+			if !strings.HasPrefix(name, ".vulcan_") || !strings.HasSuffix(name, ".tmp") {
+				continue
+			}
+			stem := strings.TrimSuffix(strings.TrimPrefix(name, "."), ".tmp")
+			if id, ok := manifest.IDFromName(stem); ok && strings.HasSuffix(stem, ".json") {
+				if has, _ := fsutil.Exists(d.ManifestPath(id)); !has {
+					// Committing stopped half-way: the backup never existed.
+					for _, p := range []string{d.ArchivePath(id), d.DumpPath(id)} {
+						if ok, _ := fsutil.Exists(p); ok {
+							if err := remove(p); err != nil {
+								return removed, err
+							}
+						}
+					}
+				}
+			}
+			if err := remove(filepath.Join(dir, name)); err != nil {
+				return removed, err
+			}
+		}
+	}
+	return removed, nil
+}
+
+// Resolve finds the archive and manifest an operator names: a backup id, an
+// archive or manifest file name in the backup directory, or a path (relative
+// paths are tried against root, then the backup directory). The manifest must
+// lie beside the archive.
+func (d Dir) Resolve(root, arg string) (archivePath, manifestPath string, err error) {
+	if arg == "" {
+		return "", "", errors.New("no archive given")
+	}
+	if manifest.ValidID(arg) {
+		archivePath = d.ArchivePath(arg)
+	} else {
+		candidates := []string{arg}
+		if !filepath.IsAbs(arg) {
+			candidates = []string{filepath.Join(root, arg), filepath.Join(d.Path, arg)}
+		}
+		for _, c := range candidates {
+			if ok, _ := fsutil.Exists(c); ok {
+				archivePath = c
+				break
+			}
+		}
+		if archivePath == "" {
+			return "", "", fmt.Errorf("archive %s: %w (looked in %s)", arg, fs.ErrNotExist, strings.Join(candidates, " and "))
+		}
+	}
+	id, ok := manifest.IDFromName(archivePath)
+	if !ok {
+		return "", "", fmt.Errorf("%s is not named like a backup (vulcan_backup_YYYYMMDD_HHMMSS.tar.gz)", archivePath)
+	}
+	dir := filepath.Dir(archivePath)
+	archivePath = filepath.Join(dir, manifest.ArchiveName(id))
+	manifestPath = filepath.Join(dir, manifest.ManifestName(id))
+	if ok, _ := fsutil.Exists(archivePath); !ok {
+		return "", "", fmt.Errorf("archive %s: %w", archivePath, fs.ErrNotExist)
+	}
+	if ok, _ := fsutil.Exists(manifestPath); !ok {
+		return "", "", fmt.Errorf("manifest %s is missing: without it the archive cannot be verified (%w)", manifestPath, fs.ErrNotExist)
+	}
+	return archivePath, manifestPath, nil
+}

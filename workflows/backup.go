@@ -1,0 +1,166 @@
+package workflows
+
+import (
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+)
+
+// nonRetryable lists the error types no retry can fix.
+var nonRetryable = []string{ErrTypeIntegrity, ErrTypeBadInput, ErrTypeBusy, ErrTypeNoSpace, ErrTypeVerify}
+
+// quick is for short bookkeeping activities.
+func quick(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 10 * time.Second,
+			MaximumAttempts: 5, NonRetryableErrorTypes: nonRetryable,
+		},
+	})
+}
+
+// long is for activities that move data: they heartbeat, so a dead worker is
+// noticed within HeartbeatTimeout and the step is retried elsewhere.
+func long(ctx workflow.Context, attempts int32) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 6 * time.Hour,
+		HeartbeatTimeout:    time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute,
+			MaximumAttempts: attempts, NonRetryableErrorTypes: nonRetryable,
+		},
+	})
+}
+
+// database is for steps that talk to PostgreSQL: a server that is down is
+// retried with backoff for about a minute, then the step fails.
+func database(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 6 * time.Hour,
+		HeartbeatTimeout:    time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second,
+			MaximumAttempts: 5, NonRetryableErrorTypes: nonRetryable,
+		},
+	})
+}
+
+// backupSteps names the steps of a backup, for progress.
+var backupSteps = []string{"lock", "prepare", "dump database", "archive", "verify", "commit", "retention"}
+
+// BackupWorkflow takes one verified backup: dump the database in a snapshot,
+// archive the paths and the dump, verify the archive by reading it back
+// against its manifest, commit (rename into place, manifest last), and apply
+// retention. It holds the operation lock unless its parent restore does.
+func BackupWorkflow(ctx workflow.Context, in BackupInput) (*BackupResult, error) {
+	if in.Kind == "" {
+		in.Kind = KindScheduled
+	}
+	info := workflow.GetInfo(ctx)
+	prog := &Progress{Operation: "backup", Steps: len(backupSteps), State: StateRunning}
+	if err := workflow.SetQueryHandler(ctx, ProgressQuery, func() (Progress, error) { return *prog, nil }); err != nil {
+		return nil, err
+	}
+	step := func(i int) {
+		if prog.Step > 0 {
+			prog.Completed = append(prog.Completed, prog.StepName)
+		}
+		prog.Step, prog.StepName = i+1, backupSteps[i]
+	}
+	fail := func(err error) (*BackupResult, error) {
+		prog.State, prog.Message = StateFailed, err.Error()
+		return nil, err
+	}
+
+	if !in.LockHeld {
+		step(0)
+		lock := LockRequest{Operation: "backup", WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID}
+		if err := workflow.ExecuteActivity(quick(ctx), AcquireLockActivity, lock).Get(ctx, nil); err != nil {
+			return fail(err)
+		}
+		defer func() {
+			dctx, _ := workflow.NewDisconnectedContext(ctx)
+			_ = workflow.ExecuteActivity(quick(dctx), ReleaseLockActivity, lock).Get(dctx, nil)
+		}()
+	}
+
+	step(1)
+	var plan BackupPlan
+	req := BackupPlan{Kind: in.Kind, WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID, StartedAt: workflow.Now(ctx).UTC()}
+	if err := workflow.ExecuteActivity(quick(ctx), PrepareBackupActivity, req).Get(ctx, &plan); err != nil {
+		return fail(fmt.Errorf("prepare backup: %w", err))
+	}
+	prog.BackupID = plan.ID
+
+	step(2)
+	var dump DumpOutput
+	if err := workflow.ExecuteActivity(database(ctx), DumpDatabaseActivity, plan).Get(ctx, &dump); err != nil {
+		return fail(fmt.Errorf("dump database: %w", err))
+	}
+	if dump.Skipped {
+		prog.Message = dump.Note
+	}
+
+	step(3)
+	var arch ArchiveOutput
+	if err := workflow.ExecuteActivity(long(ctx, 3), ArchiveStorageActivity, plan).Get(ctx, &arch); err != nil {
+		return fail(fmt.Errorf("archive: %w", err))
+	}
+
+	step(4)
+	if err := workflow.ExecuteActivity(long(ctx, 3), VerifyBackupActivity, plan).Get(ctx, nil); err != nil {
+		return fail(fmt.Errorf("verify backup %s: %w", plan.ID, err))
+	}
+
+	step(5)
+	var res BackupResult
+	if err := workflow.ExecuteActivity(quick(ctx), CommitBackupActivity, plan).Get(ctx, &res); err != nil {
+		return fail(fmt.Errorf("commit backup %s: %w", plan.ID, err))
+	}
+
+	// An emergency backup belongs to its restore: pruning then could delete
+	// the backup being restored, so only regular backups apply retention.
+	if in.Kind != KindEmergency {
+		step(6)
+		var ret RetentionOutput
+		if err := workflow.ExecuteActivity(quick(ctx), ApplyRetentionActivity, RetentionInput{}).Get(ctx, &ret); err != nil {
+			// The backup itself is committed and verified; a retention
+			// failure does not undo it, but the starter reports it as a failure.
+			res.RetentionError = err.Error()
+		}
+		res.Deleted = ret.Deleted
+	}
+	prog.Completed = append(prog.Completed, prog.StepName)
+	prog.State = StateCompleted
+	return &res, nil
+}
+
+// CleanupWorkflow applies retention on demand, holding the operation lock.
+func CleanupWorkflow(ctx workflow.Context, in CleanupInput) (*RetentionOutput, error) {
+	info := workflow.GetInfo(ctx)
+	prog := &Progress{Operation: "cleanup", Steps: 2, Step: 1, StepName: "lock", State: StateRunning}
+	if err := workflow.SetQueryHandler(ctx, ProgressQuery, func() (Progress, error) { return *prog, nil }); err != nil {
+		return nil, err
+	}
+	lock := LockRequest{Operation: "cleanup", WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID}
+	if err := workflow.ExecuteActivity(quick(ctx), AcquireLockActivity, lock).Get(ctx, nil); err != nil {
+		prog.State, prog.Message = StateFailed, err.Error()
+		return nil, err
+	}
+	defer func() {
+		dctx, _ := workflow.NewDisconnectedContext(ctx)
+		_ = workflow.ExecuteActivity(quick(dctx), ReleaseLockActivity, lock).Get(dctx, nil)
+	}()
+	prog.Completed, prog.Step, prog.StepName = []string{"lock"}, 2, "retention"
+	var out RetentionOutput
+	if err := workflow.ExecuteActivity(quick(ctx), ApplyRetentionActivity, in).Get(ctx, &out); err != nil {
+		prog.State, prog.Message = StateFailed, err.Error()
+		return nil, fmt.Errorf("retention: %w", err)
+	}
+	prog.Completed = append(prog.Completed, "retention")
+	prog.State = StateCompleted
+	return &out, nil
+}

@@ -1,0 +1,63 @@
+package workflows
+
+// Names shared by the worker, the starter and the tests.
+const (
+	// DefaultTaskQueue is the task queue when VULCAN_TASK_QUEUE is unset.
+	DefaultTaskQueue = "vulcan-backup"
+	// ScheduleID is the nightly backup schedule.
+	ScheduleID = "vulcan-daily-backup"
+	// ProgressQuery returns a Progress.
+	ProgressQuery = "progress"
+
+	// Workflow types.
+	BackupWorkflowName  = "BackupWorkflow"
+	RestoreWorkflowName = "RestoreWorkflow"
+	CleanupWorkflowName = "CleanupWorkflow"
+
+	// Workflow id prefixes used by the starter: <prefix>-<UTC stamp>.
+	BackupIDPrefix  = "vulcan-backup"
+	RestoreIDPrefix = "vulcan-restore"
+	CleanupIDPrefix = "vulcan-cleanup"
+)
+
+// Backup kinds (the manifest's kind field).
+const (
+	KindScheduled = "scheduled"
+	KindManual    = "manual"
+	KindEmergency = "emergency"
+)
+
+// Activity names. Activities are registered under these names so that this
+// package never imports the activities (and through them, I/O).
+const (
+	AcquireLockActivity      = "AcquireLock"
+	ReleaseLockActivity      = "ReleaseLock"
+	PrepareBackupActivity    = "PrepareBackup"
+	DumpDatabaseActivity     = "DumpDatabase"
+	ArchiveStorageActivity   = "ArchiveStorage"
+	VerifyBackupActivity     = "VerifyBackup"
+	CommitBackupActivity     = "CommitBackup"
+	ApplyRetentionActivity   = "ApplyRetention"
+	ValidateArchiveActivity  = "ValidateArchive"
+	RunningServicesActivity  = "RunningServices"
+	StopServicesActivity     = "StopServices"
+	RestoreStorageActivity   = "RestoreStorage"
+	RestoreDatabaseActivity  = "RestoreDatabase"
+	StartServicesActivity    = "StartServices"
+	VerifyRestoreActivity    = "VerifyRestore"
+	FinishRestoreActivity    = "FinishRestore"
+	RollbackStorageActivity  = "RollbackStorage"
+	RollbackDatabaseActivity = "RollbackDatabase"
+)
+
+// Application error types: the starter maps them to exit codes and messages.
+const (
+	ErrTypeIntegrity  = "IntegrityError" // checksum, truncated, unsafe or unexpected entry
+	ErrTypeBadInput   = "BadInput"       // wrong path, missing manifest, bad configuration
+	ErrTypeBusy       = "OperationBusy"  // another backup or restore runs
+	ErrTypeNoSpace    = "InsufficientSpace"
+	ErrTypeDatabase   = "DatabaseError"
+	ErrTypeServices   = "ServiceError"
+	ErrTypeVerify     = "VerificationFailed"
+	ErrTypeRolledBack = "RestoreRolledBack"
+)

@@ -1,0 +1,233 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+)
+
+// RestoreSteps names the seven steps of a restore, for progress and messages.
+var RestoreSteps = []string{
+	"validate", "emergency backup", "stop services", "restore storage",
+	"restore database", "start services", "verify",
+}
+
+// RestoreIDFor is the id a restore uses for its staging directory, its
+// pre-restore copies and its temporary databases.
+func RestoreIDFor(t time.Time) string { return t.UTC().Format("20060102_150405") }
+
+// RestoreWorkflow restores a backup in seven steps. Steps 1–3 touch no data.
+// From step 4 on, a failure or a cancellation rolls everything back on a
+// disconnected context: the database and storage swaps are undone, the
+// services that were stopped are started again, and the old state is checked
+// against the emergency backup. Pre-restore copies are removed only once step
+// 7 has passed.
+func RestoreWorkflow(ctx workflow.Context, in RestoreInput) (*RestoreResult, error) {
+	info := workflow.GetInfo(ctx)
+	logger := workflow.GetLogger(ctx)
+	restoreID := RestoreIDFor(info.WorkflowStartTime)
+	res := &RestoreResult{RestoreID: restoreID, DryRun: in.DryRun}
+	prog := &Progress{Operation: "restore", Steps: len(RestoreSteps), State: StateRunning}
+	if err := workflow.SetQueryHandler(ctx, ProgressQuery, func() (Progress, error) { return *prog, nil }); err != nil {
+		return nil, err
+	}
+	step := func(i int) {
+		if prog.Step > 0 && prog.State == StateRunning {
+			prog.Completed = append(prog.Completed, prog.StepName)
+		}
+		prog.Step, prog.StepName = i, RestoreSteps[i-1]
+	}
+	stepErr := func(i int, err error) error {
+		return fmt.Errorf("step %d (%s): %w", i, RestoreSteps[i-1], err)
+	}
+
+	if !in.DryRun {
+		lock := LockRequest{Operation: "restore", WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID}
+		if err := workflow.ExecuteActivity(quick(ctx), AcquireLockActivity, lock).Get(ctx, nil); err != nil {
+			prog.State, prog.Message = StateFailed, err.Error()
+			return nil, err
+		}
+		defer func() {
+			dctx, _ := workflow.NewDisconnectedContext(ctx)
+			_ = workflow.ExecuteActivity(quick(dctx), ReleaseLockActivity, lock).Get(dctx, nil)
+		}()
+	}
+
+	// 1. Validate: nothing is touched before the archive is proven sound.
+	step(1)
+	var plan RestorePlan
+	if err := workflow.ExecuteActivity(long(ctx, 3), ValidateArchiveActivity, in).Get(ctx, &plan); err != nil {
+		prog.State, prog.Message = StateFailed, err.Error()
+		return nil, stepErr(1, err)
+	}
+	res.Plan = plan
+	prog.BackupID = plan.BackupID
+	if in.DryRun {
+		prog.Completed = append(prog.Completed, prog.StepName)
+		prog.State, prog.Message = StateCompleted, "dry run: validated, nothing changed"
+		return res, nil
+	}
+
+	// 2. Emergency backup of the current state, as a child workflow.
+	step(2)
+	var emergency BackupResult
+	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID: info.WorkflowExecution.ID + "-emergency",
+		TaskQueue:  info.TaskQueueName,
+	})
+	if err := workflow.ExecuteChildWorkflow(cctx, BackupWorkflowName, BackupInput{Kind: KindEmergency, LockHeld: true}).Get(ctx, &emergency); err != nil {
+		prog.State, prog.Message = StateFailed, err.Error()
+		return nil, stepErr(2, err)
+	}
+	res.EmergencyBackup = &emergency
+
+	// From here on every step that changes something first registers how
+	// to undo it; the undo steps are idempotent and run newest first.
+	var undo []func(workflow.Context) error
+	failed := true
+	in4 := StepInput{RestoreID: restoreID, Archive: plan.Archive, Manifest: plan.Manifest}
+	defer func() {
+		if !failed {
+			return
+		}
+		if len(undo) == 0 {
+			return
+		}
+		prog.State = StateRollingBack
+		dctx, _ := workflow.NewDisconnectedContext(ctx)
+		var errs []string
+		for i := len(undo) - 1; i >= 0; i-- {
+			if err := undo[i](dctx); err != nil {
+				logger.Error("rollback step failed", "error", err)
+				errs = append(errs, err.Error())
+			}
+		}
+		if len(errs) > 0 {
+			prog.State = StateFailed
+			prog.Message = "ROLLBACK INCOMPLETE, manual action needed: " + strings.Join(errs, "; ")
+			return
+		}
+		prog.State = StateRolledBack
+	}()
+
+	// 3. Stop services: first learn which run (kept in workflow state, so a
+	// worker crash cannot lose it), then stop exactly those.
+	step(3)
+	var running []string
+	if err := workflow.ExecuteActivity(quick(ctx), RunningServicesActivity).Get(ctx, &running); err != nil {
+		prog.State, prog.Message = StateFailed, err.Error()
+		return nil, stepErr(3, err)
+	}
+	res.Stopped = running
+	undo = append(undo, func(dctx workflow.Context) error {
+		// Runs last: start what was stopped, then check the old state.
+		var errs []error
+		if err := workflow.ExecuteActivity(services(dctx), StartServicesActivity, running).Get(dctx, nil); err != nil {
+			errs = append(errs, fmt.Errorf("start services %v: %w", running, err))
+		}
+		var v VerifyOutput
+		vin := VerifyInput{Manifest: emergency.Manifest, Services: running, SkipDatabase: !emergency.Database}
+		if err := workflow.ExecuteActivity(long(dctx, 2), VerifyRestoreActivity, vin).Get(dctx, &v); err != nil {
+			errs = append(errs, fmt.Errorf("verify rolled-back state: %w", err))
+		} else if len(v.Problems) > 0 {
+			// Services ran between the emergency backup and the stop, so
+			// small differences are expected; they are logged, not fatal.
+			logger.Warn("rolled-back state differs from the emergency backup", "problems", v.Problems)
+		}
+		return errors.Join(errs...)
+	})
+	if err := workflow.ExecuteActivity(services(ctx), StopServicesActivity, running).Get(ctx, nil); err != nil {
+		return nil, rollbackErr(prog, stepErr(3, err))
+	}
+
+	// 4. Restore storage: extract into staging, check, swap.
+	step(4)
+	undo = append(undo, func(dctx workflow.Context) error {
+		rin := RollbackInput{RestoreID: restoreID, EmergencyManifest: emergency.Manifest}
+		if err := workflow.ExecuteActivity(long(dctx, 5), RollbackStorageActivity, rin).Get(dctx, nil); err != nil {
+			return fmt.Errorf("roll back storage: %w", err)
+		}
+		return nil
+	})
+	var storage StorageOutput
+	if err := workflow.ExecuteActivity(long(ctx, 3), RestoreStorageActivity, in4).Get(ctx, &storage); err != nil {
+		return nil, rollbackErr(prog, stepErr(4, err))
+	}
+	res.Storage = &storage
+
+	// 5. Restore database: fresh database and rename swap, or in place.
+	step(5)
+	undo = append(undo, func(dctx workflow.Context) error {
+		rin := RollbackInput{RestoreID: restoreID, EmergencyManifest: emergency.Manifest}
+		if err := workflow.ExecuteActivity(database(dctx), RollbackDatabaseActivity, rin).Get(dctx, nil); err != nil {
+			return fmt.Errorf("roll back database: %w", err)
+		}
+		return nil
+	})
+	var db DatabaseOutput
+	if err := workflow.ExecuteActivity(database(ctx), RestoreDatabaseActivity, in4).Get(ctx, &db); err != nil {
+		return nil, rollbackErr(prog, stepErr(5, err))
+	}
+	res.Database = &db
+
+	// 6. Start services.
+	step(6)
+	undo = append(undo, func(dctx workflow.Context) error {
+		// Services may be up again: stop them before the old data goes back.
+		if err := workflow.ExecuteActivity(services(dctx), StopServicesActivity, running).Get(dctx, nil); err != nil {
+			return fmt.Errorf("stop services for rollback: %w", err)
+		}
+		return nil
+	})
+	if err := workflow.ExecuteActivity(services(ctx), StartServicesActivity, running).Get(ctx, nil); err != nil {
+		return nil, rollbackErr(prog, stepErr(6, err))
+	}
+
+	// 7. Verify files, rows and services.
+	step(7)
+	var v VerifyOutput
+	vin := VerifyInput{Manifest: plan.Manifest, Services: running, SkipDatabase: db.Skipped}
+	if err := workflow.ExecuteActivity(long(ctx, 2), VerifyRestoreActivity, vin).Get(ctx, &v); err != nil {
+		return nil, rollbackErr(prog, stepErr(7, err))
+	}
+	if len(v.Problems) > 0 {
+		err := temporal.NewNonRetryableApplicationError("restored state does not match the backup: "+strings.Join(v.Problems, "; "), ErrTypeVerify, nil)
+		return nil, rollbackErr(prog, stepErr(7, err))
+	}
+	res.Verify = &v
+	failed = false
+
+	// Only now are the pre-restore copies removed.
+	if err := workflow.ExecuteActivity(quick(ctx), FinishRestoreActivity, in4).Get(ctx, nil); err != nil {
+		res.CleanupError = err.Error()
+	}
+	prog.Completed = append(prog.Completed, prog.StepName)
+	prog.State = StateCompleted
+	return res, nil
+}
+
+// rollbackErr records a failure that triggers the rollback and wraps it so the
+// starter can say the restore was rolled back.
+func rollbackErr(prog *Progress, err error) error {
+	prog.Message = err.Error()
+	if temporal.IsCanceledError(err) {
+		return err
+	}
+	return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeRolledBack, err)
+}
+
+// services is for controller calls: stopping and starting may wait for health.
+func services(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 10 * time.Minute,
+		HeartbeatTimeout:    time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second,
+			MaximumAttempts: 5, NonRetryableErrorTypes: nonRetryable,
+		},
+	})
+}

@@ -1,0 +1,194 @@
+package workflows
+
+import "time"
+
+// BackupInput starts a BackupWorkflow.
+type BackupInput struct {
+	// Kind is scheduled, manual or emergency; empty means scheduled (the
+	// Schedule starts the workflow without arguments).
+	Kind string `json:"kind"`
+	// LockHeld is set by a restore that already holds the operation lock
+	// for its emergency backup.
+	LockHeld bool `json:"lock_held,omitempty"`
+}
+
+// LockRequest takes or drops the operation lock.
+type LockRequest struct {
+	Operation  string `json:"operation"`
+	WorkflowID string `json:"workflow_id"`
+	RunID      string `json:"run_id"`
+}
+
+// BackupPlan is what every step of a backup needs to know.
+type BackupPlan struct {
+	ID         string    `json:"id"`
+	Kind       string    `json:"kind"`
+	WorkflowID string    `json:"workflow_id"`
+	RunID      string    `json:"run_id"`
+	StartedAt  time.Time `json:"started_at"`
+}
+
+// DumpOutput says what the database step did.
+type DumpOutput struct {
+	Skipped bool   `json:"skipped"`
+	Note    string `json:"note,omitempty"`
+	Size    int64  `json:"size"`
+	Tables  int    `json:"tables"`
+}
+
+// ArchiveOutput says what the archive step wrote.
+type ArchiveOutput struct {
+	Files    int    `json:"files"`
+	Bytes    int64  `json:"bytes"`
+	Size     int64  `json:"size"`
+	SHA256   string `json:"sha256"`
+	Warnings int    `json:"warnings"`
+}
+
+// BackupResult is the outcome of a BackupWorkflow.
+type BackupResult struct {
+	ID           string   `json:"id"`
+	Kind         string   `json:"kind"`
+	Archive      string   `json:"archive"`
+	Manifest     string   `json:"manifest"`
+	Size         int64    `json:"size"`
+	SHA256       string   `json:"sha256"`
+	Files        int      `json:"files"`
+	Bytes        int64    `json:"bytes"`
+	Database     bool     `json:"database"`
+	DatabaseNote string   `json:"database_note,omitempty"`
+	Warnings     []string `json:"warnings,omitempty"`
+	Deleted      []string `json:"deleted,omitempty"`
+	// RetentionError is set when the backup was committed but retention failed.
+	RetentionError string `json:"retention_error,omitempty"`
+}
+
+// RetentionInput runs retention.
+type RetentionInput struct {
+	// Days overrides the worker's VULCAN_RETENTION_DAYS when above zero.
+	Days   int  `json:"days,omitempty"`
+	DryRun bool `json:"dry_run,omitempty"`
+}
+
+// RetentionOutput lists what retention deleted (or would delete).
+type RetentionOutput struct {
+	Days    int      `json:"days"`
+	Deleted []string `json:"deleted"`
+	Kept    []string `json:"kept"`
+	DryRun  bool     `json:"dry_run,omitempty"`
+}
+
+// CleanupInput starts a CleanupWorkflow.
+type CleanupInput = RetentionInput
+
+// RestoreInput starts a RestoreWorkflow.
+type RestoreInput struct {
+	// Archive names the backup: a path (relative to VULCAN_ROOT), a file
+	// name in the backup directory, or a backup id.
+	Archive string `json:"archive"`
+	// DryRun validates and returns the plan, touching nothing.
+	DryRun bool `json:"dry_run,omitempty"`
+}
+
+// RestorePlan is what validation found and what the restore will do.
+type RestorePlan struct {
+	Archive      string    `json:"archive"`
+	Manifest     string    `json:"manifest"`
+	BackupID     string    `json:"backup_id"`
+	Kind         string    `json:"kind"`
+	CreatedAt    time.Time `json:"created_at"`
+	Paths        []string  `json:"paths"`
+	Files        int       `json:"files"`
+	Bytes        int64     `json:"bytes"`
+	HasDatabase  bool      `json:"has_database"`
+	Database     string    `json:"database,omitempty"`
+	DatabaseNote string    `json:"database_note,omitempty"`
+	Services     string    `json:"services"`
+	NeededBytes  int64     `json:"needed_bytes"`
+	FreeBytes    int64     `json:"free_bytes"`
+}
+
+// StepInput is what the restore steps after validation need.
+type StepInput struct {
+	RestoreID string `json:"restore_id"`
+	Archive   string `json:"archive"`
+	Manifest  string `json:"manifest"`
+}
+
+// StorageOutput says what the storage step did.
+type StorageOutput struct {
+	Paths []string `json:"paths"`
+	Files int      `json:"files"`
+	Bytes int64    `json:"bytes"`
+}
+
+// DatabaseOutput says what the database step did.
+type DatabaseOutput struct {
+	Mode    string `json:"mode"` // rename, in-place or skipped
+	Note    string `json:"note,omitempty"`
+	Skipped bool   `json:"skipped"`
+}
+
+// VerifyInput checks the restored (or rolled back) state.
+type VerifyInput struct {
+	Manifest string   `json:"manifest"`
+	Services []string `json:"services"`
+	// SkipDatabase is set when the database step was skipped.
+	SkipDatabase bool `json:"skip_database,omitempty"`
+}
+
+// VerifyOutput reports a verification.
+type VerifyOutput struct {
+	Files    int      `json:"files"`
+	Bytes    int64    `json:"bytes"`
+	Tables   int      `json:"tables"`
+	Problems []string `json:"problems,omitempty"`
+}
+
+// RollbackInput undoes a restore.
+type RollbackInput struct {
+	RestoreID string `json:"restore_id"`
+	// EmergencyManifest is the emergency backup to fall back on.
+	EmergencyManifest string `json:"emergency_manifest,omitempty"`
+}
+
+// RollbackOutput says how a step was undone.
+type RollbackOutput struct {
+	Action string `json:"action"`
+}
+
+// RestoreResult is the outcome of a RestoreWorkflow.
+type RestoreResult struct {
+	RestoreID       string        `json:"restore_id"`
+	Plan            RestorePlan   `json:"plan"`
+	DryRun          bool          `json:"dry_run,omitempty"`
+	EmergencyBackup *BackupResult `json:"emergency_backup,omitempty"`
+	Stopped         []string      `json:"stopped_services,omitempty"`
+	// CleanupError is set when the restore succeeded but its pre-restore
+	// copies could not all be removed.
+	CleanupError string          `json:"cleanup_error,omitempty"`
+	Storage      *StorageOutput  `json:"storage,omitempty"`
+	Database     *DatabaseOutput `json:"database,omitempty"`
+	Verify       *VerifyOutput   `json:"verify,omitempty"`
+}
+
+// Progress is what the progress query returns.
+type Progress struct {
+	Operation string   `json:"operation"`
+	Step      int      `json:"step"`
+	Steps     int      `json:"steps"`
+	StepName  string   `json:"step_name"`
+	State     string   `json:"state"`
+	Message   string   `json:"message,omitempty"`
+	BackupID  string   `json:"backup_id,omitempty"`
+	Completed []string `json:"completed,omitempty"`
+}
+
+// Progress states.
+const (
+	StateRunning     = "running"
+	StateCompleted   = "completed"
+	StateFailed      = "failed"
+	StateRollingBack = "rolling back"
+	StateRolledBack  = "rolled back"
+)
