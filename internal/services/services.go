@@ -1,7 +1,7 @@
 // Package services stops and starts the application's services around a
-// restore. A Controller remembers nothing: Stop returns the names of the
-// services it stopped, the caller keeps them (in workflow state), and Start
-// starts exactly those again.
+// restore. A Controller remembers nothing: Running names the services that
+// run, the caller keeps that list (in workflow state, so a crash cannot lose
+// it), stops exactly those and later starts exactly those again.
 package services
 
 import (
@@ -17,9 +17,10 @@ import (
 type Controller interface {
 	// Name identifies the controller in logs and output.
 	Name() string
-	// Stop stops the services that are running and returns their names. On
-	// error it has started again whatever it stopped.
-	Stop(ctx context.Context) ([]string, error)
+	// Running returns the names of the services that run now.
+	Running(ctx context.Context) ([]string, error)
+	// Stop stops the named services; stopping a stopped one is no error.
+	Stop(ctx context.Context, names []string) error
 	// Start starts the named services (in reverse order of stopping) and
 	// waits until they are healthy.
 	Start(ctx context.Context, names []string) error
@@ -60,8 +61,11 @@ type None struct{}
 // Name implements Controller.
 func (None) Name() string { return "none" }
 
+// Running implements Controller.
+func (None) Running(context.Context) ([]string, error) { return nil, nil }
+
 // Stop implements Controller.
-func (None) Stop(context.Context) ([]string, error) { return nil, nil }
+func (None) Stop(context.Context, []string) error { return nil }
 
 // Start implements Controller.
 func (None) Start(context.Context, []string) error { return nil }
@@ -81,17 +85,23 @@ type Exec struct{ cfg Config }
 // Name implements Controller.
 func (e *Exec) Name() string { return "exec" }
 
-// Stop implements Controller: it stops the application only if it runs.
-func (e *Exec) Stop(ctx context.Context) ([]string, error) {
+// Running implements Controller: without a status command the application
+// is taken to be running.
+func (e *Exec) Running(ctx context.Context) ([]string, error) {
 	if e.cfg.ExecStatus != "" {
 		if err := run(ctx, "status", e.cfg.ExecStatus); err != nil {
 			return nil, nil // not running: nothing to stop, nothing to start later
 		}
 	}
-	if err := run(ctx, "stop", e.cfg.ExecStop); err != nil {
-		return nil, err
-	}
 	return []string{ExecService}, nil
+}
+
+// Stop implements Controller.
+func (e *Exec) Stop(ctx context.Context, names []string) error {
+	if len(names) == 0 {
+		return nil
+	}
+	return run(ctx, "stop", e.cfg.ExecStop)
 }
 
 // Start implements Controller.

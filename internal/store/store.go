@@ -160,10 +160,13 @@ func (d Dir) CleanDebris() ([]string, error) {
 		}
 		for _, e := range entries {
 			name := e.Name()
-			if !strings.HasPrefix(name, ".vulcan_") || !strings.HasSuffix(name, ".tmp") {
+			stem := strings.TrimLeft(name, ".")
+			if stem == name || !strings.HasPrefix(stem, "vulcan_") || !strings.HasSuffix(name, ".tmp") {
 				continue
 			}
-			stem := strings.TrimSuffix(strings.TrimPrefix(name, "."), ".tmp")
+			for strings.HasSuffix(stem, ".tmp") {
+				stem = strings.TrimSuffix(stem, ".tmp")
+			}
 			if id, ok := manifest.IDFromName(stem); ok && strings.HasSuffix(stem, ".json") {
 				if has, _ := fsutil.Exists(d.ManifestPath(id)); !has {
 					// Committing stopped half-way: the backup never existed.

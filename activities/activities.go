@@ -1,0 +1,196 @@
+// Package activities adapts the domain packages under internal/ to Temporal:
+// each activity heartbeats with progress, classifies its errors (retryable or
+// not) and holds no business logic of its own.
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/project-vulcan/vulcan-backup/internal/archive"
+	"github.com/project-vulcan/vulcan-backup/internal/lock"
+	"github.com/project-vulcan/vulcan-backup/internal/manifest"
+	"github.com/project-vulcan/vulcan-backup/internal/pgdump"
+	"github.com/project-vulcan/vulcan-backup/internal/services"
+	"github.com/project-vulcan/vulcan-backup/internal/store"
+	"github.com/project-vulcan/vulcan-backup/workflows"
+)
+
+// Activities holds what the activities need. Methods are registered under
+// the names in workflows/constants.go.
+type Activities struct {
+	// Root is the absolute project root.
+	Root string
+	// Paths are the paths under Root to back up.
+	Paths []string
+	// Backups is the backup directory.
+	Backups store.Dir
+	// DB is the database, or nil when DATABASE_URL is unset.
+	DB *pgdump.Target
+	// RetentionDays is the default retention.
+	RetentionDays int
+	// Services stops and starts the application.
+	Services services.Controller
+	// Temporal answers whether a lock holder still runs; nil means every
+	// other holder is taken to be running.
+	Temporal client.Client
+	// ToolVersion goes into every manifest.
+	ToolVersion string
+	// Log receives structured logs.
+	Log *slog.Logger
+}
+
+// Register registers every activity on r under its workflows name.
+func (a *Activities) Register(r interface {
+	RegisterActivityWithOptions(any, activity.RegisterOptions)
+}) {
+	for name, fn := range map[string]any{
+		workflows.AcquireLockActivity:      a.AcquireLock,
+		workflows.ReleaseLockActivity:      a.ReleaseLock,
+		workflows.PrepareBackupActivity:    a.PrepareBackup,
+		workflows.DumpDatabaseActivity:     a.DumpDatabase,
+		workflows.ArchiveStorageActivity:   a.ArchiveStorage,
+		workflows.VerifyBackupActivity:     a.VerifyBackup,
+		workflows.CommitBackupActivity:     a.CommitBackup,
+		workflows.ApplyRetentionActivity:   a.ApplyRetention,
+		workflows.ValidateArchiveActivity:  a.ValidateArchive,
+		workflows.RunningServicesActivity:  a.RunningServices,
+		workflows.StopServicesActivity:     a.StopServices,
+		workflows.RestoreStorageActivity:   a.RestoreStorage,
+		workflows.RestoreDatabaseActivity:  a.RestoreDatabase,
+		workflows.StartServicesActivity:    a.StartServices,
+		workflows.VerifyRestoreActivity:    a.VerifyRestore,
+		workflows.FinishRestoreActivity:    a.FinishRestore,
+		workflows.RollbackStorageActivity:  a.RollbackStorage,
+		workflows.RollbackDatabaseActivity: a.RollbackDatabase,
+	} {
+		r.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
+	}
+}
+
+func (a *Activities) log(ctx context.Context) *slog.Logger {
+	l := a.Log
+	if l == nil {
+		l = slog.Default()
+	}
+	if activity.IsActivity(ctx) {
+		info := activity.GetInfo(ctx)
+		l = l.With("activity", info.ActivityType.Name, "workflow_id", info.WorkflowExecution.ID, "attempt", info.Attempt)
+	}
+	return l
+}
+
+// rel shows a path relative to the root when it lies under it.
+func (a *Activities) rel(p string) string {
+	if r, err := filepath.Rel(a.Root, p); err == nil && !strings.HasPrefix(r, "..") {
+		return r
+	}
+	return p
+}
+
+// abs resolves a path given relative to the root.
+func (a *Activities) abs(p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(a.Root, p)
+}
+
+// classify turns domain errors into Temporal errors: what no retry can fix
+// becomes a non-retryable application error with a stable type.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	var busy *lock.BusyError
+	var appErr *temporal.ApplicationError
+	switch {
+	case errors.As(err, &appErr):
+		return err
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
+	case errors.As(err, &busy):
+		return temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeBusy, err, busy.Holder)
+	case archive.IsIntegrity(err), errors.Is(err, manifest.ErrInvalid):
+		return temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeIntegrity, err)
+	case errors.Is(err, pgdump.ErrRowCounts):
+		return temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeVerify, err)
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return temporal.NewNonRetryableApplicationError("no space left: "+err.Error(), workflows.ErrTypeNoSpace, err)
+	case errors.Is(err, pgdump.ErrBadURL):
+		return temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeBadInput, err)
+	}
+	return err
+}
+
+func badInput(format string, args ...any) error {
+	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(format, args...), workflows.ErrTypeBadInput, nil)
+}
+
+func isNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }
+
+// heartbeat records progress every few seconds from a ticker, so that long
+// steps without progress callbacks (a big COUNT, a psql load) still show the
+// worker is alive and receive cancellation.
+type heartbeat struct {
+	ctx  context.Context
+	mu   sync.Mutex
+	last any
+	stop chan struct{}
+	done chan struct{}
+}
+
+func startHeartbeat(ctx context.Context) *heartbeat {
+	h := &heartbeat{ctx: ctx, stop: make(chan struct{}), done: make(chan struct{})}
+	if !activity.IsActivity(ctx) {
+		close(h.done)
+		return h
+	}
+	go func() {
+		defer close(h.done)
+		t := time.NewTicker(5 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-h.stop:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				h.mu.Lock()
+				d := h.last
+				h.mu.Unlock()
+				activity.RecordHeartbeat(ctx, d)
+			}
+		}
+	}()
+	return h
+}
+
+// set stores the latest progress; the ticker sends it.
+func (h *heartbeat) set(d any) {
+	h.mu.Lock()
+	h.last = d
+	h.mu.Unlock()
+}
+
+func (h *heartbeat) end() {
+	select {
+	case <-h.done:
+	default:
+		close(h.stop)
+		<-h.done
+	}
+}

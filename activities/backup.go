@@ -1,0 +1,304 @@
+package activities
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+
+	"github.com/project-vulcan/vulcan-backup/internal/archive"
+	"github.com/project-vulcan/vulcan-backup/internal/fsutil"
+	"github.com/project-vulcan/vulcan-backup/internal/lock"
+	"github.com/project-vulcan/vulcan-backup/internal/manifest"
+	"github.com/project-vulcan/vulcan-backup/internal/pgdump"
+	"github.com/project-vulcan/vulcan-backup/internal/retention"
+	"github.com/project-vulcan/vulcan-backup/workflows"
+)
+
+// NoDatabaseNote is recorded when DATABASE_URL is unset.
+const NoDatabaseNote = "DATABASE_URL is not set: files-only backup, no database dump"
+
+// AcquireLock takes the operation lock for a workflow.
+func (a *Activities) AcquireLock(ctx context.Context, req workflows.LockRequest) error {
+	me := lock.Holder{Operation: req.Operation, WorkflowID: req.WorkflowID, RunID: req.RunID, Since: time.Now().UTC()}
+	err := lock.Acquire(a.Backups.Path, me, func(h lock.Holder) (bool, error) {
+		if a.Temporal == nil {
+			return true, nil
+		}
+		resp, err := a.Temporal.DescribeWorkflowExecution(ctx, h.WorkflowID, h.RunID)
+		var nf *serviceerror.NotFound
+		if errors.As(err, &nf) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		return resp.GetWorkflowExecutionInfo().GetStatus() == enums.WORKFLOW_EXECUTION_STATUS_RUNNING, nil
+	})
+	return classify(err)
+}
+
+// ReleaseLock drops the operation lock if the workflow holds it.
+func (a *Activities) ReleaseLock(ctx context.Context, req workflows.LockRequest) error {
+	return classify(lock.Release(a.Backups.Path, lock.Holder{WorkflowID: req.WorkflowID, RunID: req.RunID}))
+}
+
+// PrepareBackup clears the debris of crashed attempts and picks the backup id
+// from the workflow's start time (a second later while that id is taken).
+func (a *Activities) PrepareBackup(ctx context.Context, req workflows.BackupPlan) (workflows.BackupPlan, error) {
+	if !manifest.Kind(req.Kind).Valid() {
+		return req, badInput("backup kind %q: want scheduled, manual or emergency", req.Kind)
+	}
+	if err := a.Backups.Ensure(); err != nil {
+		return req, classify(err)
+	}
+	removed, err := a.Backups.CleanDebris()
+	if err != nil {
+		return req, classify(err)
+	}
+	for _, p := range removed {
+		a.log(ctx).Info("removed leftover of an earlier attempt", "path", p)
+	}
+	t := req.StartedAt.UTC()
+	for {
+		id := manifest.IDFor(t)
+		taken := false
+		for _, p := range []string{a.Backups.ManifestPath(id), a.Backups.ArchivePath(id), a.Backups.DumpPath(id)} {
+			if ok, _ := fsutil.Exists(p); ok {
+				taken = true
+			}
+		}
+		if !taken {
+			req.ID = id
+			return req, nil
+		}
+		t = t.Add(time.Second)
+	}
+}
+
+// dumpMetaPath holds the database section of the manifest between the dump
+// and the archive step.
+func (a *Activities) dumpMetaPath(id string) string {
+	return fsutil.TempName(a.Backups.DumpPath(id) + ".json")
+}
+
+// DumpDatabase dumps the database in an exported snapshot into a temporary
+// file, with row counts from the same snapshot. Without DATABASE_URL it says
+// so and does nothing.
+func (a *Activities) DumpDatabase(ctx context.Context, plan workflows.BackupPlan) (workflows.DumpOutput, error) {
+	if a.DB == nil {
+		_ = os.Remove(a.dumpMetaPath(plan.ID))
+		return workflows.DumpOutput{Skipped: true, Note: NoDatabaseNote}, nil
+	}
+	hb := startHeartbeat(ctx)
+	defer hb.end()
+	tmp := a.Backups.TempDumpPath(plan.ID)
+	res, err := pgdump.DumpToFile(ctx, a.DB, tmp, func(n int64) { hb.set(map[string]int64{"bytes": n}) })
+	if err != nil {
+		return workflows.DumpOutput{}, classify(fmt.Errorf("dump database %s: %w", a.DB, err))
+	}
+	meta := manifest.Database{
+		File: manifest.DumpName(plan.ID), ArchivePath: manifest.DumpName(plan.ID), SHA256: res.SHA256, Size: res.Size,
+		Format: "plain", Name: a.DB.Name, ServerVersion: res.ServerVersion, Snapshot: res.Snapshot, Tables: res.Tables,
+	}
+	data, _ := json.Marshal(meta)
+	if err := fsutil.WriteFileAtomic(a.dumpMetaPath(plan.ID), data, 0o600); err != nil {
+		return workflows.DumpOutput{}, classify(fmt.Errorf("record dump: %w", err))
+	}
+	a.log(ctx).Info("database dumped", "database", a.DB.String(), "bytes", res.Size, "tables", len(res.Tables))
+	return workflows.DumpOutput{Size: res.Size, Tables: len(res.Tables)}, nil
+}
+
+// ArchiveStorage writes the archive of every path plus the dump under a
+// temporary name, and the pending manifest describing it.
+func (a *Activities) ArchiveStorage(ctx context.Context, plan workflows.BackupPlan) (workflows.ArchiveOutput, error) {
+	hb := startHeartbeat(ctx)
+	defer hb.end()
+	var db *manifest.Database
+	if data, err := os.ReadFile(a.dumpMetaPath(plan.ID)); err == nil {
+		db = &manifest.Database{}
+		if err := json.Unmarshal(data, db); err != nil {
+			return workflows.ArchiveOutput{}, fmt.Errorf("read dump record: %w", err)
+		}
+	} else if !isNotExist(err) {
+		return workflows.ArchiveOutput{}, fmt.Errorf("read dump record: %w", err)
+	} else if a.DB != nil {
+		return workflows.ArchiveOutput{}, fmt.Errorf("archive: the database dump of backup %s is missing", plan.ID)
+	}
+	opts := archive.CreateOptions{
+		Root: a.Root, Paths: a.Paths, AllowMissing: plan.Kind == workflows.KindEmergency,
+		Progress: func(p archive.Progress) { hb.set(p) },
+	}
+	if db != nil {
+		opts.Extra = []archive.ExtraFile{{ArchivePath: db.ArchivePath, Source: a.Backups.TempDumpPath(plan.ID)}}
+	}
+	tmp := a.Backups.TempArchivePath(plan.ID)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return workflows.ArchiveOutput{}, classify(fmt.Errorf("create archive: %w", err))
+	}
+	res, err := archive.Create(ctx, f, opts)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return workflows.ArchiveOutput{}, classify(fmt.Errorf("create archive: %w", err))
+	}
+	if db != nil {
+		if len(res.Extra) != 1 || res.Extra[0].SHA256 != db.SHA256 {
+			os.Remove(tmp)
+			return workflows.ArchiveOutput{}, classify(fmt.Errorf("archive: the database dump changed after it was written"))
+		}
+	}
+	m := &manifest.Manifest{
+		FormatVersion: manifest.FormatVersion, ID: plan.ID, Kind: manifest.Kind(plan.Kind), CreatedAt: plan.StartedAt,
+		Paths: a.Paths, Archive: manifest.FileRef{File: manifest.ArchiveName(plan.ID), SHA256: res.SHA256, Size: res.Size},
+		Files: res.Entries, Database: db, Warnings: res.Warnings, TotalBytes: res.TotalBytes,
+		ToolVersion: a.ToolVersion, WorkflowID: plan.WorkflowID, RunID: plan.RunID,
+	}
+	if db == nil {
+		m.DatabaseNote = NoDatabaseNote
+	}
+	if err := m.Validate(); err != nil {
+		os.Remove(tmp)
+		return workflows.ArchiveOutput{}, classify(fmt.Errorf("archive: %w", err))
+	}
+	if err := manifest.Write(a.Backups.PendingManifestPath(plan.ID), m); err != nil {
+		return workflows.ArchiveOutput{}, classify(err)
+	}
+	for _, w := range res.Warnings {
+		a.log(ctx).Warn("backup warning", "path", w.Path, "warning", w.Message)
+	}
+	files := 0
+	for _, e := range res.Entries {
+		if e.Type == manifest.TypeFile {
+			files++
+		}
+	}
+	return workflows.ArchiveOutput{Files: files, Bytes: res.TotalBytes, Size: res.Size, SHA256: res.SHA256, Warnings: len(res.Warnings)}, nil
+}
+
+// VerifyBackup reads the written archive back and checks it, and the
+// standalone dump, against the pending manifest.
+func (a *Activities) VerifyBackup(ctx context.Context, plan workflows.BackupPlan) (archive.Report, error) {
+	hb := startHeartbeat(ctx)
+	defer hb.end()
+	m, err := manifest.Read(a.Backups.PendingManifestPath(plan.ID))
+	if err != nil {
+		return archive.Report{}, classify(err)
+	}
+	f, err := os.Open(a.Backups.TempArchivePath(plan.ID))
+	if err != nil {
+		return archive.Report{}, classify(fmt.Errorf("open archive: %w", err))
+	}
+	defer f.Close()
+	rep, err := archive.Verify(ctx, f, m, func(p archive.Progress) { hb.set(p) })
+	if err != nil {
+		return archive.Report{}, classify(fmt.Errorf("verify archive: %w", err))
+	}
+	if m.Database != nil {
+		sum, _, err := archive.HashFile(a.Backups.TempDumpPath(plan.ID))
+		if err != nil {
+			return archive.Report{}, classify(fmt.Errorf("verify dump: %w", err))
+		}
+		if sum != m.Database.SHA256 {
+			return archive.Report{}, classify(fmt.Errorf("verify dump: %w: sha256 %s, manifest says %s", archive.ErrIntegrity, sum, m.Database.SHA256))
+		}
+	}
+	return *rep, nil
+}
+
+// CommitBackup makes the verified backup exist: dump and archive renamed into
+// place, then the manifest (with its verification time) written last.
+func (a *Activities) CommitBackup(ctx context.Context, plan workflows.BackupPlan) (workflows.BackupResult, error) {
+	final := a.Backups.ManifestPath(plan.ID)
+	if m, err := manifest.Read(final); err == nil && m.RunID == plan.RunID {
+		return a.result(m), nil // committed by an earlier attempt
+	}
+	m, err := manifest.Read(a.Backups.PendingManifestPath(plan.ID))
+	if err != nil {
+		return workflows.BackupResult{}, classify(err)
+	}
+	now := time.Now().UTC()
+	m.VerifiedAt = now
+	m.DurationSec = now.Sub(plan.StartedAt).Seconds()
+	if m.Database != nil {
+		if err := fsutil.Commit(a.Backups.TempDumpPath(plan.ID), a.Backups.DumpPath(plan.ID)); err != nil {
+			return workflows.BackupResult{}, classify(fmt.Errorf("commit dump: %w", err))
+		}
+	}
+	if err := fsutil.Commit(a.Backups.TempArchivePath(plan.ID), a.Backups.ArchivePath(plan.ID)); err != nil {
+		return workflows.BackupResult{}, classify(fmt.Errorf("commit archive: %w", err))
+	}
+	if err := manifest.Write(final, m); err != nil {
+		return workflows.BackupResult{}, classify(err)
+	}
+	_ = os.Remove(a.Backups.PendingManifestPath(plan.ID))
+	_ = os.Remove(a.dumpMetaPath(plan.ID))
+	a.log(ctx).Info("backup committed", "id", m.ID, "kind", m.Kind, "archive", a.Backups.ArchivePath(m.ID), "bytes", m.Archive.Size)
+	return a.result(m), nil
+}
+
+func (a *Activities) result(m *manifest.Manifest) workflows.BackupResult {
+	r := workflows.BackupResult{
+		ID: m.ID, Kind: string(m.Kind), Archive: a.rel(a.Backups.ArchivePath(m.ID)), Manifest: a.rel(a.Backups.ManifestPath(m.ID)),
+		Size: m.Archive.Size, SHA256: m.Archive.SHA256, Bytes: m.TotalBytes, Database: m.Database != nil, DatabaseNote: m.DatabaseNote,
+	}
+	for _, e := range m.Files {
+		if e.Type == manifest.TypeFile {
+			r.Files++
+		}
+	}
+	for i, w := range m.Warnings {
+		if i == 20 {
+			r.Warnings = append(r.Warnings, fmt.Sprintf("... and %d more (see the manifest)", len(m.Warnings)-20))
+			break
+		}
+		r.Warnings = append(r.Warnings, w.Path+": "+w.Message)
+	}
+	return r
+}
+
+// ApplyRetention deletes the backups the policy no longer keeps (or lists
+// them, on a dry run).
+func (a *Activities) ApplyRetention(ctx context.Context, in workflows.RetentionInput) (workflows.RetentionOutput, error) {
+	days := in.Days
+	if days <= 0 {
+		days = a.RetentionDays
+	}
+	out := workflows.RetentionOutput{Days: days, DryRun: in.DryRun, Deleted: []string{}, Kept: []string{}}
+	infos, _, err := a.Backups.List()
+	if err != nil {
+		return out, classify(err)
+	}
+	var list []retention.Backup
+	for _, i := range infos {
+		list = append(list, retention.Backup{ID: i.ID, Kind: i.Kind, CreatedAt: i.CreatedAt, Verified: i.Verified})
+	}
+	keep, remove, err := retention.Plan(list, retention.Policy{Days: days}, time.Now())
+	if err != nil {
+		return out, badInput("%v", err)
+	}
+	for _, b := range keep {
+		out.Kept = append(out.Kept, b.ID)
+	}
+	for _, b := range remove {
+		if !in.DryRun {
+			if err := a.Backups.Delete(b.ID); err != nil {
+				return out, classify(err)
+			}
+			a.log(ctx).Info("retention deleted backup", "id", b.ID, "kind", b.Kind, "created_at", b.CreatedAt)
+		}
+		out.Deleted = append(out.Deleted, b.ID)
+	}
+	return out, nil
+}

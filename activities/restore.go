@@ -1,0 +1,389 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"strings"
+	"syscall"
+
+	"github.com/project-vulcan/vulcan-backup/internal/archive"
+	"github.com/project-vulcan/vulcan-backup/internal/fsutil"
+	"github.com/project-vulcan/vulcan-backup/internal/manifest"
+	"github.com/project-vulcan/vulcan-backup/internal/pgdump"
+	"github.com/project-vulcan/vulcan-backup/internal/staging"
+	"github.com/project-vulcan/vulcan-backup/workflows"
+)
+
+// dbModeMarker is the staging file that records how the database was restored.
+const dbModeMarker = "database-mode"
+
+// ValidateArchive is step 1: it finds the archive and its manifest, reads the
+// whole archive against the manifest (hash of the archive, of every entry,
+// safety of every entry), checks free space for staging and that the
+// database answers. It changes nothing.
+func (a *Activities) ValidateArchive(ctx context.Context, in workflows.RestoreInput) (workflows.RestorePlan, error) {
+	hb := startHeartbeat(ctx)
+	defer hb.end()
+	archivePath, manifestPath, err := a.Backups.Resolve(a.Root, in.Archive)
+	if err != nil {
+		return workflows.RestorePlan{}, badInput("restore %s: %v", in.Archive, err)
+	}
+	m, err := manifest.Read(manifestPath)
+	if err != nil {
+		return workflows.RestorePlan{}, classify(err)
+	}
+	if err := VerifyArchiveFile(ctx, archivePath, m, func(p archive.Progress) { hb.set(p) }); err != nil {
+		return workflows.RestorePlan{}, classify(err)
+	}
+	plan := workflows.RestorePlan{
+		Archive: archivePath, Manifest: manifestPath, BackupID: m.ID, Kind: string(m.Kind), CreatedAt: m.CreatedAt,
+		Paths: m.Paths, Bytes: m.TotalBytes, HasDatabase: m.Database != nil, Services: a.Services.Name(),
+		NeededBytes: m.TotalBytes,
+	}
+	for _, e := range m.Files {
+		if e.Type == manifest.TypeFile {
+			plan.Files++
+		}
+	}
+	switch {
+	case m.Database == nil:
+		plan.DatabaseNote = "the backup holds no database dump: the database is left as it is"
+	case a.DB == nil:
+		plan.DatabaseNote = "DATABASE_URL is not set: the backup's database dump is not restored"
+	default:
+		plan.Database = a.DB.String()
+		if err := a.DB.Ping(ctx); err != nil {
+			return plan, classify(fmt.Errorf("database to restore into: %w", err))
+		}
+	}
+	free, err := fsutil.FreeBytes(a.Root)
+	if err != nil {
+		return plan, classify(err)
+	}
+	plan.FreeBytes = free
+	// Staging holds a full copy beside the current one; keep a margin.
+	if need := plan.NeededBytes + plan.NeededBytes/20 + 64<<20; free < need {
+		return plan, errNoSpace("restore needs about %d MiB free under %s for staging, %d MiB are free", need>>20, a.Root, free>>20)
+	}
+	return plan, nil
+}
+
+// VerifyArchiveFile checks the archive at path against m.
+func VerifyArchiveFile(ctx context.Context, path string, m *manifest.Manifest, progress func(archive.Progress)) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("open archive: %w", err)
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.Size() != m.Archive.Size {
+		return &archive.EntryError{Kind: archive.ErrIntegrity, Path: path,
+			Reason: fmt.Sprintf("archive is %d bytes, the manifest says %d (truncated or replaced); checksum not matched", st.Size(), m.Archive.Size)}
+	}
+	if _, err := archive.Verify(ctx, f, m, progress); err != nil {
+		return err
+	}
+	return nil
+}
+
+// RunningServices lists the services that run now; the workflow keeps the
+// list and stops and starts exactly those.
+func (a *Activities) RunningServices(ctx context.Context) ([]string, error) {
+	names, err := a.Services.Running(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("services (%s): %w", a.Services.Name(), err)
+	}
+	return names, nil
+}
+
+// StopServices stops the named services.
+func (a *Activities) StopServices(ctx context.Context, names []string) error {
+	hb := startHeartbeat(ctx)
+	defer hb.end()
+	if err := a.Services.Stop(ctx, names); err != nil {
+		return fmt.Errorf("stop services (%s): %w", a.Services.Name(), err)
+	}
+	if len(names) > 0 {
+		a.log(ctx).Info("services stopped", "services", names)
+	}
+	return nil
+}
+
+// StartServices starts the named services and waits until they are healthy.
+func (a *Activities) StartServices(ctx context.Context, names []string) error {
+	hb := startHeartbeat(ctx)
+	defer hb.end()
+	if err := a.Services.Start(ctx, names); err != nil {
+		return fmt.Errorf("start services (%s): %w", a.Services.Name(), err)
+	}
+	if len(names) > 0 {
+		a.log(ctx).Info("services started", "services", names)
+	}
+	return nil
+}
+
+// RestoreStorage is step 4: extract into a staging directory beside the
+// target, check it against the manifest, then swap it into place. A retried
+// attempt after the swap has begun only completes the swap.
+func (a *Activities) RestoreStorage(ctx context.Context, in workflows.StepInput) (workflows.StorageOutput, error) {
+	hb := startHeartbeat(ctx)
+	defer hb.end()
+	m, err := manifest.Read(in.Manifest)
+	if err != nil {
+		return workflows.StorageOutput{}, classify(err)
+	}
+	tree := staging.Tree{Root: a.Root, ID: in.RestoreID}
+	out := workflows.StorageOutput{Paths: m.Paths}
+	if !tree.SwapStarted() {
+		if err := tree.Reset(); err != nil {
+			return out, classify(err)
+		}
+		rep, err := a.extract(ctx, hb, in.Archive, m, tree.Dir(), true)
+		if err != nil {
+			return out, classify(fmt.Errorf("restore storage: %w", err))
+		}
+		out.Files, out.Bytes = rep.Files, rep.Bytes
+		if _, err := archive.CheckTree(ctx, tree.Dir(), m, func(p archive.Progress) { hb.set(p) }); err != nil {
+			return out, classify(fmt.Errorf("restore storage: staged copy: %w", err))
+		}
+	}
+	if err := tree.Swap(m.Paths); err != nil {
+		return out, classify(fmt.Errorf("restore storage: %w", err))
+	}
+	a.log(ctx).Info("storage restored", "paths", m.Paths, "restore_id", in.RestoreID)
+	return out, nil
+}
+
+// extract writes the backed-up paths (and the dump, when withDump) of the
+// archive into dest.
+func (a *Activities) extract(ctx context.Context, hb *heartbeat, archivePath string, m *manifest.Manifest, dest string, withDump bool) (*archive.Report, error) {
+	f, err := os.Open(archivePath)
+	if err != nil {
+		return nil, fmt.Errorf("open archive: %w", err)
+	}
+	defer f.Close()
+	include := func(name string) bool {
+		if m.Database != nil && name == m.Database.ArchivePath {
+			return withDump
+		}
+		return true
+	}
+	return archive.Extract(ctx, f, m, archive.ExtractOptions{Dest: dest, Include: include, Progress: func(p archive.Progress) { hb.set(p) }})
+}
+
+// stagedDump returns the dump extracted in step 4, checked against the
+// manifest; if it is gone it is extracted again.
+func (a *Activities) stagedDump(ctx context.Context, hb *heartbeat, tree staging.Tree, archivePath string, m *manifest.Manifest) (string, error) {
+	p := tree.Staged(m.Database.ArchivePath)
+	if sum, _, err := archive.HashFile(p); err == nil && sum == m.Database.SHA256 {
+		return p, nil
+	}
+	dir := tree.MarkerPath("dump")
+	if err := os.RemoveAll(dir); err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	f, err := os.Open(archivePath)
+	if err != nil {
+		return "", fmt.Errorf("open archive: %w", err)
+	}
+	defer f.Close()
+	only := func(name string) bool { return name == m.Database.ArchivePath || strings.HasPrefix(m.Database.ArchivePath, name+"/") }
+	if _, err := archive.Extract(ctx, f, m, archive.ExtractOptions{Dest: dir, Include: only, Progress: func(p archive.Progress) { hb.set(p) }}); err != nil {
+		return "", err
+	}
+	return dir + "/" + path.Clean(m.Database.ArchivePath), nil
+}
+
+// RestoreDatabase is step 5: load the dump into a fresh database, check its
+// row counts, and swap it in by renaming; where renaming is not allowed, load
+// it in place in one transaction. The chosen mode is recorded in the staging
+// directory first, so a rollback knows what to undo even after a crash.
+func (a *Activities) RestoreDatabase(ctx context.Context, in workflows.StepInput) (workflows.DatabaseOutput, error) {
+	m, err := manifest.Read(in.Manifest)
+	if err != nil {
+		return workflows.DatabaseOutput{}, classify(err)
+	}
+	if m.Database == nil {
+		return workflows.DatabaseOutput{Mode: "skipped", Skipped: true, Note: "the backup holds no database dump"}, nil
+	}
+	if a.DB == nil {
+		return workflows.DatabaseOutput{Mode: "skipped", Skipped: true, Note: "DATABASE_URL is not set: database not restored"}, nil
+	}
+	hb := startHeartbeat(ctx)
+	defer hb.end()
+	tree := staging.Tree{Root: a.Root, ID: in.RestoreID}
+	dump, err := a.stagedDump(ctx, hb, tree, in.Archive, m)
+	if err != nil {
+		return workflows.DatabaseOutput{}, classify(fmt.Errorf("restore database: %w", err))
+	}
+	progress := func(n int64) { hb.set(map[string]int64{"bytes": n, "of": m.Database.Size}) }
+	mode := a.recordedMode(tree)
+	if mode != pgdump.ModeInPlace {
+		if err := fsutil.WriteFileAtomic(tree.MarkerPath(dbModeMarker), []byte(pgdump.ModeRename), 0o600); err != nil {
+			return workflows.DatabaseOutput{}, classify(err)
+		}
+		err = a.DB.RestoreFresh(ctx, dump, in.RestoreID, m.Database.Tables, progress)
+		if err == nil {
+			a.log(ctx).Info("database restored", "mode", pgdump.ModeRename, "database", a.DB.String())
+			return workflows.DatabaseOutput{Mode: pgdump.ModeRename}, nil
+		}
+		if !errors.Is(err, pgdump.ErrRenameNotAllowed) {
+			return workflows.DatabaseOutput{}, classify(fmt.Errorf("restore database: %w", err))
+		}
+		a.log(ctx).Warn("fresh database and rename not possible; restoring in place", "reason", err)
+	}
+	if err := fsutil.WriteFileAtomic(tree.MarkerPath(dbModeMarker), []byte(pgdump.ModeInPlace), 0o600); err != nil {
+		return workflows.DatabaseOutput{}, classify(err)
+	}
+	if err := a.DB.RestoreInPlace(ctx, dump, m.Database.Tables, progress); err != nil {
+		return workflows.DatabaseOutput{}, classify(fmt.Errorf("restore database in place: %w", err))
+	}
+	a.log(ctx).Info("database restored", "mode", pgdump.ModeInPlace, "database", a.DB.String())
+	return workflows.DatabaseOutput{Mode: pgdump.ModeInPlace, Note: "renaming databases is not allowed here: restored in place"}, nil
+}
+
+func (a *Activities) recordedMode(tree staging.Tree) string {
+	data, err := os.ReadFile(tree.MarkerPath(dbModeMarker))
+	if err != nil {
+		return ""
+	}
+	return string(data)
+}
+
+// VerifyRestore is step 7 (and the check after a rollback): files against the
+// manifest, row counts against the manifest, services healthy. Differences
+// are returned as problems; the workflow decides what they mean.
+func (a *Activities) VerifyRestore(ctx context.Context, in workflows.VerifyInput) (workflows.VerifyOutput, error) {
+	hb := startHeartbeat(ctx)
+	defer hb.end()
+	m, err := manifest.Read(a.abs(in.Manifest))
+	if err != nil {
+		return workflows.VerifyOutput{}, classify(err)
+	}
+	var out workflows.VerifyOutput
+	rep, err := archive.CheckTree(ctx, a.Root, m, func(p archive.Progress) { hb.set(p) })
+	var mis *archive.TreeMismatch
+	switch {
+	case errors.As(err, &mis):
+		out.Problems = append(out.Problems, mis.Error())
+	case err != nil:
+		return out, classify(err)
+	}
+	if rep != nil {
+		out.Files, out.Bytes = rep.Files, rep.Bytes
+	}
+	if m.Database != nil && a.DB != nil && !in.SkipDatabase {
+		out.Tables = len(m.Database.Tables)
+		if err := a.DB.CheckCounts(ctx, m.Database.Tables); err != nil {
+			if !errors.Is(err, pgdump.ErrRowCounts) {
+				return out, classify(err)
+			}
+			out.Problems = append(out.Problems, err.Error())
+		}
+	}
+	if err := a.Services.Healthy(ctx, in.Services); err != nil {
+		out.Problems = append(out.Problems, fmt.Sprintf("services not healthy: %v", err))
+	}
+	return out, nil
+}
+
+// FinishRestore removes the pre-restore copies, the staging directory and the
+// kept database, once step 7 has passed.
+func (a *Activities) FinishRestore(ctx context.Context, in workflows.StepInput) error {
+	tree := staging.Tree{Root: a.Root, ID: in.RestoreID}
+	if a.DB != nil {
+		if err := a.DB.DropPreRestore(ctx, in.RestoreID); err != nil {
+			return classify(fmt.Errorf("drop pre-restore database: %w", err))
+		}
+	}
+	if err := tree.Cleanup(); err != nil {
+		return classify(err)
+	}
+	return nil
+}
+
+// RollbackStorage undoes step 4: the pre-restore copies go back in place.
+// Where a copy is missing, the path is restored from the emergency backup.
+func (a *Activities) RollbackStorage(ctx context.Context, in workflows.RollbackInput) (workflows.RollbackOutput, error) {
+	hb := startHeartbeat(ctx)
+	defer hb.end()
+	tree := staging.Tree{Root: a.Root, ID: in.RestoreID}
+	err := tree.SwapBack()
+	if err == nil {
+		return workflows.RollbackOutput{Action: "swapped back"}, nil
+	}
+	if !errors.Is(err, staging.ErrNoCopy) || in.EmergencyManifest == "" {
+		return workflows.RollbackOutput{}, classify(fmt.Errorf("roll back storage: %w", err))
+	}
+	a.log(ctx).Warn("pre-restore copy missing; restoring storage from the emergency backup", "error", err)
+	m, err := manifest.Read(a.abs(in.EmergencyManifest))
+	if err != nil {
+		return workflows.RollbackOutput{}, classify(err)
+	}
+	// A second restore of the emergency backup, with its own staging area.
+	etree := staging.Tree{Root: a.Root, ID: in.RestoreID + "-rollback"}
+	if !etree.SwapStarted() {
+		if err := etree.Reset(); err != nil {
+			return workflows.RollbackOutput{}, classify(err)
+		}
+		if _, err := a.extract(ctx, hb, a.Backups.ArchivePath(m.ID), m, etree.Dir(), false); err != nil {
+			return workflows.RollbackOutput{}, classify(fmt.Errorf("roll back storage from emergency backup %s: %w", m.ID, err))
+		}
+	}
+	if err := etree.Swap(m.Paths); err != nil {
+		return workflows.RollbackOutput{}, classify(err)
+	}
+	if err := etree.Cleanup(); err != nil {
+		return workflows.RollbackOutput{}, classify(err)
+	}
+	if err := tree.Cleanup(); err != nil {
+		return workflows.RollbackOutput{}, classify(err)
+	}
+	return workflows.RollbackOutput{Action: "restored from emergency backup " + m.ID}, nil
+}
+
+// RollbackDatabase undoes step 5: after a rename swap the kept database is
+// renamed back; after an in-place load the emergency backup's dump is loaded
+// in place.
+func (a *Activities) RollbackDatabase(ctx context.Context, in workflows.RollbackInput) (workflows.RollbackOutput, error) {
+	if a.DB == nil {
+		return workflows.RollbackOutput{Action: "no database configured"}, nil
+	}
+	hb := startHeartbeat(ctx)
+	defer hb.end()
+	tree := staging.Tree{Root: a.Root, ID: in.RestoreID}
+	if a.recordedMode(tree) == pgdump.ModeInPlace {
+		m, err := manifest.Read(a.abs(in.EmergencyManifest))
+		if err != nil {
+			return workflows.RollbackOutput{}, classify(err)
+		}
+		if m.Database == nil {
+			return workflows.RollbackOutput{}, fmt.Errorf("roll back database: emergency backup %s holds no dump", m.ID)
+		}
+		dump := a.Backups.DumpPath(m.ID)
+		if sum, _, err := archive.HashFile(dump); err != nil || sum != m.Database.SHA256 {
+			return workflows.RollbackOutput{}, fmt.Errorf("roll back database: emergency dump %s does not match its manifest", dump)
+		}
+		if err := a.DB.RestoreInPlace(ctx, dump, m.Database.Tables, func(n int64) { hb.set(n) }); err != nil {
+			return workflows.RollbackOutput{}, classify(fmt.Errorf("roll back database from emergency backup %s: %w", m.ID, err))
+		}
+		return workflows.RollbackOutput{Action: "reloaded emergency backup " + m.ID + " in place"}, nil
+	}
+	swapped, err := a.DB.SwapBack(ctx, in.RestoreID)
+	if err != nil {
+		return workflows.RollbackOutput{}, classify(fmt.Errorf("roll back database: %w", err))
+	}
+	if swapped {
+		return workflows.RollbackOutput{Action: "renamed the kept database back"}, nil
+	}
+	return workflows.RollbackOutput{Action: "nothing to undo"}, nil
+}
+
+func errNoSpace(format string, args ...any) error {
+	return classify(fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), syscall.ENOSPC))
+}
