@@ -192,7 +192,9 @@ func (a *Activities) stagedDump(ctx context.Context, hb *heartbeat, tree staging
 		return "", fmt.Errorf("open archive: %w", err)
 	}
 	defer f.Close()
-	only := func(name string) bool { return name == m.Database.ArchivePath || strings.HasPrefix(m.Database.ArchivePath, name+"/") }
+	only := func(name string) bool {
+		return name == m.Database.ArchivePath || strings.HasPrefix(m.Database.ArchivePath, name+"/")
+	}
 	if _, err := archive.Extract(ctx, f, m, archive.ExtractOptions{Dest: dir, Include: only, Progress: func(p archive.Progress) { hb.set(p) }}); err != nil {
 		return "", err
 	}

@@ -1,0 +1,118 @@
+// Package control talks to the Temporal frontend on the operator's behalf:
+// it makes sure the nightly schedule exists, starts backups, restores and
+// cleanups, and follows them through the progress query. The worker and the
+// starter share it.
+package control
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	commonpb "go.temporal.io/api/common/v1"
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/project-vulcan/vulcan-backup/workflows"
+)
+
+// EnsureSchedule creates the nightly backup schedule, or updates its cron if
+// it differs. It reports what it did: "created", "updated" or "unchanged".
+func EnsureSchedule(ctx context.Context, c client.Client, taskQueue, cron string) (string, error) {
+	sc := c.ScheduleClient()
+	_, err := sc.Create(ctx, scheduleOptions(taskQueue, cron))
+	if err == nil {
+		return "created", nil
+	}
+	if !errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
+		return "", fmt.Errorf("create schedule %s: %w", workflows.ScheduleID, err)
+	}
+	h := sc.GetHandle(ctx, workflows.ScheduleID)
+	desc, err := h.Describe(ctx)
+	if err != nil {
+		return "", fmt.Errorf("describe schedule %s: %w", workflows.ScheduleID, err)
+	}
+	if sameSchedule(desc, taskQueue, cron) {
+		return "unchanged", nil
+	}
+	err = h.Update(ctx, client.ScheduleUpdateOptions{
+		DoUpdate: func(in client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
+			opts := scheduleOptions(taskQueue, cron)
+			s := in.Description.Schedule
+			s.Spec = &opts.Spec
+			s.Action = opts.Action
+			if s.Policy == nil {
+				s.Policy = &client.SchedulePolicies{}
+			}
+			s.Policy.Overlap = opts.Overlap
+			return &client.ScheduleUpdate{Schedule: &s}, nil
+		},
+	})
+	if err != nil {
+		return "", fmt.Errorf("update schedule %s: %w", workflows.ScheduleID, err)
+	}
+	return "updated", nil
+}
+
+func scheduleOptions(taskQueue, cron string) client.ScheduleOptions {
+	return client.ScheduleOptions{
+		ID:   workflows.ScheduleID,
+		Spec: client.ScheduleSpec{CronExpressions: []string{cron}, TimeZoneName: "UTC"},
+		Action: &client.ScheduleWorkflowAction{
+			ID:                       "vulcan-scheduled-backup",
+			Workflow:                 workflows.BackupWorkflowName,
+			Args:                     []any{workflows.BackupInput{Kind: workflows.KindScheduled}},
+			TaskQueue:                taskQueue,
+			WorkflowExecutionTimeout: 12 * time.Hour,
+			Memo:                     map[string]any{cronMemo: cron},
+		},
+		Overlap:       enums.SCHEDULE_OVERLAP_POLICY_SKIP,
+		CatchupWindow: time.Hour,
+		Note:          "Vulcan nightly backup",
+	}
+}
+
+// cronMemo is the memo key, on the scheduled workflows, that records the cron
+// expression the schedule was made from: the server keeps cron expressions
+// only as calendars, so this is how a changed VULCAN_SCHEDULE is noticed.
+const cronMemo = "vulcan_cron"
+
+// sameSchedule compares what EnsureSchedule controls.
+func sameSchedule(desc *client.ScheduleDescription, taskQueue, cron string) bool {
+	s := desc.Schedule
+	a, ok := s.Action.(*client.ScheduleWorkflowAction)
+	if !ok || a.TaskQueue != taskQueue || a.Workflow != workflows.BackupWorkflowName {
+		return false
+	}
+	if s.Spec == nil || s.Spec.TimeZoneName != "UTC" {
+		return false
+	}
+	if s.Policy == nil || s.Policy.Overlap != enums.SCHEDULE_OVERLAP_POLICY_SKIP {
+		return false
+	}
+	return memoString(a.Memo[cronMemo]) == cron
+}
+
+func memoString(v any) string {
+	switch p := v.(type) {
+	case string:
+		return p
+	case *commonpb.Payload:
+		var s string
+		if err := converter.GetDefaultDataConverter().FromPayload(p, &s); err == nil {
+			return s
+		}
+	}
+	return ""
+}
+
+// ScheduleCron returns the cron expression a schedule was made from.
+func ScheduleCron(desc *client.ScheduleDescription) string {
+	if a, ok := desc.Schedule.Action.(*client.ScheduleWorkflowAction); ok {
+		return memoString(a.Memo[cronMemo])
+	}
+	return ""
+}

@@ -1,0 +1,116 @@
+package control
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/project-vulcan/vulcan-backup/workflows"
+)
+
+// NewWorkflowID returns "<prefix>-<UTC stamp>-<random>", unique and sortable.
+func NewWorkflowID(prefix string, now time.Time) string {
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("%s-%s-%s", prefix, now.UTC().Format("20060102-150405"), hex.EncodeToString(b))
+}
+
+// StartBackup starts a BackupWorkflow of the given kind.
+func StartBackup(ctx context.Context, c client.Client, taskQueue, kind string) (client.WorkflowRun, error) {
+	return start(ctx, c, taskQueue, workflows.BackupIDPrefix, workflows.BackupWorkflowName, workflows.BackupInput{Kind: kind})
+}
+
+// StartRestore starts a RestoreWorkflow.
+func StartRestore(ctx context.Context, c client.Client, taskQueue string, in workflows.RestoreInput) (client.WorkflowRun, error) {
+	return start(ctx, c, taskQueue, workflows.RestoreIDPrefix, workflows.RestoreWorkflowName, in)
+}
+
+// StartCleanup starts a CleanupWorkflow.
+func StartCleanup(ctx context.Context, c client.Client, taskQueue string, in workflows.CleanupInput) (client.WorkflowRun, error) {
+	return start(ctx, c, taskQueue, workflows.CleanupIDPrefix, workflows.CleanupWorkflowName, in)
+}
+
+func start(ctx context.Context, c client.Client, taskQueue, prefix, wf string, arg any) (client.WorkflowRun, error) {
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                       NewWorkflowID(prefix, time.Now()),
+		TaskQueue:                taskQueue,
+		WorkflowExecutionTimeout: 24 * time.Hour,
+	}, wf, arg)
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", wf, err)
+	}
+	return run, nil
+}
+
+// Follow waits for run to end, calling onProgress whenever the progress query
+// answers something new, and decodes the result into out.
+func Follow(ctx context.Context, c client.Client, run client.WorkflowRun, every time.Duration, onProgress func(workflows.Progress), out any) error {
+	done := make(chan error, 1)
+	go func() { done <- run.Get(ctx, out) }()
+	var last string
+	poll := func() {
+		if onProgress == nil {
+			return
+		}
+		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		v, err := c.QueryWorkflow(qctx, run.GetID(), run.GetRunID(), workflows.ProgressQuery)
+		if err != nil {
+			return
+		}
+		var p workflows.Progress
+		if err := v.Get(&p); err != nil {
+			return
+		}
+		key := fmt.Sprintf("%d|%s|%s", p.Step, p.State, p.Message)
+		if key != last {
+			last = key
+			onProgress(p)
+		}
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case err := <-done:
+			return err
+		case <-t.C:
+			poll()
+		}
+	}
+}
+
+// ErrorTypes lists the application error types in err's chain, outermost
+// first, so a caller can tell a rolled-back restore from a bad archive.
+func ErrorTypes(err error) []string {
+	var types []string
+	for err != nil {
+		var app *temporal.ApplicationError
+		if errors.As(err, &app) {
+			types = append(types, app.Type())
+			err = app.Unwrap()
+			continue
+		}
+		break
+	}
+	return types
+}
+
+// Root returns the innermost error message of a Temporal error chain, which
+// is the one that says what actually went wrong.
+func Root(err error) string {
+	msg := err.Error()
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		var app *temporal.ApplicationError
+		if errors.As(e, &app) {
+			msg = app.Message()
+		}
+	}
+	return msg
+}

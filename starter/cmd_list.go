@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/project-vulcan/vulcan-backup/internal/store"
+)
+
+func newListCommand(g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List the backups in the backup directory (works without Temporal)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runList(cmd.Context(), g)
+		},
+	}
+}
+
+func runList(_ context.Context, g *globalOptions) error {
+	dir, _, err := g.backups()
+	if err != nil {
+		return err
+	}
+	infos, problems, err := dir.List()
+	if err != nil {
+		return fail(ExitFailed, "%v", err)
+	}
+	if g.json {
+		if infos == nil {
+			infos = []store.Info{}
+		}
+		if problems == nil {
+			problems = []store.Problem{}
+		}
+		return g.printJSON(map[string]any{"backup_dir": dir.Path, "backups": infos, "problems": problems})
+	}
+	if len(infos) == 0 {
+		fmt.Fprintf(g.out, "no backups in %s\n", dir.Path)
+	} else {
+		tw := tabwriter.NewWriter(g.out, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tKIND\tCREATED (UTC)\tSIZE\tFILES\tDATABASE\tVERIFIED\tWARNINGS")
+		for _, i := range infos {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%d\n", i.ID, i.Kind, i.CreatedAt.UTC().Format("2006-01-02 15:04:05"),
+				humanBytes(i.Size), i.Files, yesNo(i.Database), yesNo(i.Verified), i.Warnings)
+		}
+		tw.Flush()
+	}
+	for _, p := range problems {
+		fmt.Fprintf(g.errOut, "warning: %s: %s\n", p.File, p.Reason)
+	}
+	return nil
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/project-vulcan/vulcan-backup/control"
+	"github.com/project-vulcan/vulcan-backup/workflows"
+)
+
+// restoreOptions are the flags of `starter restore`.
+type restoreOptions struct {
+	yes    bool
+	dryRun bool
+	detach bool
+}
+
+func newRestoreCommand(g *globalOptions) *cobra.Command {
+	var opts restoreOptions
+	cmd := &cobra.Command{
+		Use:   "restore <archive>",
+		Short: "Restore a backup in seven steps, rolled back on any failure",
+		Long: `Restore a backup: validate, emergency backup, stop services, restore storage,
+restore database, start services, verify. A failure or an interruption from step 4 on
+puts the previous data back and starts the services again.
+
+<archive> is a path (relative to the root), a file name in the backup directory, or a
+backup id (YYYYMMDD_HHMMSS).`,
+		Args: exactArgs(1, "restore needs the archive to restore"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runRestore(cmd.Context(), g, opts, args[0])
+		},
+	}
+	cmd.Flags().BoolVarP(&opts.yes, "yes", "y", false, "do not ask for confirmation")
+	cmd.Flags().BoolVar(&opts.dryRun, "dry-run", false, "validate the archive and print the plan; change nothing")
+	cmd.Flags().BoolVar(&opts.detach, "detach", false, "return once the workflow has started")
+	return cmd
+}
+
+func runRestore(ctx context.Context, g *globalOptions, opts restoreOptions, archive string) error {
+	if !opts.dryRun && !opts.yes {
+		if !g.confirm(fmt.Sprintf("Restore %s? The current storage and database will be replaced (an emergency backup is taken first).", archive)) {
+			return fail(ExitUsage, "restore not confirmed: nothing was changed (pass --yes to skip the question)")
+		}
+	}
+	c, err := g.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	run, err := control.StartRestore(ctx, c, g.cfg.TaskQueue, workflows.RestoreInput{Archive: archive, DryRun: opts.dryRun})
+	if err != nil {
+		return fail(ExitFailed, "%v", err)
+	}
+	if opts.detach {
+		return g.reportStarted("restore", run.GetID(), run.GetRunID())
+	}
+	if !g.json {
+		fmt.Fprintf(g.errOut, "restore started: workflow %s\n", run.GetID())
+	}
+	var res workflows.RestoreResult
+	if err := g.follow(ctx, c, run, &res); err != nil {
+		return g.workflowError("restore", run, err)
+	}
+	if g.json {
+		if err := g.printJSON(map[string]any{"workflow_id": run.GetID(), "run_id": run.GetRunID(), "result": res}); err != nil {
+			return err
+		}
+	} else {
+		printRestore(g, res)
+		if link := g.webURL(run.GetID(), run.GetRunID()); link != "" {
+			fmt.Fprintf(g.out, "  web UI:    %s\n", link)
+		}
+	}
+	if res.CleanupError != "" {
+		return fail(ExitFailed, "restore succeeded, but removing the pre-restore copies failed: %s", res.CleanupError)
+	}
+	return nil
+}
+
+func printRestore(g *globalOptions, res workflows.RestoreResult) {
+	p := res.Plan
+	if res.DryRun {
+		fmt.Fprintf(g.out, "dry run: backup %s (%s, %s) is valid; nothing was changed\n", p.BackupID, p.Kind, p.CreatedAt.Format("2006-01-02 15:04:05 UTC"))
+		fmt.Fprintf(g.out, "plan:\n")
+		fmt.Fprintf(g.out, "  1. validate        %s: %d files, %s, checksums match\n", p.Archive, p.Files, humanBytes(p.Bytes))
+		fmt.Fprintf(g.out, "  2. emergency backup of the current state\n")
+		fmt.Fprintf(g.out, "  3. stop services   (controller: %s)\n", p.Services)
+		fmt.Fprintf(g.out, "  4. restore storage %s (staged, then swapped; %s needed, %s free)\n", strings.Join(p.Paths, ", "), humanBytes(p.NeededBytes), humanBytes(p.FreeBytes))
+		if p.HasDatabase && p.Database != "" {
+			fmt.Fprintf(g.out, "  5. restore database into %s (fresh database, then renamed)\n", p.Database)
+		} else {
+			fmt.Fprintf(g.out, "  5. restore database: skipped — %s\n", p.DatabaseNote)
+		}
+		fmt.Fprintf(g.out, "  6. start services\n  7. verify files, rows and services\n")
+		return
+	}
+	fmt.Fprintf(g.out, "restored backup %s (%s)\n", p.BackupID, p.CreatedAt.Format("2006-01-02 15:04:05 UTC"))
+	if res.EmergencyBackup != nil {
+		fmt.Fprintf(g.out, "  emergency backup: %s (%s)\n", res.EmergencyBackup.ID, res.EmergencyBackup.Archive)
+	}
+	if res.Storage != nil {
+		fmt.Fprintf(g.out, "  storage:   %s (%d files, %s)\n", strings.Join(res.Storage.Paths, ", "), res.Storage.Files, humanBytes(res.Storage.Bytes))
+	}
+	if res.Database != nil {
+		line := res.Database.Mode
+		if res.Database.Note != "" {
+			line += " — " + res.Database.Note
+		}
+		fmt.Fprintf(g.out, "  database:  %s\n", line)
+	}
+	if len(res.Stopped) > 0 {
+		fmt.Fprintf(g.out, "  services:  stopped and started %s\n", strings.Join(res.Stopped, ", "))
+	}
+	if res.Verify != nil {
+		fmt.Fprintf(g.out, "  verified:  %d files, %d tables\n", res.Verify.Files, res.Verify.Tables)
+	}
+}
+
+// exactArgs is cobra.ExactArgs with an operator-facing message.
+func exactArgs(n int, msg string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageError{fmt.Errorf("%s (usage: %s)", msg, cmd.UseLine())}
+		}
+		return nil
+	}
+}

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/project-vulcan/vulcan-backup/control"
+	"github.com/project-vulcan/vulcan-backup/internal/lock"
+	"github.com/project-vulcan/vulcan-backup/workflows"
+)
+
+func newStatusCommand(g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "status",
+		Short: "Show Temporal, the schedule, running operations and the latest backup",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runStatus(cmd.Context(), g)
+		},
+	}
+}
+
+// statusReport is what `status --json` prints.
+type statusReport struct {
+	Temporal       string       `json:"temporal"`
+	TemporalError  string       `json:"temporal_error,omitempty"`
+	Schedule       string       `json:"schedule,omitempty"`
+	NextBackup     *time.Time   `json:"next_backup,omitempty"`
+	Running        []string     `json:"running"`
+	Lock           *lock.Holder `json:"lock,omitempty"`
+	BackupDir      string       `json:"backup_dir"`
+	Backups        int          `json:"backups"`
+	LatestBackup   string       `json:"latest_backup,omitempty"`
+	LatestCreated  *time.Time   `json:"latest_created,omitempty"`
+	LatestVerified bool         `json:"latest_verified"`
+}
+
+func runStatus(ctx context.Context, g *globalOptions) error {
+	r := statusReport{Running: []string{}}
+	dir, _, err := g.backups()
+	if err != nil {
+		return err
+	}
+	r.BackupDir = dir.Path
+	if infos, _, err := dir.List(); err == nil {
+		r.Backups = len(infos)
+		if len(infos) > 0 {
+			r.LatestBackup, r.LatestVerified = infos[0].ID, infos[0].Verified
+			t := infos[0].CreatedAt
+			r.LatestCreated = &t
+		}
+	}
+	if h, err := lock.Current(dir.Path); err == nil && h != nil {
+		r.Lock = h
+	}
+	c, derr := g.dial(ctx)
+	if derr != nil {
+		r.Temporal, r.TemporalError = "unreachable", derr.Error()
+	} else {
+		defer c.Close()
+		r.Temporal = "ok " + g.cfg.TemporalAddress
+		statusTemporal(ctx, g, c, &r)
+	}
+	if g.json {
+		if err := g.printJSON(r); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(g.out, "temporal:  %s\n", r.Temporal)
+		if r.Schedule != "" {
+			fmt.Fprintf(g.out, "schedule:  %s\n", r.Schedule)
+		}
+		if r.NextBackup != nil {
+			fmt.Fprintf(g.out, "next:      %s\n", r.NextBackup.UTC().Format("2006-01-02 15:04:05 UTC"))
+		}
+		for _, w := range r.Running {
+			fmt.Fprintf(g.out, "running:   %s\n", w)
+		}
+		if r.Lock != nil {
+			fmt.Fprintf(g.out, "lock:      held by %s workflow %s since %s\n", r.Lock.Operation, r.Lock.WorkflowID, r.Lock.Since.UTC().Format(time.RFC3339))
+		}
+		fmt.Fprintf(g.out, "backups:   %d in %s\n", r.Backups, r.BackupDir)
+		if r.LatestCreated != nil {
+			fmt.Fprintf(g.out, "latest:    %s (%s ago, verified: %s)\n", r.LatestBackup, time.Since(*r.LatestCreated).Round(time.Minute), yesNo(r.LatestVerified))
+		}
+	}
+	if derr != nil {
+		return derr
+	}
+	return nil
+}
+
+func statusTemporal(ctx context.Context, g *globalOptions, c client.Client, r *statusReport) {
+	if d, err := c.ScheduleClient().GetHandle(ctx, workflows.ScheduleID).Describe(ctx); err == nil {
+		state := "active"
+		if d.Schedule.State.Paused {
+			state = "paused"
+		}
+		r.Schedule = fmt.Sprintf("%s %s, cron %q UTC", workflows.ScheduleID, state, control.ScheduleCron(d))
+		if len(d.Info.NextActionTimes) > 0 {
+			t := d.Info.NextActionTimes[0]
+			r.NextBackup = &t
+		}
+	} else {
+		r.Schedule = "missing (" + err.Error() + ")"
+	}
+	resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+		Namespace: g.cfg.Namespace,
+		Query:     `ExecutionStatus = "Running"`,
+	})
+	if err != nil {
+		return
+	}
+	for _, e := range resp.GetExecutions() {
+		switch e.GetType().GetName() {
+		case workflows.BackupWorkflowName, workflows.RestoreWorkflowName, workflows.CleanupWorkflowName:
+			r.Running = append(r.Running, fmt.Sprintf("%s %s (since %s)", e.GetType().GetName(), e.GetExecution().GetWorkflowId(),
+				e.GetStartTime().AsTime().UTC().Format(time.RFC3339)))
+		}
+	}
+}

@@ -1,0 +1,197 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+
+	"github.com/project-vulcan/vulcan-backup/control"
+	"github.com/project-vulcan/vulcan-backup/internal/config"
+	"github.com/project-vulcan/vulcan-backup/internal/store"
+	"github.com/project-vulcan/vulcan-backup/workflows"
+)
+
+// globalOptions are the flags every command shares, defaulting from the
+// environment.
+type globalOptions struct {
+	cfg    config.Config
+	json   bool
+	uiURL  string
+	in     io.Reader
+	out    io.Writer
+	errOut io.Writer
+
+	address, namespace, taskQueue, root, backupDir string
+}
+
+func (g *globalOptions) addFlags(cmd *cobra.Command) {
+	f := cmd.PersistentFlags()
+	f.StringVar(&g.address, "address", "", "Temporal frontend host:port ($TEMPORAL_ADDRESS, default 127.0.0.1:7233)")
+	f.StringVar(&g.namespace, "namespace", "", "Temporal namespace ($TEMPORAL_NAMESPACE, default default)")
+	f.StringVar(&g.taskQueue, "task-queue", "", "task queue ($VULCAN_TASK_QUEUE, default vulcan-backup)")
+	f.StringVar(&g.root, "root", "", "project root; archive paths are relative to it ($VULCAN_ROOT, default .)")
+	f.StringVar(&g.backupDir, "backup-dir", "", "backup directory, relative to the root ($VULCAN_BACKUP_DIR, default backups)")
+	f.StringVar(&g.uiURL, "ui-url", "", "Web UI base URL for links ($VULCAN_UI_URL, default http://<temporal host>:$VULCAN_UI_PORT)")
+	f.BoolVar(&g.json, "json", false, "print the result as JSON")
+}
+
+// load merges the environment and the flags.
+func (g *globalOptions) load(cmd *cobra.Command) error {
+	cfg, err := config.FromEnv()
+	if err != nil {
+		return usageError{err}
+	}
+	for flag, dst := range map[string]*string{
+		"address": &cfg.TemporalAddress, "namespace": &cfg.Namespace, "task-queue": &cfg.TaskQueue,
+		"root": &cfg.Root, "backup-dir": &cfg.BackupDir,
+	} {
+		if v, _ := cmd.Flags().GetString(flag); v != "" {
+			*dst = v
+		}
+	}
+	g.cfg = cfg
+	return nil
+}
+
+func (g *globalOptions) backups() (store.Dir, string, error) {
+	root, err := g.cfg.AbsRoot()
+	if err != nil {
+		return store.Dir{}, "", usageError{err}
+	}
+	dir, err := g.cfg.AbsBackupDir()
+	if err != nil {
+		return store.Dir{}, "", usageError{err}
+	}
+	return store.Dir{Path: dir}, root, nil
+}
+
+// dial connects to Temporal, or fails with exit code 5.
+func (g *globalOptions) dial(ctx context.Context) (client.Client, error) {
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	c, err := client.DialContext(dctx, client.Options{
+		HostPort: g.cfg.TemporalAddress, Namespace: g.cfg.Namespace, Logger: sdklog.NewStructuredLogger(discardLogger()),
+	})
+	if err != nil {
+		return nil, fail(ExitUnreachable, "cannot reach Temporal at %s (namespace %s): %v\n  is the worker running? `make run` starts it with an embedded server",
+			g.cfg.TemporalAddress, g.cfg.Namespace, err)
+	}
+	return c, nil
+}
+
+// webURL links to a workflow run in the Web UI.
+func (g *globalOptions) webURL(workflowID, runID string) string {
+	base := g.uiURL
+	if base == "" {
+		base = envOr("VULCAN_UI_URL", "")
+	}
+	if base == "" {
+		host, _, err := net.SplitHostPort(g.cfg.TemporalAddress)
+		if err != nil || host == "" {
+			host = "127.0.0.1"
+		}
+		if g.cfg.UIPort == 0 {
+			return ""
+		}
+		base = "http://" + net.JoinHostPort(host, strconv.Itoa(g.cfg.UIPort))
+	}
+	return fmt.Sprintf("%s/namespaces/%s/workflows/%s/%s/history", strings.TrimRight(base, "/"), g.cfg.Namespace, workflowID, runID)
+}
+
+func (g *globalOptions) printJSON(v any) error {
+	enc := json.NewEncoder(g.out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// follow waits for a workflow, printing progress to stderr unless --json.
+func (g *globalOptions) follow(ctx context.Context, c client.Client, run client.WorkflowRun, out any) error {
+	var show func(workflows.Progress)
+	if !g.json {
+		show = func(p workflows.Progress) {
+			line := fmt.Sprintf("[%d/%d] %s: %s", p.Step, p.Steps, p.StepName, p.State)
+			if p.Message != "" && p.State != workflows.StateRunning {
+				line += " (" + p.Message + ")"
+			}
+			fmt.Fprintln(g.errOut, line)
+		}
+	}
+	return control.Follow(ctx, c, run, 500*time.Millisecond, show, out)
+}
+
+// workflowError turns a failed workflow into an operator message and exit code.
+func (g *globalOptions) workflowError(what string, run client.WorkflowRun, err error) error {
+	types := control.ErrorTypes(err)
+	has := func(t string) bool {
+		for _, x := range types {
+			if x == t {
+				return true
+			}
+		}
+		return false
+	}
+	link := g.webURL(run.GetID(), run.GetRunID())
+	suffix := ""
+	if link != "" {
+		suffix = "\n  details: " + link
+	}
+	msg := control.Root(err)
+	switch {
+	case has(workflows.ErrTypeBusy):
+		return fail(ExitBusy, "%s refused: %s%s", what, msg, suffix)
+	case has(workflows.ErrTypeRolledBack):
+		return fail(ExitFailed, "%s failed and was rolled back: %s%s", what, err.Error(), suffix)
+	case has(workflows.ErrTypeIntegrity):
+		return fail(ExitIntegrity, "%s: integrity check failed: %s%s", what, msg, suffix)
+	case has(workflows.ErrTypeBadInput):
+		return fail(ExitUsage, "%s: %s%s", what, msg, suffix)
+	case has(workflows.ErrTypeNoSpace):
+		return fail(ExitFailed, "%s: %s%s", what, msg, suffix)
+	}
+	return fail(ExitFailed, "%s failed: %s%s", what, err.Error(), suffix)
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// confirm asks a yes/no question on stdin; without a terminal answer it is no.
+func (g *globalOptions) confirm(question string) bool {
+	fmt.Fprintf(g.errOut, "%s [y/N] ", question)
+	var answer string
+	if _, err := fmt.Fscanln(g.in, &answer); err != nil {
+		fmt.Fprintln(g.errOut)
+		return false
+	}
+	answer = strings.ToLower(strings.TrimSpace(answer))
+	return answer == "y" || answer == "yes"
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
