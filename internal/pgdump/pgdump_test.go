@@ -1,0 +1,232 @@
+package pgdump_test
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/project-vulcan/vulcan-backup/internal/archive"
+	"github.com/project-vulcan/vulcan-backup/internal/pgdump"
+	"github.com/project-vulcan/vulcan-backup/internal/testutil"
+)
+
+func mustParse(t *testing.T, u string) *pgdump.Target {
+	t.Helper()
+	tg, err := pgdump.Parse(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tg
+}
+
+func diffFingerprints(t *testing.T, want, got map[string]string) {
+	t.Helper()
+	keys := slices.Sorted(maps.Keys(want))
+	for _, k := range keys {
+		if want[k] != got[k] {
+			t.Errorf("%s differs:\n want %.300s\n got  %.300s", k, want[k], got[k])
+		}
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			t.Errorf("unexpected %s after restore", k)
+		}
+	}
+}
+
+func dump(t *testing.T, tg *pgdump.Target) (string, *pgdump.DumpResult) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "dump.sql")
+	res, err := pgdump.DumpToFile(context.Background(), tg, path, nil)
+	if err != nil {
+		t.Fatalf("dump: %v", err)
+	}
+	sum, size, err := archive.HashFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum != res.SHA256 || size != res.Size {
+		t.Fatalf("dump result says %s/%d, file is %s/%d", res.SHA256, res.Size, sum, size)
+	}
+	if st, _ := os.Stat(path); st.Mode().Perm() != 0o600 {
+		t.Errorf("dump mode %v, want 0600", st.Mode().Perm())
+	}
+	return path, res
+}
+
+func TestDumpRestoreFreshKeepsEverything(t *testing.T) {
+	url := testutil.NewDatabase(t)
+	testutil.LoadVulcanDB(t, url, 3000)
+	before := testutil.Fingerprint(t, url)
+	tg := mustParse(t, url)
+
+	path, res := dump(t, tg)
+	if n, ok := countOf(res, "public.trades"); !ok || n != 3000 {
+		t.Fatalf("row count of public.trades = %d (%v), want 3000", n, ok)
+	}
+	if n, _ := countOf(res, "public.validations"); n != 1500 {
+		t.Fatalf("row count of public.validations = %d, want 1500", n)
+	}
+	if !strings.HasPrefix(res.ServerVersion, "1") || res.Snapshot == "" {
+		t.Fatalf("server version %q snapshot %q", res.ServerVersion, res.Snapshot)
+	}
+	data, _ := os.ReadFile(path)
+	if strings.Contains(string(data), "vulcan-test-secret") {
+		t.Fatal("the dump contains the password")
+	}
+
+	// Damage the database, then restore.
+	testutil.Psql(t, url, "-c", "DELETE FROM validation_attachments; DROP VIEW daily_pnl; UPDATE trades SET qty = 0 WHERE id < 100; SELECT setval('report_numbers', 1)")
+	ctx := context.Background()
+	id := "20250101_000000"
+	if err := tg.RestoreFresh(ctx, path, id, res.Tables, nil); err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	diffFingerprints(t, before, testutil.Fingerprint(t, url))
+
+	// The old database is kept until dropped; a second call is a no-op.
+	if ok, err := tg.DatabaseExists(ctx, tg.PreRestoreName(id)); err != nil || !ok {
+		t.Fatalf("pre-restore database kept: %v %v", ok, err)
+	}
+	if err := tg.RestoreFresh(ctx, path, id, res.Tables, nil); err != nil {
+		t.Fatalf("repeated restore: %v", err)
+	}
+	if err := tg.CheckCounts(ctx, res.Tables); err != nil {
+		t.Fatal(err)
+	}
+
+	// Swap back brings the damaged database back.
+	swapped, err := tg.SwapBack(ctx, id)
+	if err != nil || !swapped {
+		t.Fatalf("swap back: %v %v", swapped, err)
+	}
+	if err := tg.CheckCounts(ctx, res.Tables); !errors.Is(err, pgdump.ErrRowCounts) {
+		t.Fatalf("after swap back want the damaged counts, got %v", err)
+	}
+	for _, db := range []string{tg.PreRestoreName(id), tg.RestoreName(id)} {
+		if ok, _ := tg.DatabaseExists(ctx, db); ok {
+			t.Errorf("%s left behind", db)
+		}
+	}
+}
+
+func countOf(res *pgdump.DumpResult, table string) (int64, bool) {
+	for _, tc := range res.Tables {
+		if tc.Table == table {
+			return tc.Rows, true
+		}
+	}
+	return 0, false
+}
+
+func TestRestoreDropPreRestore(t *testing.T) {
+	url := testutil.NewDatabase(t)
+	testutil.LoadVulcanDB(t, url, 200)
+	tg := mustParse(t, url)
+	path, res := dump(t, tg)
+	ctx := context.Background()
+	id := "20250102_000000"
+	if err := tg.RestoreFresh(ctx, path, id, res.Tables, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := tg.DropPreRestore(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := tg.DatabaseExists(ctx, tg.PreRestoreName(id)); ok {
+		t.Fatal("pre-restore database still there")
+	}
+	if err := tg.CheckCounts(ctx, res.Tables); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A role without CREATEDB cannot use the rename swap: RestoreFresh says so
+// without changing anything, and the in-place restore does the job.
+func TestInPlaceFallback(t *testing.T) {
+	admin := testutil.AdminURL(t)
+	url := strings.Replace(testutil.WithDatabase(t, admin, "vulcan_nocreate"), "vulcan_test:vulcan-test-secret", "vulcan_nocreate:vulcan-nocreate-secret", 1)
+	testutil.Psql(t, url, "-c", "DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public;")
+	testutil.LoadVulcanDB(t, url, 500)
+	before := testutil.Fingerprint(t, url)
+	tg := mustParse(t, url)
+	path, res := dump(t, tg)
+	testutil.Psql(t, url, "-c", "DELETE FROM validation_attachments; DROP MATERIALIZED VIEW part_stats;")
+
+	ctx := context.Background()
+	err := tg.RestoreFresh(ctx, path, "20250103_000000", res.Tables, nil)
+	if !errors.Is(err, pgdump.ErrRenameNotAllowed) {
+		t.Fatalf("want ErrRenameNotAllowed, got %v", err)
+	}
+	if err := tg.RestoreInPlace(ctx, path, res.Tables, nil); err != nil {
+		t.Fatalf("in place: %v", err)
+	}
+	diffFingerprints(t, before, testutil.Fingerprint(t, url))
+}
+
+// A dump that fails half-way leaves the database as it was.
+func TestInPlaceFailureChangesNothing(t *testing.T) {
+	url := testutil.NewDatabase(t)
+	testutil.LoadVulcanDB(t, url, 100)
+	tg := mustParse(t, url)
+	path, res := dump(t, tg)
+	before := testutil.Fingerprint(t, url)
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("\nSELECT no_such_function();\n")
+	f.Close()
+	err = tg.RestoreInPlace(context.Background(), path, res.Tables, nil)
+	if err == nil || !strings.Contains(err.Error(), "no_such_function") {
+		t.Fatalf("want the psql error, got %v", err)
+	}
+	diffFingerprints(t, before, testutil.Fingerprint(t, url))
+}
+
+func TestDatabaseDownIsAClearError(t *testing.T) {
+	tg := mustParse(t, "postgres://vulcan:s3cret-pw@127.0.0.1:1/vulcan_db")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err := pgdump.DumpToFile(ctx, tg, filepath.Join(t.TempDir(), "x.sql"), nil)
+	if err == nil {
+		t.Fatal("dump of a database that is down succeeded")
+	}
+	if !strings.Contains(err.Error(), "vulcan@127.0.0.1:1/vulcan_db") {
+		t.Errorf("error does not name the database: %v", err)
+	}
+	if strings.Contains(err.Error(), "s3cret-pw") {
+		t.Errorf("error shows the password: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(t.TempDir(), "x.sql")); !os.IsNotExist(err) {
+		t.Errorf("a dump file was left: %v", err)
+	}
+}
+
+func TestParse(t *testing.T) {
+	for _, tc := range []struct {
+		in, want, err string
+	}{
+		{"postgres://u:p@h:5433/db?sslmode=disable", "u@h:5433/db", ""},
+		{"postgresql://h/db", "h/db", ""},
+		{"mysql://h/db", "", "scheme"},
+		{"postgres://u:p@h:5432/", "", "no database name"},
+		{"postgres://u:p@h:5432", "", "no database name"},
+	} {
+		tg, err := pgdump.Parse(tc.in)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("Parse(%q) error %v, want %q", tc.in, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || tg.String() != tc.want {
+			t.Errorf("Parse(%q) = %v, %v; want %s", tc.in, tg, err, tc.want)
+		}
+	}
+}
