@@ -1,0 +1,329 @@
+package archive_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/project-vulcan/vulcan-backup/internal/archive"
+	"github.com/project-vulcan/vulcan-backup/internal/manifest"
+)
+
+// tree builds a storage tree with the awkward cases: unicode names, empty
+// files and directories, several modes, old mtimes, a symlink, a large file.
+func tree(t *testing.T, root string, large int) {
+	t.Helper()
+	mtime := time.Date(2024, 3, 4, 5, 6, 7, 0, time.UTC)
+	files := map[string]struct {
+		data []byte
+		mode os.FileMode
+	}{
+		"storage/logs/app-000.log":              {[]byte(strings.Repeat("2025-12-01 info trade filled\n", 1000)), 0o644},
+		"storage/logs/empty.log":                {nil, 0o600},
+		"storage/recordings/réunion ✓ 日本.webm":  {randomBytes(t, 70_000), 0o640},
+		"storage/verification/diff 00001.png":   {randomBytes(t, 5000), 0o444},
+		"storage/chroma/run.sh":                 {[]byte("#!/bin/sh\necho hi\n"), 0o755},
+		"storage/chroma/chroma.sqlite3":         {randomBytes(t, large), 0o644},
+		"storage/deep/a/b/c/d/e/f/g/h/file.txt": {[]byte("deep"), 0o644},
+	}
+	for name, f := range files {
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, f.data, f.mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, f.mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(root, "storage/empty-dir"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../logs/app-000.log", filepath.Join(root, "storage/chroma/latest.log")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func randomBytes(t *testing.T, n int) []byte {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// create archives root's storage/ (and an extra "dump") into dir and returns
+// the archive path and its manifest.
+func create(t *testing.T, root string, extra bool) (string, *manifest.Manifest) {
+	t.Helper()
+	dir := t.TempDir()
+	opts := archive.CreateOptions{Root: root, Paths: []string{"storage"}}
+	var dumpEntry *manifest.Database
+	if extra {
+		src := filepath.Join(dir, "dump.sql")
+		if err := os.WriteFile(src, []byte("CREATE TABLE x();\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		opts.Extra = []archive.ExtraFile{{ArchivePath: manifest.DumpName("20250101_010101"), Source: src}}
+	}
+	path := filepath.Join(dir, manifest.ArchiveName("20250101_010101"))
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := archive.Create(context.Background(), f, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if extra {
+		e := res.Extra[0]
+		dumpEntry = &manifest.Database{File: e.Path, ArchivePath: e.Path, SHA256: e.SHA256, Size: e.Size, Format: "plain", Name: "vulcan"}
+	}
+	m := &manifest.Manifest{
+		FormatVersion: 1, ID: "20250101_010101", Kind: manifest.KindManual, CreatedAt: time.Now().UTC(), Paths: []string{"storage"},
+		Archive: manifest.FileRef{File: manifest.ArchiveName("20250101_010101"), SHA256: res.SHA256, Size: res.Size},
+		Files:   res.Entries, Database: dumpEntry, Warnings: res.Warnings, TotalBytes: res.TotalBytes, ToolVersion: "test",
+	}
+	if err := m.Validate(); err != nil {
+		t.Fatalf("manifest of a fresh archive does not validate: %v", err)
+	}
+	st, _ := os.Stat(path)
+	if st.Size() != res.Size {
+		t.Fatalf("archive is %d bytes, result says %d", st.Size(), res.Size)
+	}
+	return path, m
+}
+
+func verifyFile(t *testing.T, path string, m *manifest.Manifest) (*archive.Report, error) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	return archive.Verify(context.Background(), f, m, nil)
+}
+
+func TestRoundTripByteForByte(t *testing.T) {
+	src := t.TempDir()
+	tree(t, src, 3<<20)
+	path, m := create(t, src, true)
+
+	rep, err := verifyFile(t, path, m)
+	if err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+	if rep.Files != 8 || rep.Links != 1 {
+		t.Fatalf("report %+v, want 8 files (7 + dump) and 1 link", rep)
+	}
+
+	dest := t.TempDir()
+	f, _ := os.Open(path)
+	defer f.Close()
+	if _, err := archive.Extract(context.Background(), f, m, archive.ExtractOptions{Dest: dest}); err != nil {
+		t.Fatalf("extract: %v", err)
+	}
+	if _, err := archive.CheckTree(context.Background(), dest, m, nil); err != nil {
+		t.Fatalf("extracted tree: %v", err)
+	}
+	compareTrees(t, filepath.Join(src, "storage"), filepath.Join(dest, "storage"), true)
+
+	// The manual procedure: plain tar restores the same bytes.
+	manual := t.TempDir()
+	out, err := exec.Command("tar", "-xzf", path, "-C", manual).CombinedOutput()
+	if err != nil {
+		t.Fatalf("tar -xzf: %v\n%s", err, out)
+	}
+	compareTrees(t, filepath.Join(src, "storage"), filepath.Join(manual, "storage"), false)
+	if data, err := os.ReadFile(filepath.Join(manual, "database/vulcan_db_20250101_010101.sql")); err != nil || string(data) != "CREATE TABLE x();\n" {
+		t.Fatalf("tar -xzf database/: %q %v", data, err)
+	}
+}
+
+// compareTrees checks every entry of want is in got with the same type,
+// content, mode and (with times) mtime, and nothing else is.
+func compareTrees(t *testing.T, want, got string, times bool) {
+	t.Helper()
+	seen := map[string]bool{}
+	err := filepath.WalkDir(want, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(want, p)
+		seen[rel] = true
+		wi, _ := os.Lstat(p)
+		gi, err := os.Lstat(filepath.Join(got, rel))
+		if err != nil {
+			t.Errorf("%s missing: %v", rel, err)
+			return nil
+		}
+		if wi.Mode() != gi.Mode() {
+			t.Errorf("%s mode %v, want %v", rel, gi.Mode(), wi.Mode())
+		}
+		if times && !d.IsDir() && wi.Mode()&os.ModeSymlink == 0 && !wi.ModTime().Truncate(time.Second).Equal(gi.ModTime()) {
+			t.Errorf("%s mtime %v, want %v", rel, gi.ModTime(), wi.ModTime())
+		}
+		switch {
+		case wi.Mode()&os.ModeSymlink != 0:
+			a, _ := os.Readlink(p)
+			b, _ := os.Readlink(filepath.Join(got, rel))
+			if a != b {
+				t.Errorf("%s links to %q, want %q", rel, b, a)
+			}
+		case wi.Mode().IsRegular():
+			a, _ := os.ReadFile(p)
+			b, _ := os.ReadFile(filepath.Join(got, rel))
+			if !bytes.Equal(a, b) {
+				t.Errorf("%s content differs", rel)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = filepath.WalkDir(got, func(p string, d os.DirEntry, err error) error {
+		rel, _ := filepath.Rel(got, p)
+		if err == nil && !seen[rel] {
+			t.Errorf("unexpected %s", rel)
+		}
+		return nil
+	})
+}
+
+func TestFlippedByteNamesTheChecksum(t *testing.T) {
+	src := t.TempDir()
+	tree(t, src, 1<<20)
+	path, m := create(t, src, true)
+	data, _ := os.ReadFile(path)
+	for _, off := range []int{len(data) / 2, 20, len(data) - 3} {
+		bad := bytes.Clone(data)
+		bad[off] ^= 0x01
+		p := filepath.Join(t.TempDir(), "bad.tar.gz")
+		os.WriteFile(p, bad, 0o600)
+		_, err := verifyFile(t, p, m)
+		if !errors.Is(err, archive.ErrIntegrity) || !strings.Contains(err.Error(), "checksum mismatch") {
+			t.Errorf("flip at %d: want an integrity error naming the checksum, got %v", off, err)
+		}
+	}
+}
+
+func TestTruncatedArchive(t *testing.T) {
+	src := t.TempDir()
+	tree(t, src, 1<<20)
+	path, m := create(t, src, false)
+	data, _ := os.ReadFile(path)
+	p := filepath.Join(t.TempDir(), "short.tar.gz")
+	os.WriteFile(p, data[:len(data)/3], 0o600)
+	_, err := verifyFile(t, p, m)
+	if !errors.Is(err, archive.ErrIntegrity) || !strings.Contains(err.Error(), "truncated") {
+		t.Fatalf("want an integrity error saying truncated, got %v", err)
+	}
+}
+
+func TestManifestThatLies(t *testing.T) {
+	src := t.TempDir()
+	tree(t, src, 1<<20)
+	path, m := create(t, src, false)
+	for i := range m.Files {
+		if m.Files[i].Type == manifest.TypeFile && m.Files[i].Size > 0 {
+			m.Files[i].SHA256 = strings.Repeat("0", 64)
+			break
+		}
+	}
+	_, err := verifyFile(t, path, m)
+	if !errors.Is(err, archive.ErrIntegrity) || !strings.Contains(err.Error(), "checksum mismatch") {
+		t.Fatalf("want a per-file checksum mismatch, got %v", err)
+	}
+}
+
+func TestCheckTreeFindsDifferences(t *testing.T) {
+	src := t.TempDir()
+	tree(t, src, 1000)
+	_, m := create(t, src, false)
+	os.WriteFile(filepath.Join(src, "storage/logs/app-000.log"), []byte("changed"), 0o644)
+	os.Remove(filepath.Join(src, "storage/logs/empty.log"))
+	os.WriteFile(filepath.Join(src, "storage/new.txt"), []byte("x"), 0o644)
+	_, err := archive.CheckTree(context.Background(), src, m, nil)
+	var mis *archive.TreeMismatch
+	if !errors.As(err, &mis) {
+		t.Fatalf("want a mismatch, got %v", err)
+	}
+	if len(mis.Missing) != 1 || len(mis.Extra) != 1 || len(mis.Different) != 1 {
+		t.Fatalf("mismatch %+v", mis)
+	}
+}
+
+// Files that change while they are read are archived consistently and
+// recorded as warnings.
+func TestFilesChangingDuringBackup(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "storage")
+	os.MkdirAll(dir, 0o755)
+	os.WriteFile(filepath.Join(dir, "a-grows.log"), randomBytes(t, 20<<20), 0o644)
+	os.WriteFile(filepath.Join(dir, "b-shrinks.log"), randomBytes(t, 20<<20), 0o644)
+	os.WriteFile(filepath.Join(dir, "c-vanishes.log"), []byte("bye"), 0o644)
+	var calls int
+	progress := func(p archive.Progress) {
+		calls++
+		switch p.Path {
+		case "storage/a-grows.log":
+			f, _ := os.OpenFile(filepath.Join(dir, "a-grows.log"), os.O_APPEND|os.O_WRONLY, 0)
+			f.Write([]byte("more data"))
+			f.Close()
+		case "storage/b-shrinks.log":
+			os.Truncate(filepath.Join(dir, "b-shrinks.log"), 9<<20)
+			os.Remove(filepath.Join(dir, "c-vanishes.log"))
+		}
+	}
+	out := filepath.Join(t.TempDir(), "a.tar.gz")
+	f, _ := os.Create(out)
+	res, err := archive.Create(context.Background(), f, archive.CreateOptions{Root: root, Paths: []string{"storage"}, Progress: progress})
+	f.Close()
+	if err != nil {
+		t.Fatalf("backup failed: %v", err)
+	}
+	got := map[string]string{}
+	for _, w := range res.Warnings {
+		got[w.Path] = w.Message
+	}
+	for path, want := range map[string]string{"storage/a-grows.log": "grew", "storage/b-shrinks.log": "shrank", "storage/c-vanishes.log": "vanished"} {
+		if !strings.Contains(got[path], want) {
+			t.Errorf("warning for %s = %q, want %q (all: %v)", path, got[path], want, res.Warnings)
+		}
+	}
+	m := &manifest.Manifest{FormatVersion: 1, ID: "20250101_010101", Kind: manifest.KindManual, Paths: []string{"storage"},
+		Archive: manifest.FileRef{File: manifest.ArchiveName("20250101_010101"), SHA256: res.SHA256, Size: res.Size},
+		Files:   res.Entries, TotalBytes: res.TotalBytes}
+	if _, err := verifyFile(t, out, m); err != nil {
+		t.Fatalf("an archive with changed files must still verify: %v", err)
+	}
+}
+
+func TestMissingPath(t *testing.T) {
+	root := t.TempDir()
+	_, err := archive.Create(context.Background(), &bytes.Buffer{}, archive.CreateOptions{Root: root, Paths: []string{"storage"}})
+	if err == nil || !strings.Contains(err.Error(), filepath.Join(root, "storage")) {
+		t.Fatalf("want an error naming the missing path, got %v", err)
+	}
+	res, err := archive.Create(context.Background(), &bytes.Buffer{}, archive.CreateOptions{Root: root, Paths: []string{"storage"}, AllowMissing: true})
+	if err != nil || len(res.Warnings) != 1 {
+		t.Fatalf("AllowMissing: %v %+v", err, res)
+	}
+}
