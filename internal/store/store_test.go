@@ -1,0 +1,71 @@
+package store
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func touch(t *testing.T, p string) {
+	t.Helper()
+	os.MkdirAll(filepath.Dir(p), 0o700)
+	if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCleanDebris(t *testing.T) {
+	d := Dir{Path: t.TempDir()}
+	const done, crashedMid, crashedCommit = "20250101_000000", "20250102_000000", "20250103_000000"
+	// A complete backup: untouched.
+	touch(t, d.ArchivePath(done))
+	touch(t, d.ManifestPath(done))
+	touch(t, d.DumpPath(done))
+	// Crashed while writing: temporary files only.
+	touch(t, d.TempArchivePath(crashedMid))
+	touch(t, d.TempDumpPath(crashedMid))
+	touch(t, d.TempDumpPath(crashedMid)+".json.tmp")
+	// Crashed while committing: archive renamed, manifest not yet written.
+	touch(t, d.ArchivePath(crashedCommit))
+	touch(t, d.DumpPath(crashedCommit))
+	touch(t, d.PendingManifestPath(crashedCommit))
+	touch(t, filepath.Join(d.Path, "."+filepath.Base(d.PendingManifestPath(crashedCommit))+".tmp"))
+
+	removed, err := d.CleanDebris()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	filepath.WalkDir(d.Path, func(p string, e os.DirEntry, err error) error {
+		if !e.IsDir() {
+			left = append(left, strings.TrimPrefix(p, d.Path+"/"))
+		}
+		return nil
+	})
+	want := []string{"database/vulcan_db_" + done + ".sql", "vulcan_backup_" + done + ".json", "vulcan_backup_" + done + ".tar.gz"}
+	if strings.Join(left, ",") != strings.Join(want, ",") {
+		t.Fatalf("left %v (removed %v), want %v", left, removed, want)
+	}
+}
+
+func TestResolve(t *testing.T) {
+	root := t.TempDir()
+	d := Dir{Path: filepath.Join(root, "backups")}
+	id := "20250101_000000"
+	touch(t, d.ArchivePath(id))
+	touch(t, d.ManifestPath(id))
+	for _, arg := range []string{id, "backups/vulcan_backup_" + id + ".tar.gz", "vulcan_backup_" + id + ".tar.gz", d.ArchivePath(id), d.ManifestPath(id)} {
+		a, m, err := d.Resolve(root, arg)
+		if err != nil || a != d.ArchivePath(id) || m != d.ManifestPath(id) {
+			t.Errorf("Resolve(%q) = %s %s %v", arg, a, m, err)
+		}
+	}
+	if _, _, err := d.Resolve(root, "backups/nope.tar.gz"); err == nil || !strings.Contains(err.Error(), "nope.tar.gz") {
+		t.Errorf("missing archive: %v", err)
+	}
+	os.Remove(d.ManifestPath(id))
+	if _, _, err := d.Resolve(root, id); err == nil || !strings.Contains(err.Error(), "manifest") {
+		t.Errorf("missing manifest: %v", err)
+	}
+}
