@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -91,14 +92,14 @@ func BackupWorkflow(ctx workflow.Context, in BackupInput) (*BackupResult, error)
 	var plan BackupPlan
 	req := BackupPlan{Kind: in.Kind, WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID, StartedAt: workflow.Now(ctx).UTC()}
 	if err := workflow.ExecuteActivity(quick(ctx), PrepareBackupActivity, req).Get(ctx, &plan); err != nil {
-		return fail(fmt.Errorf("prepare backup: %w", err))
+		return fail(wrap("prepare backup", err))
 	}
 	prog.BackupID = plan.ID
 
 	step(2)
 	var dump DumpOutput
 	if err := workflow.ExecuteActivity(database(ctx), DumpDatabaseActivity, plan).Get(ctx, &dump); err != nil {
-		return fail(fmt.Errorf("dump database: %w", err))
+		return fail(wrap("dump database", err))
 	}
 	if dump.Skipped {
 		prog.Message = dump.Note
@@ -107,18 +108,18 @@ func BackupWorkflow(ctx workflow.Context, in BackupInput) (*BackupResult, error)
 	step(3)
 	var arch ArchiveOutput
 	if err := workflow.ExecuteActivity(long(ctx, 3), ArchiveStorageActivity, plan).Get(ctx, &arch); err != nil {
-		return fail(fmt.Errorf("archive: %w", err))
+		return fail(wrap("archive", err))
 	}
 
 	step(4)
 	if err := workflow.ExecuteActivity(long(ctx, 3), VerifyBackupActivity, plan).Get(ctx, nil); err != nil {
-		return fail(fmt.Errorf("verify backup %s: %w", plan.ID, err))
+		return fail(wrap(fmt.Sprintf("verify backup %s", plan.ID), err))
 	}
 
 	step(5)
 	var res BackupResult
 	if err := workflow.ExecuteActivity(quick(ctx), CommitBackupActivity, plan).Get(ctx, &res); err != nil {
-		return fail(fmt.Errorf("commit backup %s: %w", plan.ID, err))
+		return fail(wrap(fmt.Sprintf("commit backup %s", plan.ID), err))
 	}
 
 	// An emergency backup belongs to its restore: pruning then could delete
@@ -163,4 +164,18 @@ func CleanupWorkflow(ctx workflow.Context, in CleanupInput) (*RetentionOutput, e
 	prog.Completed = append(prog.Completed, "retention")
 	prog.State = StateCompleted
 	return &out, nil
+}
+
+// wrap adds context to a step's error while keeping its application error
+// type on the outside, so the starter can tell a bad archive from a busy lock
+// without digging. Cancellation passes through unchanged.
+func wrap(msg string, err error) error {
+	if temporal.IsCanceledError(err) {
+		return err
+	}
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) && app.Type() != "" {
+		return temporal.NewNonRetryableApplicationError(msg+": "+app.Message(), app.Type(), err)
+	}
+	return fmt.Errorf("%s: %w", msg, err)
 }

@@ -42,7 +42,7 @@ func RestoreWorkflow(ctx workflow.Context, in RestoreInput) (*RestoreResult, err
 		prog.Step, prog.StepName = i, RestoreSteps[i-1]
 	}
 	stepErr := func(i int, err error) error {
-		return fmt.Errorf("step %d (%s): %w", i, RestoreSteps[i-1], err)
+		return wrap(fmt.Sprintf("step %d (%s)", i, RestoreSteps[i-1]), err)
 	}
 
 	if !in.DryRun {

@@ -1,0 +1,121 @@
+package workflows_test
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	wf "github.com/project-vulcan/vulcan-backup/workflows"
+)
+
+func backupEnv(t *testing.T, overrides ...func(*testsuite.TestWorkflowEnvironment)) *testsuite.TestWorkflowEnvironment {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	register(env)
+	for _, o := range overrides {
+		o(env)
+	}
+	env.OnActivity(wf.AcquireLockActivity, mock.Anything, mock.Anything).Return(nil)
+	env.OnActivity(wf.ReleaseLockActivity, mock.Anything, mock.Anything).Return(nil)
+	env.OnActivity(wf.PrepareBackupActivity, mock.Anything, mock.Anything).Return(
+		func(_ activityCtx, p wf.BackupPlan) (wf.BackupPlan, error) { p.ID = "20250101_020000"; return p, nil })
+	env.OnActivity(wf.DumpDatabaseActivity, mock.Anything, mock.Anything).Return(wf.DumpOutput{Size: 10, Tables: 4}, nil)
+	env.OnActivity(wf.ArchiveStorageActivity, mock.Anything, mock.Anything).Return(wf.ArchiveOutput{Files: 3}, nil)
+	env.OnActivity(wf.VerifyBackupActivity, mock.Anything, mock.Anything).Return(nil)
+	env.OnActivity(wf.CommitBackupActivity, mock.Anything, mock.Anything).Return(
+		func(_ activityCtx, p wf.BackupPlan) (wf.BackupResult, error) {
+			return wf.BackupResult{ID: p.ID, Kind: p.Kind}, nil
+		})
+	env.OnActivity(wf.ApplyRetentionActivity, mock.Anything, mock.Anything).Return(wf.RetentionOutput{Deleted: []string{"20241201_020000"}}, nil)
+	return env
+}
+
+func TestBackupHappyPath(t *testing.T) {
+	env := backupEnv(t)
+	env.ExecuteWorkflow(wf.BackupWorkflowName, wf.BackupInput{Kind: wf.KindManual})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	var res wf.BackupResult
+	env.GetWorkflowResult(&res)
+	if res.ID != "20250101_020000" || res.Kind != wf.KindManual || len(res.Deleted) != 1 {
+		t.Fatalf("result %+v", res)
+	}
+	env.AssertActivityNumberOfCalls(t, wf.AcquireLockActivity, 1)
+	env.AssertActivityNumberOfCalls(t, wf.ReleaseLockActivity, 1)
+	env.AssertActivityNumberOfCalls(t, wf.ApplyRetentionActivity, 1)
+}
+
+// The schedule starts the workflow with its recorded input; an empty kind
+// means scheduled.
+func TestBackupDefaultsToScheduled(t *testing.T) {
+	env := backupEnv(t)
+	env.ExecuteWorkflow(wf.BackupWorkflowName, wf.BackupInput{})
+	var res wf.BackupResult
+	if err := env.GetWorkflowResult(&res); err != nil || res.Kind != wf.KindScheduled {
+		t.Fatalf("%+v %v", res, err)
+	}
+}
+
+func TestEmergencyBackupUnderParentLock(t *testing.T) {
+	env := backupEnv(t)
+	env.ExecuteWorkflow(wf.BackupWorkflowName, wf.BackupInput{Kind: wf.KindEmergency, LockHeld: true})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	env.AssertActivityNumberOfCalls(t, wf.AcquireLockActivity, 0)
+	env.AssertActivityNumberOfCalls(t, wf.ApplyRetentionActivity, 0)
+}
+
+func TestBackupVerifyFailureCommitsNothing(t *testing.T) {
+	env := backupEnv(t, func(env *testsuite.TestWorkflowEnvironment) {
+		env.OnActivity(wf.VerifyBackupActivity, mock.Anything, mock.Anything).Return(
+			temporal.NewNonRetryableApplicationError("checksum mismatch", wf.ErrTypeIntegrity, nil))
+	})
+	env.ExecuteWorkflow(wf.BackupWorkflowName, wf.BackupInput{Kind: wf.KindManual})
+	var app *temporal.ApplicationError
+	if err := env.GetWorkflowError(); !errors.As(err, &app) || app.Type() != wf.ErrTypeIntegrity {
+		t.Fatalf("want integrity error, got %v", err)
+	}
+	env.AssertActivityNumberOfCalls(t, wf.VerifyBackupActivity, 1)
+	env.AssertActivityNumberOfCalls(t, wf.CommitBackupActivity, 0)
+	env.AssertActivityNumberOfCalls(t, wf.ReleaseLockActivity, 1)
+}
+
+// A database that is down is retried with backoff, a bounded number of times.
+func TestBackupDatabaseDownRetriesThenFails(t *testing.T) {
+	env := backupEnv(t, func(env *testsuite.TestWorkflowEnvironment) {
+		env.OnActivity(wf.DumpDatabaseActivity, mock.Anything, mock.Anything).Return(wf.DumpOutput{}, errors.New("connect to PostgreSQL vulcan@db:5432/vulcan: connection refused"))
+	})
+	env.ExecuteWorkflow(wf.BackupWorkflowName, wf.BackupInput{Kind: wf.KindManual})
+	if err := env.GetWorkflowError(); err == nil {
+		t.Fatal("backup succeeded")
+	}
+	env.AssertActivityNumberOfCalls(t, wf.DumpDatabaseActivity, 5)
+	env.AssertActivityNumberOfCalls(t, wf.ArchiveStorageActivity, 0)
+	env.AssertActivityNumberOfCalls(t, wf.CommitBackupActivity, 0)
+}
+
+func TestRetentionFailureIsReported(t *testing.T) {
+	env := backupEnv(t, func(env *testsuite.TestWorkflowEnvironment) {
+		env.OnActivity(wf.ApplyRetentionActivity, mock.Anything, mock.Anything).Return(wf.RetentionOutput{}, boom("permission denied"))
+	})
+	env.ExecuteWorkflow(wf.BackupWorkflowName, wf.BackupInput{Kind: wf.KindManual})
+	var res wf.BackupResult
+	if err := env.GetWorkflowResult(&res); err != nil || res.RetentionError == "" {
+		t.Fatalf("want the committed backup with a retention error, got %+v %v", res, err)
+	}
+}
+
+func TestCleanupWorkflow(t *testing.T) {
+	env := backupEnv(t)
+	env.ExecuteWorkflow(wf.CleanupWorkflowName, wf.CleanupInput{Days: 3, DryRun: true})
+	var out wf.RetentionOutput
+	if err := env.GetWorkflowResult(&out); err != nil || len(out.Deleted) != 1 {
+		t.Fatalf("%+v %v", out, err)
+	}
+	env.AssertActivityCalled(t, wf.ApplyRetentionActivity, mock.Anything, wf.RetentionInput{Days: 3, DryRun: true})
+}
