@@ -1,0 +1,30 @@
+# Vulcan Backup. `make run` runs everything on a laptop; `make test` runs the suite.
+GO      ?= go
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+
+.PHONY: all build run test test-unit test-e2e lint bench clean
+
+all: build
+
+## build: bin/worker and bin/starter
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/worker ./worker
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/starter ./starter
+
+## run: embedded Temporal (SQLite in .vulcan/) + Web UI on :8233 + worker + nightly schedule
+run: build
+	mkdir -p storage backups
+	./bin/worker --dev
+
+## test: gofmt, go vet, unit tests with -race, then the integration and end-to-end
+## suites against a real PostgreSQL (started here) and the embedded Temporal server
+test: build
+	scripts/test.sh
+
+## lint: gofmt and go vet only
+lint:
+	scripts/test.sh lint
+
+clean:
+	rm -rf bin

@@ -1,0 +1,64 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"google.golang.org/protobuf/encoding/protojson"
+)
+
+// recordHistories writes the history of the latest completed backup and
+// restore to workflows/testdata for the replay tests, when
+// VULCAN_RECORD_HISTORY=1. Run it once after a deliberate workflow change
+// that is guarded by workflow.GetVersion.
+func recordHistories(t *testing.T, s *system) {
+	if os.Getenv("VULCAN_RECORD_HISTORY") != "1" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := client.Dial(client.Options{HostPort: s.addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, name := range []string{"BackupWorkflow", "RestoreWorkflow"} {
+		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Query: `WorkflowType = "` + name + `" AND ExecutionStatus = "Completed"`,
+		})
+		if err != nil || len(resp.Executions) == 0 {
+			t.Fatalf("no completed %s: %v", name, err)
+		}
+		e := resp.Executions[0].Execution
+		it := c.GetWorkflowHistory(ctx, e.WorkflowId, e.RunId, false, 0)
+		h := &historypb.History{}
+		for it.HasNext() {
+			ev, err := it.Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.Events = append(h.Events, ev)
+		}
+		data, err := protojson.MarshalOptions{Indent: "  "}.Marshal(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join("..", "workflows", "testdata", name+".json")
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		// The replayer needs the original execution: ids feed child workflow ids.
+		if err := os.WriteFile(strings.TrimSuffix(p, ".json")+".execution", []byte(e.WorkflowId+" "+e.RunId+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("recorded %s", p)
+	}
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The test suite behind `make test` and CI: formatting, vet, unit tests with
+# the race detector, then the suites that need PostgreSQL (started here) and
+# the embedded Temporal server. Fails loudly on the first problem.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt needed on:"; echo "$unformatted"; exit 1
+fi
+echo "== go vet"
+go vet ./...
+[ "${1:-}" = lint ] && exit 0
+
+echo "== PostgreSQL"
+VULCAN_TEST_DATABASE_URL=$(scripts/testdb.sh)
+export VULCAN_TEST_DATABASE_URL
+
+# Packages without the embedded server run with the race detector.
+race_pkgs=$(go list ./... | grep -v -e /e2e -e /internal/devserver)
+echo "== unit and integration tests (-race)"
+go test -race -count=1 $race_pkgs
+
+echo "== end-to-end tests (embedded Temporal server, real binaries)"
+go test -count=1 -timeout 15m ./e2e/...

@@ -1,0 +1,53 @@
+package workflows_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	wf "github.com/project-vulcan/vulcan-backup/workflows"
+)
+
+// Histories recorded from real runs (VULCAN_RECORD_HISTORY=1 with the e2e
+// TestDocumentedProcedure) must replay against the current code: a change
+// that breaks this needs workflow.GetVersion.
+func TestReplayRecordedHistories(t *testing.T) {
+	for _, name := range []string{wf.BackupWorkflowName, wf.RestoreWorkflowName} {
+		t.Run(name, func(t *testing.T) {
+			base := filepath.Join("testdata", name)
+			hist, err := client.HistoryFromJSON(mustOpen(t, base+".json"), client.HistoryJSONOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids, err := os.ReadFile(base + ".execution")
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := strings.Fields(string(ids))
+			r := worker.NewWorkflowReplayer()
+			r.RegisterWorkflowWithOptions(wf.BackupWorkflow, workflow.RegisterOptions{Name: wf.BackupWorkflowName})
+			r.RegisterWorkflowWithOptions(wf.RestoreWorkflow, workflow.RegisterOptions{Name: wf.RestoreWorkflowName})
+			err = r.ReplayWorkflowHistoryWithOptions(nil, hist, worker.ReplayWorkflowHistoryOptions{
+				OriginalExecution: workflow.Execution{ID: f[0], RunID: f[1]},
+			})
+			if err != nil {
+				t.Fatalf("replay %s: %v", name, err)
+			}
+		})
+	}
+}
+
+func mustOpen(t *testing.T, p string) *os.File {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
