@@ -212,8 +212,8 @@ func makeStorage(t *testing.T, root string, mb int) {
 		t.Fatalf("mkstorage: %v\n%s", err, out)
 	}
 	extra := map[string]string{
-		"storage/logs/ünïcødé ✓ 日本.log": "héllo\n",
-		"storage/logs/empty.log":        "",
+		"storage/logs/ünïcødé ✓ 日本.log":       "héllo\n",
+		"storage/logs/empty.log":              "",
 		"storage/verification/deep/a/b/c.txt": "deep\n",
 	}
 	for p, c := range extra {

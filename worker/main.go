@@ -168,4 +168,3 @@ func dbDesc(db *pgdump.Target) string {
 	}
 	return db.String()
 }
-
