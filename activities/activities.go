@@ -122,15 +122,15 @@ func classify(err error) error {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return err
 	case errors.As(err, &busy):
-		return temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeBusy, err, busy.Holder)
+		return temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeBusy, nil, busy.Holder)
 	case archive.IsIntegrity(err), errors.Is(err, manifest.ErrInvalid):
-		return temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeIntegrity, err)
+		return temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeIntegrity, nil)
 	case errors.Is(err, pgdump.ErrRowCounts):
-		return temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeVerify, err)
+		return temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeVerify, nil)
 	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
-		return temporal.NewNonRetryableApplicationError("no space left: "+err.Error(), workflows.ErrTypeNoSpace, err)
+		return temporal.NewNonRetryableApplicationError("no space left: "+err.Error(), workflows.ErrTypeNoSpace, nil)
 	case errors.Is(err, pgdump.ErrBadURL):
-		return temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeBadInput, err)
+		return temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeBadInput, nil)
 	}
 	return err
 }

@@ -71,7 +71,7 @@ func run() error {
 	if *dev {
 		srv, err := devserver.Start(ctx, devserver.Options{
 			DBFile: filepath.Join(*stateDir, "temporal.db"), Address: cfg.TemporalAddress,
-			Namespace: cfg.Namespace, UIPort: cfg.UIPort, Log: log,
+			Namespace: cfg.Namespace, UIPort: cfg.UIPort,
 		})
 		if err != nil {
 			return err

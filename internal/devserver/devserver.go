@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -41,8 +40,6 @@ type Options struct {
 	Namespace string
 	// UIPort is the Web UI port; 0 disables the UI.
 	UIPort int
-	// Log receives the server's log lines (at warn and above).
-	Log *slog.Logger
 }
 
 // Server is a running embedded Temporal server.
@@ -115,9 +112,11 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The server's own log is noisy (and alarming at shutdown); it is off
+	// unless VULCAN_DEVSERVER_LOG names a level (debug, info, warn, error).
 	var logger log.Logger = log.NewNoopLogger()
-	if opts.Log != nil {
-		logger = log.NewZapLogger(log.BuildZapLogger(log.Config{Level: "error"}))
+	if level := os.Getenv("VULCAN_DEVSERVER_LOG"); level != "" {
+		logger = log.NewZapLogger(log.BuildZapLogger(log.Config{Level: level}))
 	}
 	srv, err := temporal.NewServer(
 		temporal.WithConfig(cfg),
