@@ -5,6 +5,7 @@ package devserver
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"net"
@@ -17,6 +18,7 @@ import (
 	uiserver "github.com/temporalio/ui-server/v2/server"
 	uiconfig "github.com/temporalio/ui-server/v2/server/config"
 	uioptions "github.com/temporalio/ui-server/v2/server/server_options"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/server/common/cluster"
@@ -92,6 +94,8 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 			if err := sqliteschema.SetupSchema(sqlCfg); err != nil {
 				return nil, fmt.Errorf("dev server: create schema in %s: %w", opts.DBFile, err)
 			}
+		} else if err := forgetMembers(opts.DBFile); err != nil {
+			return nil, err
 		}
 	}
 	if opts.DBFile == "" {
@@ -178,7 +182,7 @@ func (s *Server) Stop() {
 }
 
 func (s *Server) waitReady(ctx context.Context) error {
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	var last error
 	for time.Now().Before(deadline) {
 		c, err := client.Dial(client.Options{HostPort: s.opts.Address, Namespace: s.opts.Namespace, Logger: quietLogger{}})
@@ -186,6 +190,18 @@ func (s *Server) waitReady(ctx context.Context) error {
 			_, err = c.CheckHealth(ctx, &client.CheckHealthRequest{})
 			if err == nil {
 				_, err = c.WorkflowService().DescribeNamespace(ctx, describeNS(s.opts.Namespace))
+			}
+			if err == nil {
+				// The history service answers too (after a restart it
+				// takes a while to own its shard again): NotFound is the
+				// healthy answer for a workflow that never existed.
+				hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				_, err = c.DescribeWorkflowExecution(hctx, "vulcan-readiness-probe", "")
+				cancel()
+				var nf *serviceerror.NotFound
+				if errors.As(err, &nf) {
+					err = nil
+				}
 			}
 			c.Close()
 			if err == nil {
@@ -308,3 +324,19 @@ func (quietLogger) Debug(string, ...any) {}
 func (quietLogger) Info(string, ...any)  {}
 func (quietLogger) Warn(string, ...any)  {}
 func (quietLogger) Error(string, ...any) {}
+
+// forgetMembers removes the cluster membership rows a previous run left in
+// the SQLite file. This server is one process, so every row is stale; left in
+// place they point the new server at dead hosts until they expire (about a
+// minute), and schedules and history calls fail meanwhile.
+func forgetMembers(dbFile string) error {
+	db, err := sql.Open("sqlite", "file:"+dbFile+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		return fmt.Errorf("dev server: open %s: %w", dbFile, err)
+	}
+	defer db.Close()
+	if _, err := db.Exec("DELETE FROM cluster_membership"); err != nil {
+		return fmt.Errorf("dev server: reset membership in %s: %w (is another worker --dev using it?)", dbFile, err)
+	}
+	return nil
+}
