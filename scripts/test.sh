@@ -19,7 +19,7 @@ VULCAN_TEST_DATABASE_URL=$(scripts/testdb.sh)
 export VULCAN_TEST_DATABASE_URL
 
 # Packages without the embedded server run with the race detector.
-race_pkgs=$(go list ./... | grep -v -e /e2e -e /internal/devserver)
+race_pkgs=$(go list ./... | grep -v -e /e2e -e /internal/devserver -e /worker$)
 echo "== unit and integration tests (-race)"
 go test -race -count=1 $race_pkgs
 

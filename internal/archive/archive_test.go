@@ -122,7 +122,7 @@ func verifyFile(t *testing.T, path string, m *manifest.Manifest) (*archive.Repor
 
 func TestRoundTripByteForByte(t *testing.T) {
 	src := t.TempDir()
-	tree(t, src, 3<<20)
+	tree(t, src, 32<<20)
 	path, m := create(t, src, true)
 
 	rep, err := verifyFile(t, path, m)

@@ -1,0 +1,159 @@
+package activities
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/project-vulcan/vulcan-backup/internal/pgdump"
+	"github.com/project-vulcan/vulcan-backup/internal/services"
+	"github.com/project-vulcan/vulcan-backup/internal/staging"
+	"github.com/project-vulcan/vulcan-backup/internal/store"
+	"github.com/project-vulcan/vulcan-backup/internal/testutil"
+	"github.com/project-vulcan/vulcan-backup/workflows"
+)
+
+// These tests call the activities directly (outside Temporal) on real files
+// and a real PostgreSQL, covering the paths the workflow tests mock.
+
+func newActivities(t *testing.T, dbURL string) *Activities {
+	t.Helper()
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "storage", "logs"), 0o755)
+	os.WriteFile(filepath.Join(root, "storage", "logs", "a.log"), []byte("first\n"), 0o644)
+	a := &Activities{Root: root, Paths: []string{"storage"}, Backups: store.Dir{Path: filepath.Join(root, "backups")},
+		RetentionDays: 7, Services: services.None{}, ToolVersion: "test"}
+	if dbURL != "" {
+		tg, err := pgdump.Parse(dbURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.DB = tg
+	}
+	return a
+}
+
+// backup runs the backup steps as the workflow would and returns the result.
+func backup(t *testing.T, a *Activities, kind string, at time.Time) workflows.BackupResult {
+	t.Helper()
+	ctx := context.Background()
+	plan, err := a.PrepareBackup(ctx, workflows.BackupPlan{Kind: kind, WorkflowID: "wf", RunID: "run-" + at.String(), StartedAt: at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.DumpDatabase(ctx, plan); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.ArchiveStorage(ctx, plan); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.VerifyBackup(ctx, plan); err != nil {
+		t.Fatal(err)
+	}
+	res, err := a.CommitBackup(ctx, plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := a.CommitBackup(ctx, plan)
+	if err != nil || again.ID != res.ID {
+		t.Fatalf("a repeated commit must return the same backup: %+v %v", again, err)
+	}
+	return res
+}
+
+func TestCrashedAttemptIsCleanedByTheNext(t *testing.T) {
+	a := newActivities(t, "")
+	ctx := context.Background()
+	at := time.Date(2025, 1, 1, 2, 0, 0, 0, time.UTC)
+	plan, _ := a.PrepareBackup(ctx, workflows.BackupPlan{Kind: workflows.KindManual, StartedAt: at})
+	a.DumpDatabase(ctx, plan)
+	if _, err := a.ArchiveStorage(ctx, plan); err != nil {
+		t.Fatal(err)
+	}
+	// The worker dies here. The next backup removes what it left.
+	res := backup(t, a, workflows.KindManual, at.Add(time.Hour))
+	entries, _ := os.ReadDir(a.Backups.Path)
+	var names []string
+	for _, e := range entries {
+		if !e.IsDir() && !strings.HasPrefix(e.Name(), ".vulcan.lock") {
+			names = append(names, e.Name())
+		}
+	}
+	if len(names) != 2 || !strings.Contains(strings.Join(names, " "), res.ID) {
+		t.Fatalf("backup directory holds %v, want only backup %s", names, res.ID)
+	}
+}
+
+// When a pre-restore copy is gone, the storage rollback restores the path
+// from the emergency backup instead.
+func TestRollbackStorageFallsBackToEmergencyBackup(t *testing.T) {
+	a := newActivities(t, "")
+	ctx := context.Background()
+	good := backup(t, a, workflows.KindManual, time.Date(2025, 1, 1, 2, 0, 0, 0, time.UTC))
+	os.WriteFile(filepath.Join(a.Root, "storage", "logs", "a.log"), []byte("current\n"), 0o644)
+	emergency := backup(t, a, workflows.KindEmergency, time.Date(2025, 1, 2, 2, 0, 0, 0, time.UTC))
+
+	in := workflows.StepInput{RestoreID: "20250103_000000", Archive: a.abs(good.Archive), Manifest: a.abs(good.Manifest)}
+	if _, err := a.RestoreStorage(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(a.Root, "storage/logs/a.log")); string(b) != "first\n" {
+		t.Fatalf("restored content %q", b)
+	}
+	// Lose the pre-restore copy, then roll back.
+	tree := staging.Tree{Root: a.Root, ID: in.RestoreID}
+	os.RemoveAll(tree.PreRestore("storage"))
+	out, err := a.RollbackStorage(ctx, workflows.RollbackInput{RestoreID: in.RestoreID, EmergencyManifest: emergency.Manifest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.Action, "emergency backup") {
+		t.Fatalf("action %q", out.Action)
+	}
+	if b, _ := os.ReadFile(filepath.Join(a.Root, "storage/logs/a.log")); string(b) != "current\n" {
+		t.Fatalf("after rollback %q, want the state of the emergency backup", b)
+	}
+	entries, _ := os.ReadDir(a.Root)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".vulcan-restore-") || strings.Contains(e.Name(), "pre-restore") {
+			t.Errorf("leftover %s", e.Name())
+		}
+	}
+}
+
+// With the in-place fallback, rolling back the database reloads the
+// emergency backup's dump.
+func TestRollbackInPlaceDatabase(t *testing.T) {
+	admin := testutil.AdminURL(t)
+	url := strings.Replace(testutil.WithDatabase(t, admin, "vulcan_nocreate"), "vulcan_test:vulcan-test-secret", "vulcan_nocreate:vulcan-nocreate-secret", 1)
+	testutil.Psql(t, url, "-c", "DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public;")
+	testutil.LoadVulcanDB(t, url, 100)
+	a := newActivities(t, url)
+	ctx := context.Background()
+	good := backup(t, a, workflows.KindManual, time.Date(2025, 1, 1, 2, 0, 0, 0, time.UTC))
+	testutil.Psql(t, url, "-c", "INSERT INTO accounts (name) VALUES ('later')")
+	current := testutil.Fingerprint(t, url)
+	emergency := backup(t, a, workflows.KindEmergency, time.Date(2025, 1, 2, 2, 0, 0, 0, time.UTC))
+
+	in := workflows.StepInput{RestoreID: "20250103_000000", Archive: a.abs(good.Archive), Manifest: a.abs(good.Manifest)}
+	if _, err := a.RestoreStorage(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	out, err := a.RestoreDatabase(ctx, in)
+	if err != nil || out.Mode != pgdump.ModeInPlace {
+		t.Fatalf("restore database: %+v %v", out, err)
+	}
+	if testutil.Fingerprint(t, url)["r:accounts"] == current["r:accounts"] {
+		t.Fatal("the restore did not change the accounts")
+	}
+	rb, err := a.RollbackDatabase(ctx, workflows.RollbackInput{RestoreID: in.RestoreID, EmergencyManifest: emergency.Manifest})
+	if err != nil || !strings.Contains(rb.Action, "in place") {
+		t.Fatalf("rollback: %+v %v", rb, err)
+	}
+	if got := testutil.Fingerprint(t, url); got["r:accounts"] != current["r:accounts"] {
+		t.Fatal("rollback did not bring back the state of the emergency backup")
+	}
+}
