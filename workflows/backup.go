@@ -78,14 +78,11 @@ func BackupWorkflow(ctx workflow.Context, in BackupInput) (*BackupResult, error)
 
 	if !in.LockHeld {
 		step(0)
-		lock := LockRequest{Operation: "backup", WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID}
-		if err := workflow.ExecuteActivity(quick(ctx), AcquireLockActivity, lock).Get(ctx, nil); err != nil {
+		release, err := holdLock(ctx, "backup")
+		if err != nil {
 			return fail(err)
 		}
-		defer func() {
-			dctx, _ := workflow.NewDisconnectedContext(ctx)
-			_ = workflow.ExecuteActivity(quick(dctx), ReleaseLockActivity, lock).Get(dctx, nil)
-		}()
+		defer release()
 	}
 
 	step(1)
@@ -141,20 +138,16 @@ func BackupWorkflow(ctx workflow.Context, in BackupInput) (*BackupResult, error)
 
 // CleanupWorkflow applies retention on demand, holding the operation lock.
 func CleanupWorkflow(ctx workflow.Context, in CleanupInput) (*RetentionOutput, error) {
-	info := workflow.GetInfo(ctx)
 	prog := &Progress{Operation: "cleanup", Steps: 2, Step: 1, StepName: "lock", State: StateRunning}
 	if err := workflow.SetQueryHandler(ctx, ProgressQuery, func() (Progress, error) { return *prog, nil }); err != nil {
 		return nil, err
 	}
-	lock := LockRequest{Operation: "cleanup", WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID}
-	if err := workflow.ExecuteActivity(quick(ctx), AcquireLockActivity, lock).Get(ctx, nil); err != nil {
+	release, err := holdLock(ctx, "cleanup")
+	if err != nil {
 		prog.State, prog.Message = StateFailed, err.Error()
 		return nil, err
 	}
-	defer func() {
-		dctx, _ := workflow.NewDisconnectedContext(ctx)
-		_ = workflow.ExecuteActivity(quick(dctx), ReleaseLockActivity, lock).Get(dctx, nil)
-	}()
+	defer release()
 	prog.Completed, prog.Step, prog.StepName = []string{"lock"}, 2, "retention"
 	var out RetentionOutput
 	if err := workflow.ExecuteActivity(quick(ctx), ApplyRetentionActivity, in).Get(ctx, &out); err != nil {
@@ -178,4 +171,19 @@ func wrap(msg string, err error) error {
 		return temporal.NewNonRetryableApplicationError(msg+": "+app.Message(), app.Type(), err)
 	}
 	return fmt.Errorf("%s: %w", msg, err)
+}
+
+// holdLock takes the operation lock for this workflow and returns the
+// function that releases it, on a disconnected context so that a cancelled
+// workflow still lets go.
+func holdLock(ctx workflow.Context, operation string) (func(), error) {
+	info := workflow.GetInfo(ctx)
+	lock := LockRequest{Operation: operation, WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID}
+	if err := workflow.ExecuteActivity(quick(ctx), AcquireLockActivity, lock).Get(ctx, nil); err != nil {
+		return nil, err
+	}
+	return func() {
+		dctx, _ := workflow.NewDisconnectedContext(ctx)
+		_ = workflow.ExecuteActivity(quick(dctx), ReleaseLockActivity, lock).Get(dctx, nil)
+	}, nil
 }

@@ -46,15 +46,12 @@ func RestoreWorkflow(ctx workflow.Context, in RestoreInput) (*RestoreResult, err
 	}
 
 	if !in.DryRun {
-		lock := LockRequest{Operation: "restore", WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID}
-		if err := workflow.ExecuteActivity(quick(ctx), AcquireLockActivity, lock).Get(ctx, nil); err != nil {
+		release, err := holdLock(ctx, "restore")
+		if err != nil {
 			prog.State, prog.Message = StateFailed, err.Error()
 			return nil, err
 		}
-		defer func() {
-			dctx, _ := workflow.NewDisconnectedContext(ctx)
-			_ = workflow.ExecuteActivity(quick(dctx), ReleaseLockActivity, lock).Get(dctx, nil)
-		}()
+		defer release()
 	}
 
 	// 1. Validate: nothing is touched before the archive is proven sound.

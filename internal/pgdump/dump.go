@@ -55,7 +55,7 @@ func Dump(ctx context.Context, t *Target, w io.Writer, progress func(int64)) (*D
 	}
 
 	h := sha256.New()
-	cw := &countingWriter{w: io.MultiWriter(w, h), progress: progress}
+	cw := &countingWriter{w: io.MultiWriter(w, h), progressCounter: progressCounter{progress: progress}}
 	var stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, "pg_dump",
 		"--format=plain", "--no-owner", "--clean", "--if-exists", "--quote-all-identifiers",
@@ -138,20 +138,28 @@ func CompareCounts(want, got []manifest.TableCount) string {
 	return strings.Join(diffs, "; ")
 }
 
-type countingWriter struct {
-	w        io.Writer
-	n        int64
-	last     int64
+// progressCounter counts bytes and reports them at least every 8 MiB.
+type progressCounter struct {
+	n, last  int64
 	progress func(int64)
 }
 
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
+func (c *progressCounter) add(n int) {
 	c.n += int64(n)
 	if c.progress != nil && c.n-c.last >= 8<<20 {
 		c.last = c.n
 		c.progress(c.n)
 	}
+}
+
+type countingWriter struct {
+	w io.Writer
+	progressCounter
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.add(n)
 	return n, err
 }
 

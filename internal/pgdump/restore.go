@@ -61,7 +61,7 @@ func (t *Target) LoadFile(ctx context.Context, db, dumpPath string, progress fun
 	cmd := exec.CommandContext(ctx, "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction",
 		"--dbname="+t.url(db))
 	cmd.Env = t.env()
-	cmd.Stdin = &countingReader{r: f, progress: progress}
+	cmd.Stdin = &countingReader{r: f, progressCounter: progressCounter{progress: progress}}
 	cmd.Stdout = io.Discard
 	cmd.Stderr = &limitedBuffer{buf: &stderr, max: 8 << 10}
 	cmd.WaitDelay = 10 * time.Second
@@ -298,17 +298,12 @@ func ident(s string) string { return pgx.Identifier{s}.Sanitize() }
 func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 type countingReader struct {
-	r        io.Reader
-	n, last  int64
-	progress func(int64)
+	r io.Reader
+	progressCounter
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
-	c.n += int64(n)
-	if c.progress != nil && c.n-c.last >= 8<<20 {
-		c.last = c.n
-		c.progress(c.n)
-	}
+	c.add(n)
 	return n, err
 }

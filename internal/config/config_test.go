@@ -1,0 +1,48 @@
+package config
+
+import (
+	"slices"
+	"testing"
+)
+
+func TestFromEnvDefaultsAndOverrides(t *testing.T) {
+	for _, k := range []string{EnvTemporalAddress, EnvUIPort, EnvPaths, EnvRetentionDays, EnvSchedule, EnvServices, EnvDatabaseURL} {
+		t.Setenv(k, "")
+	}
+	c, err := FromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.TemporalAddress != "127.0.0.1:7233" || c.UIPort != 8233 || c.RetentionDays != 7 || c.Schedule != "0 2 * * *" ||
+		c.Services != "none" || !slices.Equal(c.Paths, []string{"storage"}) || c.TaskQueue != "vulcan-backup" || c.BackupDir != "backups" {
+		t.Fatalf("defaults %+v", c)
+	}
+	t.Setenv(EnvPaths, " storage/, data/uploads ,,")
+	t.Setenv(EnvRetentionDays, "14")
+	t.Setenv(EnvUIPort, "0")
+	c, err = FromEnv()
+	if err != nil || !slices.Equal(c.Paths, []string{"storage", "data/uploads"}) || c.RetentionDays != 14 || c.UIPort != 0 {
+		t.Fatalf("overrides %+v %v", c, err)
+	}
+	t.Setenv(EnvRetentionDays, "a week")
+	if _, err := FromEnv(); err == nil {
+		t.Fatal("a non-number retention was accepted")
+	}
+}
+
+func TestValidate(t *testing.T) {
+	ok := Config{RetentionDays: 7, Paths: []string{"storage"}}
+	if err := ok.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []Config{
+		{RetentionDays: 0, Paths: []string{"storage"}},
+		{RetentionDays: 7},
+		{RetentionDays: 7, Paths: []string{"/etc"}},
+		{RetentionDays: 7, Paths: []string{"../x"}},
+	} {
+		if err := c.Validate(); err == nil {
+			t.Errorf("%+v accepted", c)
+		}
+	}
+}
