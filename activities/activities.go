@@ -41,8 +41,11 @@ type Activities struct {
 	DB *pgdump.Target
 	// RetentionDays is the default retention.
 	RetentionDays int
-	// Services stops and starts the application.
+	// Services stops and starts the application around a restore.
 	Services services.Controller
+	// BackupServices stops and starts the stores that are unsafe to copy
+	// live, around the archive step of a backup; nil means none.
+	BackupServices services.Controller
 	// Temporal answers whether a lock holder still runs; nil means every
 	// other holder is taken to be running.
 	Temporal client.Client
@@ -71,6 +74,9 @@ func (a *Activities) Register(r interface {
 		workflows.RestoreStorageActivity:   a.RestoreStorage,
 		workflows.RestoreDatabaseActivity:  a.RestoreDatabase,
 		workflows.StartServicesActivity:    a.StartServices,
+		workflows.ListForBackupActivity:    a.ListForBackup,
+		workflows.StopForBackupActivity:    a.StopForBackup,
+		workflows.StartAfterBackupActivity: a.StartAfterBackup,
 		workflows.VerifyRestoreActivity:    a.VerifyRestore,
 		workflows.FinishRestoreActivity:    a.FinishRestore,
 		workflows.RollbackStorageActivity:  a.RollbackStorage,

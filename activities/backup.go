@@ -302,3 +302,39 @@ func (a *Activities) ApplyRetention(ctx context.Context, in workflows.RetentionI
 	}
 	return out, nil
 }
+
+// ListForBackup names the running containers labelled
+// vulcan.stop-during-backup=true; the workflow keeps the list, so a worker
+// crash between stop and start cannot lose it.
+func (a *Activities) ListForBackup(ctx context.Context) ([]string, error) {
+	if a.BackupServices == nil {
+		return nil, nil
+	}
+	return a.BackupServices.Running(ctx)
+}
+
+// StopForBackup stops the named containers for the archive step.
+func (a *Activities) StopForBackup(ctx context.Context, names []string) error {
+	if a.BackupServices == nil || len(names) == 0 {
+		return nil
+	}
+	if err := a.BackupServices.Stop(ctx, names); err != nil {
+		return err
+	}
+	a.log(ctx).Info("stopped for the backup", "services", names)
+	return nil
+}
+
+// StartAfterBackup starts the containers stopped for the archive step.
+func (a *Activities) StartAfterBackup(ctx context.Context, names []string) error {
+	if a.BackupServices == nil || len(names) == 0 {
+		return nil
+	}
+	hb := startHeartbeat(ctx)
+	defer hb.end()
+	if err := a.BackupServices.Start(ctx, names); err != nil {
+		return err
+	}
+	a.log(ctx).Info("started after the backup", "services", names)
+	return nil
+}

@@ -146,10 +146,16 @@ func buildActivities(cfg config.Config, c client.Client, log *slog.Logger) (*act
 	} else {
 		log.Warn("DATABASE_URL is not set: backups and restores cover files only")
 	}
-	ctl, err := services.New(services.Config{
+	scfg := services.Config{
 		Kind: cfg.Services, ExecStop: cfg.ExecStop, ExecStart: cfg.ExecStart,
 		ExecHealth: cfg.ExecHealth, ExecStatus: cfg.ExecStatus, HealthTimeout: cfg.HealthTimeout,
-	})
+		ComposeProject: cfg.ComposeProject, DockerStopTimeout: cfg.DockerStopTimeout, SystemdUnits: cfg.SystemdUnits,
+	}
+	ctl, err := services.New(scfg)
+	if err != nil {
+		return nil, err
+	}
+	forBackup, err := services.NewForBackup(scfg)
 	if err != nil {
 		return nil, err
 	}
@@ -158,7 +164,7 @@ func buildActivities(cfg config.Config, c client.Client, log *slog.Logger) (*act
 	}
 	return &activities.Activities{
 		Root: root, Paths: cfg.Paths, Backups: store.Dir{Path: dir}, DB: db, RetentionDays: cfg.RetentionDays,
-		Services: ctl, Temporal: c, ToolVersion: "vulcan-backup " + version, Log: log,
+		Services: ctl, BackupServices: forBackup, Temporal: c, ToolVersion: "vulcan-backup " + version, Log: log,
 	}, nil
 }
 

@@ -103,8 +103,38 @@ func BackupWorkflow(ctx workflow.Context, in BackupInput) (*BackupResult, error)
 	}
 
 	step(3)
+	// Stores that are unsafe to copy live (label vulcan.stop-during-backup)
+	// are stopped for the archive step only, and started again whatever
+	// happens. Added after the first release, hence the version marker.
+	resume := func() {}
+	if workflow.GetVersion(ctx, "stop-during-backup", workflow.DefaultVersion, 1) == 1 {
+		var paused []string
+		if err := workflow.ExecuteActivity(quick(ctx), ListForBackupActivity).Get(ctx, &paused); err != nil {
+			return fail(wrap("list containers to stop for the backup", err))
+		}
+		if len(paused) > 0 {
+			resumed := false
+			resume = func() {
+				if resumed {
+					return
+				}
+				resumed = true
+				dctx, _ := workflow.NewDisconnectedContext(ctx)
+				if err := workflow.ExecuteActivity(services(dctx), StartAfterBackupActivity, paused).Get(dctx, nil); err != nil {
+					workflow.GetLogger(ctx).Error("starting containers after the backup failed", "containers", paused, "error", err)
+				}
+			}
+			defer resume() // on cancellation
+			if err := workflow.ExecuteActivity(services(ctx), StopForBackupActivity, paused).Get(ctx, nil); err != nil {
+				resume()
+				return fail(wrap("stop containers for the backup", err))
+			}
+		}
+	}
 	var arch ArchiveOutput
-	if err := workflow.ExecuteActivity(long(ctx, 3), ArchiveStorageActivity, plan).Get(ctx, &arch); err != nil {
+	err := workflow.ExecuteActivity(long(ctx, 3), ArchiveStorageActivity, plan).Get(ctx, &arch)
+	resume()
+	if err != nil {
 		return fail(wrap("archive", err))
 	}
 

@@ -30,6 +30,9 @@ func backupEnv(t *testing.T, overrides ...func(*testsuite.TestWorkflowEnvironmen
 			return wf.BackupResult{ID: p.ID, Kind: p.Kind}, nil
 		})
 	env.OnActivity(wf.ApplyRetentionActivity, mock.Anything, mock.Anything).Return(wf.RetentionOutput{Deleted: []string{"20241201_020000"}}, nil)
+	env.OnActivity(wf.ListForBackupActivity, mock.Anything).Return([]string(nil), nil)
+	env.OnActivity(wf.StopForBackupActivity, mock.Anything, mock.Anything).Return(nil)
+	env.OnActivity(wf.StartAfterBackupActivity, mock.Anything, mock.Anything).Return(nil)
 	return env
 }
 
@@ -118,4 +121,23 @@ func TestCleanupWorkflow(t *testing.T) {
 		t.Fatalf("%+v %v", out, err)
 	}
 	env.AssertActivityCalled(t, wf.ApplyRetentionActivity, mock.Anything, wf.RetentionInput{Days: 3, DryRun: true})
+}
+
+// Containers labelled for the backup are stopped for the archive step only
+// and started again even when it fails.
+func TestBackupStopsLabelledContainersAroundTheArchive(t *testing.T) {
+	for _, archiveFails := range []bool{false, true} {
+		env := backupEnv(t, func(env *testsuite.TestWorkflowEnvironment) {
+			env.OnActivity(wf.ListForBackupActivity, mock.Anything).Return([]string{"chroma"}, nil)
+			if archiveFails {
+				env.OnActivity(wf.ArchiveStorageActivity, mock.Anything, mock.Anything).Return(wf.ArchiveOutput{}, boom("disk full"))
+			}
+		})
+		env.ExecuteWorkflow(wf.BackupWorkflowName, wf.BackupInput{Kind: wf.KindManual})
+		if (env.GetWorkflowError() != nil) != archiveFails {
+			t.Fatalf("archiveFails=%v: %v", archiveFails, env.GetWorkflowError())
+		}
+		env.AssertActivityCalled(t, wf.StopForBackupActivity, mock.Anything, []string{"chroma"})
+		env.AssertActivityNumberOfCalls(t, wf.StartAfterBackupActivity, 1)
+	}
 }

@@ -68,6 +68,7 @@ func register(env *testsuite.TestWorkflowEnvironment) {
 		wf.RollbackStorageActivity: stubRollback, wf.RollbackDatabaseActivity: stubRollback,
 		wf.PrepareBackupActivity: stubPlan, wf.DumpDatabaseActivity: stubDump, wf.ArchiveStorageActivity: stubArchive,
 		wf.VerifyBackupActivity: stubVerifyBackup, wf.CommitBackupActivity: stubCommit, wf.ApplyRetentionActivity: stubRetention,
+		wf.ListForBackupActivity: stubRunning, wf.StopForBackupActivity: stubServices, wf.StartAfterBackupActivity: stubServices,
 	} {
 		env.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 	}

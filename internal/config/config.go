@@ -28,6 +28,9 @@ type Config struct {
 
 	ExecStop, ExecStart, ExecHealth, ExecStatus string
 	HealthTimeout                               time.Duration
+	ComposeProject                              string
+	DockerStopTimeout                           time.Duration
+	SystemdUnits                                []string
 }
 
 // Environment variable names.
@@ -48,6 +51,9 @@ const (
 	EnvExecHealth      = "VULCAN_EXEC_HEALTH"
 	EnvExecStatus      = "VULCAN_EXEC_STATUS"
 	EnvHealthTimeout   = "VULCAN_HEALTH_TIMEOUT"
+	EnvComposeProject  = "VULCAN_COMPOSE_PROJECT"
+	EnvDockerStop      = "VULCAN_DOCKER_STOP_TIMEOUT"
+	EnvSystemdUnits    = "VULCAN_SYSTEMD_UNITS"
 )
 
 // FromEnv reads the configuration from the environment, with defaults.
@@ -66,6 +72,8 @@ func FromEnv() (Config, error) {
 		ExecStart:       os.Getenv(EnvExecStart),
 		ExecHealth:      os.Getenv(EnvExecHealth),
 		ExecStatus:      os.Getenv(EnvExecStatus),
+		ComposeProject:  os.Getenv(EnvComposeProject),
+		SystemdUnits:    SplitPaths(os.Getenv(EnvSystemdUnits)),
 	}
 	var err error
 	if c.UIPort, err = intEnv(EnvUIPort, 8233); err != nil {
@@ -74,12 +82,11 @@ func FromEnv() (Config, error) {
 	if c.RetentionDays, err = intEnv(EnvRetentionDays, 7); err != nil {
 		return c, err
 	}
-	if v := os.Getenv(EnvHealthTimeout); v != "" {
-		if c.HealthTimeout, err = time.ParseDuration(v); err != nil {
-			return c, fmt.Errorf("%s=%q: %w", EnvHealthTimeout, v, err)
-		}
-	} else {
-		c.HealthTimeout = 60 * time.Second
+	if c.HealthTimeout, err = durationEnv(EnvHealthTimeout, 60*time.Second); err != nil {
+		return c, err
+	}
+	if c.DockerStopTimeout, err = durationEnv(EnvDockerStop, 30*time.Second); err != nil {
+		return c, err
 	}
 	return c, nil
 }
@@ -151,4 +158,16 @@ func intEnv(key string, def int) (int, error) {
 		return 0, fmt.Errorf("%s=%q: not a number", key, v)
 	}
 	return n, nil
+}
+
+func durationEnv(key string, def time.Duration) (time.Duration, error) {
+	v := os.Getenv(key)
+	if v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, fmt.Errorf("%s=%q: want a duration such as 30s: %w", key, v, err)
+	}
+	return d, nil
 }

@@ -36,6 +36,15 @@ type Config struct {
 	ExecStop, ExecStart, ExecHealth, ExecStatus string
 	// HealthTimeout bounds the wait for health after a start.
 	HealthTimeout time.Duration
+	// ComposeProject limits the docker controller to one compose project.
+	ComposeProject string
+	// DockerStopTimeout is how long Docker waits before killing a container.
+	DockerStopTimeout time.Duration
+	// SystemdUnits are the units of the systemd controller.
+	SystemdUnits []string
+	// Docker is the engine for the docker controllers; nil means connect
+	// to DOCKER_HOST or the default socket.
+	Docker DockerEngine
 }
 
 // New returns the controller cfg names.
@@ -48,11 +57,38 @@ func New(cfg Config) (Controller, error) {
 			return nil, fmt.Errorf("services: VULCAN_SERVICES=exec needs VULCAN_EXEC_STOP and VULCAN_EXEC_START")
 		}
 		return &Exec{cfg: cfg}, nil
-	case "docker", "systemd":
-		return nil, fmt.Errorf("services: the %s controller is not available in this build; use none or exec", cfg.Kind)
+	case "docker":
+		return cfg.docker(LabelStopDuringRestore)
+	case "systemd":
+		if len(cfg.SystemdUnits) == 0 {
+			return nil, fmt.Errorf("services: VULCAN_SERVICES=systemd needs VULCAN_SYSTEMD_UNITS")
+		}
+		return &Systemd{Units: cfg.SystemdUnits, Run: RunSystemctl, HealthTimeout: cfg.HealthTimeout}, nil
 	default:
 		return nil, fmt.Errorf("services: unknown VULCAN_SERVICES %q (want none, exec, docker or systemd)", cfg.Kind)
 	}
+}
+
+// NewForBackup returns the controller for the containers to stop during a
+// backup (label vulcan.stop-during-backup=true): docker only; every other
+// kind has none.
+func NewForBackup(cfg Config) (Controller, error) {
+	if cfg.Kind != "docker" {
+		return None{}, nil
+	}
+	return cfg.docker(LabelStopDuringBackup)
+}
+
+func (cfg Config) docker(label string) (Controller, error) {
+	engine := cfg.Docker
+	if engine == nil {
+		c, err := NewDockerClient()
+		if err != nil {
+			return nil, err
+		}
+		engine = c
+	}
+	return &Docker{Engine: engine, Label: label, Project: cfg.ComposeProject, StopTimeout: cfg.DockerStopTimeout, HealthTimeout: cfg.HealthTimeout}, nil
 }
 
 // None controls nothing: for setups where the operator stops the application.
