@@ -131,6 +131,8 @@ func classify(err error) error {
 		return temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeBusy, nil, busy.Holder)
 	case archive.IsIntegrity(err), errors.Is(err, manifest.ErrInvalid):
 		return temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeIntegrity, nil)
+	case errors.Is(err, pgdump.ErrScript):
+		return temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeDatabase, nil)
 	case errors.Is(err, pgdump.ErrRowCounts):
 		return temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeVerify, nil)
 	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):

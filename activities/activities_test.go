@@ -127,9 +127,7 @@ func TestRollbackStorageFallsBackToEmergencyBackup(t *testing.T) {
 // With the in-place fallback, rolling back the database reloads the
 // emergency backup's dump.
 func TestRollbackInPlaceDatabase(t *testing.T) {
-	admin := testutil.AdminURL(t)
-	url := strings.Replace(testutil.WithDatabase(t, admin, "vulcan_nocreate"), "vulcan_test:vulcan-test-secret", "vulcan_nocreate:vulcan-nocreate-secret", 1)
-	testutil.Psql(t, url, "-c", "DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public;")
+	url := testutil.NewNoCreateDatabase(t)
 	testutil.LoadVulcanDB(t, url, 100)
 	a := newActivities(t, url)
 	ctx := context.Background()

@@ -2,11 +2,11 @@
 # Starts the local PostgreSQL 15 cluster (installing it from Debian's packages
 # if missing) and creates the roles the integration tests use:
 #   vulcan_test      LOGIN CREATEDB  (rename swap)
-#   vulcan_nocreate  LOGIN, owns vulcan_nocreate, no CREATEDB (in-place fallback)
+#   vulcan_nocreate  LOGIN, no CREATEDB (in-place fallback); tests create its databases
 # Prints the admin URL the tests read from VULCAN_TEST_DATABASE_URL.
 set -euo pipefail
 
-as_postgres() { runuser -u postgres -- "$@"; }
+as_postgres() { (cd / && runuser -u postgres -- "$@"); }
 
 if ! command -v pg_ctlcluster >/dev/null 2>&1 || ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
   echo "testdb: installing PostgreSQL from Debian's packages" >&2
@@ -36,9 +36,9 @@ BEGIN
     CREATE ROLE vulcan_nocreate LOGIN NOCREATEDB PASSWORD 'vulcan-nocreate-secret';
   END IF;
 END $$;
+-- lets vulcan_test create databases owned by vulcan_nocreate, one per test
+GRANT vulcan_nocreate TO vulcan_test;
 SQL
 as_postgres psql -tAc "SELECT 1 FROM pg_database WHERE datname = 'vulcan_test'" | grep -q 1 ||
   as_postgres createdb -O vulcan_test vulcan_test >&2
-as_postgres psql -tAc "SELECT 1 FROM pg_database WHERE datname = 'vulcan_nocreate'" | grep -q 1 ||
-  as_postgres createdb -O vulcan_nocreate vulcan_nocreate >&2
 echo "postgres://vulcan_test:vulcan-test-secret@127.0.0.1:5432/vulcan_test?sslmode=disable"

@@ -149,9 +149,7 @@ func TestRestoreDropPreRestore(t *testing.T) {
 // A role without CREATEDB cannot use the rename swap: RestoreFresh says so
 // without changing anything, and the in-place restore does the job.
 func TestInPlaceFallback(t *testing.T) {
-	admin := testutil.AdminURL(t)
-	url := strings.Replace(testutil.WithDatabase(t, admin, "vulcan_nocreate"), "vulcan_test:vulcan-test-secret", "vulcan_nocreate:vulcan-nocreate-secret", 1)
-	testutil.Psql(t, url, "-c", "DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public;")
+	url := testutil.NewNoCreateDatabase(t)
 	testutil.LoadVulcanDB(t, url, 500)
 	before := testutil.Fingerprint(t, url)
 	tg := mustParse(t, url)

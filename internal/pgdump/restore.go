@@ -23,6 +23,10 @@ const (
 	ModeInPlace = "in-place"
 )
 
+// ErrScript marks a dump that psql could not apply (exit status 3 with
+// ON_ERROR_STOP): the same dump fails the same way again, so it is not retried.
+var ErrScript = errors.New("the dump could not be applied")
+
 // ErrRowCounts marks a restored database whose row counts differ from the backup.
 var ErrRowCounts = errors.New("restored row counts do not match the backup")
 
@@ -68,6 +72,10 @@ func (t *Target) LoadFile(ctx context.Context, db, dumpPath string, progress fun
 	if err := cmd.Run(); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		var exit *exec.ExitError
+		if errors.As(err, &exit) && exit.ExitCode() == 3 {
+			err = fmt.Errorf("%w (%v)", ErrScript, err)
 		}
 		return fmt.Errorf("psql load into %s: %w: %s", t.redactedFor(db), err, strings.TrimSpace(stderr.String()))
 	}

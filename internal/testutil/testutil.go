@@ -85,6 +85,18 @@ func RandomName(prefix string) string {
 // database whose name starts with it, when the test ends. It returns its URL.
 func NewDatabase(t testing.TB) string {
 	t.Helper()
+	return newDatabase(t, "")
+}
+
+// NewNoCreateDatabase is NewDatabase for the role vulcan_nocreate, which may
+// not create or rename databases: restores into it use the in-place fallback.
+func NewNoCreateDatabase(t testing.TB) string {
+	t.Helper()
+	return newDatabase(t, "vulcan_nocreate")
+}
+
+func newDatabase(t testing.TB, owner string) string {
+	t.Helper()
 	admin := AdminURL(t)
 	name := RandomName("vt_")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -94,11 +106,21 @@ func NewDatabase(t testing.TB) string {
 		t.Fatalf("connect to test PostgreSQL: %v", err)
 	}
 	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+	create := "CREATE DATABASE " + pgx.Identifier{name}.Sanitize()
+	if owner != "" {
+		create += " OWNER " + pgx.Identifier{owner}.Sanitize()
+	}
+	if _, err := conn.Exec(ctx, create); err != nil {
 		t.Fatalf("create test database: %v", err)
 	}
 	t.Cleanup(func() { DropDatabases(t, admin, name) })
-	return WithDatabase(t, admin, name)
+	u := WithDatabase(t, admin, name)
+	if owner != "" {
+		parsed, _ := url.Parse(u)
+		parsed.User = url.UserPassword(owner, "vulcan-nocreate-secret")
+		u = parsed.String()
+	}
+	return u
 }
 
 // DropDatabases drops every database whose name starts with prefix.
