@@ -151,6 +151,10 @@ func (a *Activities) ArchiveStorage(ctx context.Context, plan workflows.BackupPl
 	}
 	if err != nil {
 		os.Remove(tmp)
+		if isNotExist(err) {
+			// A configured path that is missing: retrying will not help.
+			return workflows.ArchiveOutput{}, badInput("create archive: %v (check VULCAN_PATHS and VULCAN_ROOT)", err)
+		}
 		return workflows.ArchiveOutput{}, classify(fmt.Errorf("create archive: %w", err))
 	}
 	if db != nil {

@@ -152,3 +152,32 @@ func TestDockerWorkerKilledBetweenStopAndStart(t *testing.T) {
 		t.Errorf("leftovers: %v", l)
 	}
 }
+
+// A container labelled vulcan.stop-during-backup=true is stopped for the
+// archive step and started again, also when the backup fails.
+func TestDockerStopDuringBackup(t *testing.T) {
+	c := testutil.Docker(t)
+	project := testutil.RandomName("vulcane2e")
+	dir := t.TempDir()
+	os.Chmod(dir, 0o777)
+	chroma := testutil.Standin(t, c, "chroma", dir, map[string]string{services.LabelStopDuringBackup: "true", services.LabelComposeProject: project}, true)
+	waitFor(t, 20*time.Second, "chroma to start", func() bool { return testutil.Starts(t, dir) == 1 })
+	s := newSystem(t, "VULCAN_SERVICES=docker", "VULCAN_COMPOSE_PROJECT="+project, "VULCAN_DOCKER_STOP_TIMEOUT=5s")
+	makeStorage(t, s.root, 1)
+	s.start()
+	s.backup()
+	if !testutil.Running(t, c, chroma) || testutil.Starts(t, dir) != 2 {
+		t.Fatalf("after a backup: running %v, starts %d; want running, 2", testutil.Running(t, c, chroma), testutil.Starts(t, dir))
+	}
+	// A failing backup (a configured path is missing) still starts it again.
+	s.stop()
+	s.env = append(s.env, "VULCAN_PATHS=storage,missing")
+	s.start()
+	_, errOut, code := s.starter("backup")
+	if code == 0 || !strings.Contains(errOut, "missing") {
+		t.Fatalf("backup of a missing path: exit %d %q", code, errOut)
+	}
+	if !testutil.Running(t, c, chroma) || testutil.Starts(t, dir) != 3 {
+		t.Fatalf("after a failed backup: running %v, starts %d; want running, 3", testutil.Running(t, c, chroma), testutil.Starts(t, dir))
+	}
+}

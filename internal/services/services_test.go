@@ -2,6 +2,7 @@ package services
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -79,5 +80,64 @@ func TestNewRefusesBadConfig(t *testing.T) {
 	}
 	if c, err := New(Config{}); err != nil || c.Name() != "none" {
 		t.Fatalf("default: %v %v", c, err)
+	}
+}
+
+// fakeSystemctl keeps unit states in a map, as systemctl would.
+type fakeSystemctl struct {
+	active map[string]bool
+	calls  []string
+	fail   string
+}
+
+func (f *fakeSystemctl) run(_ context.Context, args ...string) ([]byte, error) {
+	f.calls = append(f.calls, strings.Join(args, " "))
+	verb, unit := args[0], args[1]
+	if unit == f.fail && verb != "is-active" {
+		return []byte("Job for " + unit + " failed."), errors.New("exit status 1")
+	}
+	switch verb {
+	case "is-active":
+		if f.active[unit] {
+			return []byte("active\n"), nil
+		}
+		return []byte("inactive\n"), errors.New("exit status 3")
+	case "stop":
+		f.active[unit] = false
+	case "start":
+		f.active[unit] = true
+	}
+	return nil, nil
+}
+
+func TestSystemdController(t *testing.T) {
+	f := &fakeSystemctl{active: map[string]bool{"vulcan-web.service": true, "vulcan-worker.service": true}}
+	s := &Systemd{Units: []string{"vulcan-web.service", "chroma.service", "vulcan-worker.service"}, Run: f.run, Poll: time.Millisecond}
+	ctx := context.Background()
+	names, _ := s.Running(ctx)
+	if strings.Join(names, ",") != "vulcan-web.service,vulcan-worker.service" {
+		t.Fatalf("running %v", names)
+	}
+	if err := s.Stop(ctx, names); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Healthy(ctx, names); err == nil {
+		t.Fatal("healthy while stopped")
+	}
+	f.calls = nil
+	if err := s.Start(ctx, names); err != nil {
+		t.Fatal(err)
+	}
+	// Reverse order, and the inactive unit is left alone.
+	if got := strings.Join(f.calls, "; "); got != "start vulcan-worker.service; is-active vulcan-worker.service; start vulcan-web.service; is-active vulcan-web.service" {
+		t.Fatalf("calls %s", got)
+	}
+	if f.active["chroma.service"] {
+		t.Fatal("a unit that was not running was started")
+	}
+	f.fail = "vulcan-web.service"
+	err := s.Stop(ctx, []string{"vulcan-web.service"})
+	if err == nil || !strings.Contains(err.Error(), "vulcan-web.service") || !strings.Contains(err.Error(), "Job for") {
+		t.Fatalf("stop error %v", err)
 	}
 }
