@@ -22,6 +22,7 @@ import (
 	"github.com/project-vulcan/vulcan-backup/internal/archive"
 	"github.com/project-vulcan/vulcan-backup/internal/lock"
 	"github.com/project-vulcan/vulcan-backup/internal/manifest"
+	"github.com/project-vulcan/vulcan-backup/internal/metrics"
 	"github.com/project-vulcan/vulcan-backup/internal/pgdump"
 	"github.com/project-vulcan/vulcan-backup/internal/services"
 	"github.com/project-vulcan/vulcan-backup/internal/store"
@@ -51,6 +52,16 @@ type Activities struct {
 	Temporal client.Client
 	// ToolVersion goes into every manifest.
 	ToolVersion string
+	// Metrics records Prometheus metrics; nil records nothing.
+	Metrics *metrics.Metrics
+	// NotifyURLs receive a webhook when an operation fails (and when one
+	// succeeds, with NotifyOnSuccess).
+	NotifyURLs      []string
+	NotifyOnSuccess bool
+	// WebUI is the Web UI's base URL for links in notifications ("" for none).
+	WebUI string
+	// Namespace is the Temporal namespace, for those links.
+	Namespace string
 	// Log receives structured logs.
 	Log *slog.Logger
 }
@@ -77,6 +88,7 @@ func (a *Activities) Register(r interface {
 		workflows.ListForBackupActivity:    a.ListForBackup,
 		workflows.StopForBackupActivity:    a.StopForBackup,
 		workflows.StartAfterBackupActivity: a.StartAfterBackup,
+		workflows.ReportOutcomeActivity:    a.ReportOutcome,
 		workflows.VerifyRestoreActivity:    a.VerifyRestore,
 		workflows.FinishRestoreActivity:    a.FinishRestore,
 		workflows.RollbackStorageActivity:  a.RollbackStorage,

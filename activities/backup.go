@@ -249,7 +249,9 @@ func (a *Activities) CommitBackup(ctx context.Context, plan workflows.BackupPlan
 	_ = os.Remove(a.Backups.PendingManifestPath(plan.ID))
 	_ = os.Remove(a.dumpMetaPath(plan.ID))
 	a.log(ctx).Info("backup committed", "id", m.ID, "kind", m.Kind, "archive", a.Backups.ArchivePath(m.ID), "bytes", m.Archive.Size)
-	return a.result(m), nil
+	res := a.result(m)
+	a.Metrics.BackupSucceeded(string(m.Kind), m.CreatedAt, time.Duration(m.DurationSec*float64(time.Second)), m.Archive.Size, res.Files)
+	return res, nil
 }
 
 func (a *Activities) result(m *manifest.Manifest) workflows.BackupResult {
@@ -303,6 +305,9 @@ func (a *Activities) ApplyRetention(ctx context.Context, in workflows.RetentionI
 			a.log(ctx).Info("retention deleted backup", "id", b.ID, "kind", b.Kind, "created_at", b.CreatedAt)
 		}
 		out.Deleted = append(out.Deleted, b.ID)
+	}
+	if !in.DryRun {
+		a.Metrics.Retained(len(out.Kept))
 	}
 	return out, nil
 }

@@ -91,7 +91,7 @@ func newSystem(t *testing.T, env ...string) *system {
 	s := &system{t: t, root: t.TempDir(), addr: fmt.Sprintf("127.0.0.1:%d", freePort(t)), uiPort: 0}
 	s.env = append([]string{
 		"TEMPORAL_ADDRESS=" + s.addr, "VULCAN_ROOT=" + s.root, "VULCAN_UI_PORT=0", "VULCAN_TASK_QUEUE=vulcan-e2e",
-		"DATABASE_URL=", "VULCAN_SERVICES=none",
+		"DATABASE_URL=", "VULCAN_SERVICES=none", "VULCAN_API_ADDR=", "VULCAN_NOTIFY_URL=",
 	}, env...)
 	return s
 }

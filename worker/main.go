@@ -6,24 +6,34 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/uber-go/tally/v4"
+	tallyprom "github.com/uber-go/tally/v4/prometheus"
 	"go.temporal.io/sdk/client"
+	sdktally "go.temporal.io/sdk/contrib/tally"
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/project-vulcan/vulcan-backup/activities"
+	"github.com/project-vulcan/vulcan-backup/api"
 	"github.com/project-vulcan/vulcan-backup/control"
 	"github.com/project-vulcan/vulcan-backup/internal/config"
 	"github.com/project-vulcan/vulcan-backup/internal/devserver"
+	"github.com/project-vulcan/vulcan-backup/internal/metrics"
+	"github.com/project-vulcan/vulcan-backup/internal/notify"
 	"github.com/project-vulcan/vulcan-backup/internal/pgdump"
 	"github.com/project-vulcan/vulcan-backup/internal/services"
 	"github.com/project-vulcan/vulcan-backup/internal/store"
@@ -68,6 +78,7 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	webUI := cfg.UIURL
 	if *dev {
 		srv, err := devserver.Start(ctx, devserver.Options{
 			DBFile: filepath.Join(*stateDir, "temporal.db"), Address: cfg.TemporalAddress,
@@ -77,13 +88,23 @@ func run() error {
 			return err
 		}
 		defer srv.Stop()
+		if webUI == "" {
+			webUI = srv.UIURL()
+		}
 		log.Info("embedded Temporal server running", "address", srv.Address(), "namespace", cfg.Namespace,
 			"state", filepath.Join(*stateDir, "temporal.db"), "web_ui", srv.UIURL())
 	}
 
+	m := metrics.New()
+	sdkMetrics, closeMetrics, err := sdkMetricsHandler(m)
+	if err != nil {
+		return err
+	}
+	defer closeMetrics()
 	c, err := client.DialContext(ctx, client.Options{
 		HostPort: cfg.TemporalAddress, Namespace: cfg.Namespace,
-		Logger: sdklog.NewStructuredLogger(log.With("component", "temporal-sdk")),
+		Logger:         sdklog.NewStructuredLogger(log.With("component", "temporal-sdk")),
+		MetricsHandler: sdkMetrics,
 	})
 	if err != nil {
 		return fmt.Errorf("connect to Temporal at %s: %w", cfg.TemporalAddress, err)
@@ -94,6 +115,12 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	acts.Metrics, acts.WebUI, acts.Namespace = m, webUI, cfg.Namespace
+	if acts.NotifyURLs, err = notify.ParseURLs(cfg.NotifyURLs); err != nil {
+		return err
+	}
+	acts.NotifyOnSuccess = cfg.NotifyOnSuccess
+	seedMetrics(m, acts.Backups)
 	w := worker.New(c, cfg.TaskQueue, worker.Options{})
 	Register(w, acts)
 	if err := w.Start(); err != nil {
@@ -113,9 +140,88 @@ func run() error {
 		log.Info("nightly schedule "+what, "schedule", workflows.ScheduleID, "cron", cfg.Schedule, "timezone", "UTC")
 	}
 
+	if cfg.APIAddr != "" {
+		httpSrv, err := startAPI(cfg, c, acts, m, webUI, log)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = httpSrv.Shutdown(sctx)
+		}()
+	}
+
 	<-ctx.Done()
 	log.Info("shutting down: finishing running activities")
 	return nil
+}
+
+// startAPI serves the HTTP API and /metrics on cfg.APIAddr.
+func startAPI(cfg config.Config, c client.Client, acts *activities.Activities, m *metrics.Metrics, webUI string, log *slog.Logger) (*http.Server, error) {
+	token, err := api.LoadToken(cfg.APIToken, cfg.APITokenFile)
+	if err != nil {
+		return nil, err
+	}
+	if err := api.CheckAddress(cfg.APIAddr, token); err != nil {
+		return nil, err
+	}
+	s := &api.Server{Temporal: c, TaskQueue: cfg.TaskQueue, Backups: acts.Backups, Token: token, Metrics: m.Handler(), Log: log}
+	if webUI != "" {
+		s.WebUI = func(id, run string) string {
+			return fmt.Sprintf("%s/namespaces/%s/workflows/%s/%s/history", strings.TrimRight(webUI, "/"), cfg.Namespace, id, run)
+		}
+	}
+	l, err := net.Listen("tcp", cfg.APIAddr)
+	if err != nil {
+		return nil, fmt.Errorf("HTTP API on %s: %w (set VULCAN_API_ADDR to another address, or empty to turn it off)", cfg.APIAddr, err)
+	}
+	httpSrv := s.NewHTTPServer(cfg.APIAddr)
+	go func() {
+		if err := httpSrv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("HTTP API stopped", "error", err)
+		}
+	}()
+	if token == "" {
+		log.Warn("HTTP API without a token: serving on loopback only", "address", "http://"+l.Addr().String())
+	} else {
+		log.Info("HTTP API running", "address", "http://"+l.Addr().String())
+	}
+	return httpSrv, nil
+}
+
+// sdkMetricsHandler reports the Temporal SDK's worker metrics into the same
+// Prometheus registry as ours, through tally.
+func sdkMetricsHandler(m *metrics.Metrics) (client.MetricsHandler, func(), error) {
+	reporter, err := tallyprom.Configuration{TimerType: "histogram"}.NewReporter(tallyprom.ConfigurationOptions{
+		Registry: m.Registry,
+		OnError:  func(err error) { slog.Warn("SDK metrics", "error", err) },
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("SDK metrics: %w", err)
+	}
+	scope, closer := tally.NewRootScope(tally.ScopeOptions{
+		CachedReporter:  reporter,
+		Separator:       tallyprom.DefaultSeparator,
+		SanitizeOptions: &sdktally.PrometheusSanitizeOptions,
+		Prefix:          "temporal",
+	}, time.Second)
+	return sdktally.NewMetricsHandler(sdktally.NewPrometheusNamingScope(scope)), func() { closer.Close() }, nil
+}
+
+// seedMetrics sets the last-success and retained gauges from the backups on
+// disk, so they survive worker restarts.
+func seedMetrics(m *metrics.Metrics, dir store.Dir) {
+	infos, _, err := dir.List()
+	if err != nil {
+		return
+	}
+	for _, i := range infos {
+		if i.Verified {
+			m.KnownBackup(string(i.Kind), i.CreatedAt)
+		}
+	}
+	m.Retained(len(infos))
 }
 
 // Register registers the workflows and activities on w.

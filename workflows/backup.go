@@ -56,7 +56,7 @@ var backupSteps = []string{"lock", "prepare", "dump database", "archive", "verif
 // archive the paths and the dump, verify the archive by reading it back
 // against its manifest, commit (rename into place, manifest last), and apply
 // retention. It holds the operation lock unless its parent restore does.
-func BackupWorkflow(ctx workflow.Context, in BackupInput) (*BackupResult, error) {
+func BackupWorkflow(ctx workflow.Context, in BackupInput) (_ *BackupResult, err error) {
 	if in.Kind == "" {
 		in.Kind = KindScheduled
 	}
@@ -64,6 +64,9 @@ func BackupWorkflow(ctx workflow.Context, in BackupInput) (*BackupResult, error)
 	prog := &Progress{Operation: "backup", Steps: len(backupSteps), State: StateRunning}
 	if err := workflow.SetQueryHandler(ctx, ProgressQuery, func() (Progress, error) { return *prog, nil }); err != nil {
 		return nil, err
+	}
+	if !in.LockHeld { // an emergency backup is reported by its restore
+		defer func() { report(ctx, Outcome{Operation: "backup", Kind: in.Kind}, err, prog) }()
 	}
 	step := func(i int) {
 		if prog.Step > 0 {
@@ -132,10 +135,10 @@ func BackupWorkflow(ctx workflow.Context, in BackupInput) (*BackupResult, error)
 		}
 	}
 	var arch ArchiveOutput
-	err := workflow.ExecuteActivity(long(ctx, 3), ArchiveStorageActivity, plan).Get(ctx, &arch)
+	aerr := workflow.ExecuteActivity(long(ctx, 3), ArchiveStorageActivity, plan).Get(ctx, &arch)
 	resume()
-	if err != nil {
-		return fail(wrap("archive", err))
+	if aerr != nil {
+		return fail(wrap("archive", aerr))
 	}
 
 	step(4)
@@ -167,11 +170,12 @@ func BackupWorkflow(ctx workflow.Context, in BackupInput) (*BackupResult, error)
 }
 
 // CleanupWorkflow applies retention on demand, holding the operation lock.
-func CleanupWorkflow(ctx workflow.Context, in CleanupInput) (*RetentionOutput, error) {
+func CleanupWorkflow(ctx workflow.Context, in CleanupInput) (_ *RetentionOutput, err error) {
 	prog := &Progress{Operation: "cleanup", Steps: 2, Step: 1, StepName: "lock", State: StateRunning}
 	if err := workflow.SetQueryHandler(ctx, ProgressQuery, func() (Progress, error) { return *prog, nil }); err != nil {
 		return nil, err
 	}
+	defer func() { report(ctx, Outcome{Operation: "cleanup"}, err, prog) }()
 	release, err := holdLock(ctx, "cleanup")
 	if err != nil {
 		prog.State, prog.Message = StateFailed, err.Error()
@@ -216,4 +220,29 @@ func holdLock(ctx workflow.Context, operation string) (func(), error) {
 		dctx, _ := workflow.NewDisconnectedContext(ctx)
 		_ = workflow.ExecuteActivity(quick(dctx), ReleaseLockActivity, lock).Get(dctx, nil)
 	}, nil
+}
+
+// report hands the outcome of a finished workflow to the ReportOutcome
+// activity (metrics, notifications), on a disconnected context so that a
+// cancelled workflow still reports. Added after the first release, hence the
+// version marker; a report that cannot be delivered does not change the
+// workflow's result.
+func report(ctx workflow.Context, o Outcome, err error, prog *Progress) {
+	if workflow.GetVersion(ctx, "report-outcome", workflow.DefaultVersion, 1) != 1 {
+		return
+	}
+	info := workflow.GetInfo(ctx)
+	o.WorkflowID, o.RunID = info.WorkflowExecution.ID, info.WorkflowExecution.RunID
+	o.DurationS = workflow.Now(ctx).Sub(info.WorkflowStartTime).Seconds()
+	o.BackupID = prog.BackupID
+	o.Succeeded = err == nil
+	if err != nil {
+		o.Error = err.Error()
+		o.Step = prog.StepName
+		o.RolledBack = prog.State == StateRolledBack
+	}
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	if rerr := workflow.ExecuteActivity(quick(dctx), ReportOutcomeActivity, o).Get(dctx, nil); rerr != nil {
+		workflow.GetLogger(ctx).Warn("reporting the outcome failed", "error", rerr)
+	}
 }

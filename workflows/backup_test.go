@@ -2,6 +2,7 @@ package workflows_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/mock"
@@ -33,6 +34,7 @@ func backupEnv(t *testing.T, overrides ...func(*testsuite.TestWorkflowEnvironmen
 	env.OnActivity(wf.ListForBackupActivity, mock.Anything).Return([]string(nil), nil)
 	env.OnActivity(wf.StopForBackupActivity, mock.Anything, mock.Anything).Return(nil)
 	env.OnActivity(wf.StartAfterBackupActivity, mock.Anything, mock.Anything).Return(nil)
+	env.OnActivity(wf.ReportOutcomeActivity, mock.Anything, mock.Anything).Return(nil)
 	return env
 }
 
@@ -50,6 +52,9 @@ func TestBackupHappyPath(t *testing.T) {
 	env.AssertActivityNumberOfCalls(t, wf.AcquireLockActivity, 1)
 	env.AssertActivityNumberOfCalls(t, wf.ReleaseLockActivity, 1)
 	env.AssertActivityNumberOfCalls(t, wf.ApplyRetentionActivity, 1)
+	env.AssertActivityCalled(t, wf.ReportOutcomeActivity, mock.Anything, mock.MatchedBy(func(o wf.Outcome) bool {
+		return o.Operation == "backup" && o.Succeeded && o.Kind == wf.KindManual && o.BackupID == "20250101_020000"
+	}))
 }
 
 // The schedule starts the workflow with its recorded input; an empty kind
@@ -71,6 +76,7 @@ func TestEmergencyBackupUnderParentLock(t *testing.T) {
 	}
 	env.AssertActivityNumberOfCalls(t, wf.AcquireLockActivity, 0)
 	env.AssertActivityNumberOfCalls(t, wf.ApplyRetentionActivity, 0)
+	env.AssertActivityNumberOfCalls(t, wf.ReportOutcomeActivity, 0)
 }
 
 func TestBackupVerifyFailureCommitsNothing(t *testing.T) {
@@ -86,6 +92,9 @@ func TestBackupVerifyFailureCommitsNothing(t *testing.T) {
 	env.AssertActivityNumberOfCalls(t, wf.VerifyBackupActivity, 1)
 	env.AssertActivityNumberOfCalls(t, wf.CommitBackupActivity, 0)
 	env.AssertActivityNumberOfCalls(t, wf.ReleaseLockActivity, 1)
+	env.AssertActivityCalled(t, wf.ReportOutcomeActivity, mock.Anything, mock.MatchedBy(func(o wf.Outcome) bool {
+		return !o.Succeeded && o.Step == "verify" && strings.Contains(o.Error, "checksum mismatch")
+	}))
 }
 
 // A database that is down is retried with backoff, a bounded number of times.

@@ -41,6 +41,7 @@ const (
 	ListForBackupActivity    = "ListForBackup"
 	StopForBackupActivity    = "StopForBackup"
 	StartAfterBackupActivity = "StartAfterBackup"
+	ReportOutcomeActivity    = "ReportOutcome"
 	ValidateArchiveActivity  = "ValidateArchive"
 	RunningServicesActivity  = "RunningServices"
 	StopServicesActivity     = "StopServices"
@@ -52,6 +53,16 @@ const (
 	RollbackStorageActivity  = "RollbackStorage"
 	RollbackDatabaseActivity = "RollbackDatabase"
 )
+
+// AllActivities lists every activity name, for the check that the worker
+// registers each one.
+var AllActivities = []string{
+	AcquireLockActivity, ReleaseLockActivity, PrepareBackupActivity, DumpDatabaseActivity, ArchiveStorageActivity,
+	VerifyBackupActivity, CommitBackupActivity, ApplyRetentionActivity, ListForBackupActivity, StopForBackupActivity,
+	StartAfterBackupActivity, ReportOutcomeActivity, ValidateArchiveActivity, RunningServicesActivity, StopServicesActivity,
+	RestoreStorageActivity, RestoreDatabaseActivity, StartServicesActivity, VerifyRestoreActivity, FinishRestoreActivity,
+	RollbackStorageActivity, RollbackDatabaseActivity,
+}
 
 // Application error types: the starter maps them to exit codes and messages.
 const (

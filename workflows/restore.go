@@ -26,7 +26,7 @@ func RestoreIDFor(t time.Time) string { return t.UTC().Format("20060102_150405")
 // services that were stopped are started again, and the old state is checked
 // against the emergency backup. Pre-restore copies are removed only once step
 // 7 has passed.
-func RestoreWorkflow(ctx workflow.Context, in RestoreInput) (*RestoreResult, error) {
+func RestoreWorkflow(ctx workflow.Context, in RestoreInput) (_ *RestoreResult, err error) {
 	info := workflow.GetInfo(ctx)
 	logger := workflow.GetLogger(ctx)
 	restoreID := RestoreIDFor(info.WorkflowStartTime)
@@ -34,6 +34,9 @@ func RestoreWorkflow(ctx workflow.Context, in RestoreInput) (*RestoreResult, err
 	prog := &Progress{Operation: "restore", Steps: len(RestoreSteps), State: StateRunning}
 	if err := workflow.SetQueryHandler(ctx, ProgressQuery, func() (Progress, error) { return *prog, nil }); err != nil {
 		return nil, err
+	}
+	if !in.DryRun {
+		defer func() { report(ctx, Outcome{Operation: "restore"}, err, prog) }()
 	}
 	step := func(i int) {
 		if prog.Step > 0 && prog.State == StateRunning {

@@ -48,6 +48,8 @@ func stubRetention(ctx activityCtx, _ wf.RetentionInput) (wf.RetentionOutput, er
 	return wf.RetentionOutput{}, nil
 }
 
+func stubReport(ctx activityCtx, _ wf.Outcome) error { return nil }
+
 type activityCtx = interface {
 	Deadline() (time.Time, bool)
 	Done() <-chan struct{}
@@ -69,6 +71,7 @@ func register(env *testsuite.TestWorkflowEnvironment) {
 		wf.PrepareBackupActivity: stubPlan, wf.DumpDatabaseActivity: stubDump, wf.ArchiveStorageActivity: stubArchive,
 		wf.VerifyBackupActivity: stubVerifyBackup, wf.CommitBackupActivity: stubCommit, wf.ApplyRetentionActivity: stubRetention,
 		wf.ListForBackupActivity: stubRunning, wf.StopForBackupActivity: stubServices, wf.StartAfterBackupActivity: stubServices,
+		wf.ReportOutcomeActivity: stubReport,
 	} {
 		env.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 	}
@@ -102,6 +105,7 @@ func restoreEnv(t *testing.T, overrides ...func(*testsuite.TestWorkflowEnvironme
 	env.OnActivity(wf.FinishRestoreActivity, mock.Anything, mock.Anything).Return(nil)
 	env.OnActivity(wf.RollbackStorageActivity, mock.Anything, mock.Anything).Return(wf.RollbackOutput{Action: "swapped back"}, nil)
 	env.OnActivity(wf.RollbackDatabaseActivity, mock.Anything, mock.Anything).Return(wf.RollbackOutput{Action: "renamed back"}, nil)
+	env.OnActivity(wf.ReportOutcomeActivity, mock.Anything, mock.Anything).Return(nil)
 	return env
 }
 
@@ -208,6 +212,9 @@ func TestRestoreFailureAtEachStep(t *testing.T) {
 			env.AssertActivityNumberOfCalls(t, wf.StopServicesActivity, tc.stopServices)
 			env.AssertActivityNumberOfCalls(t, wf.FinishRestoreActivity, 0)
 			env.AssertActivityNumberOfCalls(t, wf.ReleaseLockActivity, 1)
+			env.AssertActivityCalled(t, wf.ReportOutcomeActivity, mock.Anything, mock.MatchedBy(func(o wf.Outcome) bool {
+				return o.Operation == "restore" && !o.Succeeded && o.Step == wf.RestoreSteps[tc.step-1] && o.RolledBack == (tc.step >= 3) && o.Error != ""
+			}))
 			if tc.step >= 3 {
 				p := queryProgress(t, env)
 				if p.State != wf.StateRolledBack || p.Step != tc.step {

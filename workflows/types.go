@@ -192,3 +192,17 @@ const (
 	StateRollingBack = "rolling back"
 	StateRolledBack  = "rolled back"
 )
+
+// Outcome is what a finished workflow reports (metrics and notifications).
+type Outcome struct {
+	Operation  string  `json:"operation"`
+	Kind       string  `json:"kind,omitempty"`
+	Succeeded  bool    `json:"succeeded"`
+	Step       string  `json:"step,omitempty"`
+	Error      string  `json:"error,omitempty"`
+	BackupID   string  `json:"backup_id,omitempty"`
+	WorkflowID string  `json:"workflow_id"`
+	RunID      string  `json:"run_id"`
+	DurationS  float64 `json:"duration_seconds"`
+	RolledBack bool    `json:"rolled_back,omitempty"`
+}

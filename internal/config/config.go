@@ -29,8 +29,14 @@ type Config struct {
 	ExecStop, ExecStart, ExecHealth, ExecStatus string
 	HealthTimeout                               time.Duration
 	ComposeProject                              string
-	DockerStopTimeout                           time.Duration
-	SystemdUnits                                []string
+	// APIAddr is the HTTP API's address; "" turns it off.
+	APIAddr                string
+	APIToken, APITokenFile string
+	NotifyURLs             string
+	NotifyOnSuccess        bool
+	UIURL                  string
+	DockerStopTimeout      time.Duration
+	SystemdUnits           []string
 }
 
 // Environment variable names.
@@ -54,6 +60,12 @@ const (
 	EnvComposeProject  = "VULCAN_COMPOSE_PROJECT"
 	EnvDockerStop      = "VULCAN_DOCKER_STOP_TIMEOUT"
 	EnvSystemdUnits    = "VULCAN_SYSTEMD_UNITS"
+	EnvAPIAddr         = "VULCAN_API_ADDR"
+	EnvAPIToken        = "VULCAN_API_TOKEN"
+	EnvAPITokenFile    = "VULCAN_API_TOKEN_FILE"
+	EnvNotifyURL       = "VULCAN_NOTIFY_URL"
+	EnvNotifyOnSuccess = "VULCAN_NOTIFY_ON_SUCCESS"
+	EnvUIURL           = "VULCAN_UI_URL"
 )
 
 // FromEnv reads the configuration from the environment, with defaults.
@@ -74,6 +86,21 @@ func FromEnv() (Config, error) {
 		ExecStatus:      os.Getenv(EnvExecStatus),
 		ComposeProject:  os.Getenv(EnvComposeProject),
 		SystemdUnits:    SplitPaths(os.Getenv(EnvSystemdUnits)),
+		APIAddr:         "127.0.0.1:8000",
+		APIToken:        os.Getenv(EnvAPIToken),
+		APITokenFile:    os.Getenv(EnvAPITokenFile),
+		NotifyURLs:      os.Getenv(EnvNotifyURL),
+		UIURL:           os.Getenv(EnvUIURL),
+	}
+	if v, ok := os.LookupEnv(EnvAPIAddr); ok {
+		c.APIAddr = v // empty turns the API off
+	}
+	switch v := os.Getenv(EnvNotifyOnSuccess); v {
+	case "", "0", "false", "no":
+	case "1", "true", "yes":
+		c.NotifyOnSuccess = true
+	default:
+		return c, fmt.Errorf("%s=%q: want true or false", EnvNotifyOnSuccess, v)
 	}
 	var err error
 	if c.UIPort, err = intEnv(EnvUIPort, 8233); err != nil {

@@ -1,0 +1,80 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+
+	"github.com/project-vulcan/vulcan-backup/internal/notify"
+	"github.com/project-vulcan/vulcan-backup/workflows"
+)
+
+// ReportOutcome records a finished operation in the metrics (once, on the
+// first attempt) and sends the webhook notifications: always on failure, on
+// success only with NotifyOnSuccess. An undelivered notification fails the
+// attempt, so it is retried.
+func (a *Activities) ReportOutcome(ctx context.Context, o workflows.Outcome) error {
+	first := !activity.IsActivity(ctx) || activity.GetInfo(ctx).Attempt == 1
+	if first {
+		if !o.Succeeded {
+			step := o.Step
+			if step == "" {
+				step = "unknown"
+			}
+			a.Metrics.Failed(o.Operation, step)
+			a.log(ctx).Error(o.Operation+" failed", "step", o.Step, "error", o.Error, "rolled_back", o.RolledBack)
+		}
+		if o.Operation == "restore" {
+			a.Metrics.RestoreFinished(time.Duration(o.DurationS * float64(time.Second)))
+		}
+	}
+	if len(a.NotifyURLs) == 0 || (o.Succeeded && !a.NotifyOnSuccess) {
+		return nil
+	}
+	msg := a.message(o)
+	if err := notify.Send(ctx, nil, a.NotifyURLs, msg); err != nil {
+		return fmt.Errorf("report outcome: %w", err)
+	}
+	return nil
+}
+
+func (a *Activities) message(o workflows.Outcome) notify.Message {
+	host, _ := os.Hostname()
+	m := notify.Message{
+		Operation: o.Operation, Step: o.Step, Error: o.Error, BackupID: o.BackupID,
+		WorkflowID: o.WorkflowID, RunID: o.RunID, Duration: o.DurationS, Host: host, Status: "succeeded",
+	}
+	if a.WebUI != "" {
+		ns := a.Namespace
+		if ns == "" {
+			ns = "default"
+		}
+		m.URL = fmt.Sprintf("%s/namespaces/%s/workflows/%s/%s/history", strings.TrimRight(a.WebUI, "/"),
+			url.PathEscape(ns), url.PathEscape(o.WorkflowID), url.PathEscape(o.RunID))
+	}
+	what := o.Operation
+	if o.Kind != "" {
+		what = o.Kind + " " + what
+	}
+	if o.Succeeded {
+		m.Text = fmt.Sprintf("Vulcan %s succeeded on %s", what, host)
+		if o.BackupID != "" {
+			m.Text += " (backup " + o.BackupID + ")"
+		}
+	} else {
+		m.Status = "failed"
+		m.Text = fmt.Sprintf("Vulcan %s FAILED on %s at step %q: %s", what, host, o.Step, o.Error)
+		if o.RolledBack {
+			m.Text += " — the restore was rolled back"
+		}
+	}
+	if m.URL != "" {
+		m.Text += "\n" + m.URL
+	}
+	return m
+}
