@@ -14,6 +14,7 @@ import (
 // The production stack parses with the real compose loader, and the worker
 // gets what DESIGN.md §1 and the restore need.
 func TestComposeStack(t *testing.T) {
+	t.Setenv("VULCAN_API_TOKEN", "test-token")
 	opts, err := cli.NewProjectOptions([]string{"docker-compose.yml"}, cli.WithOsEnv, cli.WithName("vulcan"))
 	if err != nil {
 		t.Fatal(err)
@@ -38,6 +39,7 @@ func TestComposeStack(t *testing.T) {
 		"TEMPORAL_ADDRESS": "temporal:7233", "VULCAN_ROOT": "/app", "VULCAN_PATHS": "storage",
 		"VULCAN_BACKUP_DIR": "backups", "VULCAN_SERVICES": "docker", "VULCAN_COMPOSE_PROJECT": p.Name,
 		"VULCAN_SCHEDULE": "0 2 * * *", "VULCAN_RETENTION_DAYS": "7", "TEMPORAL_NAMESPACE": "default", "VULCAN_TASK_QUEUE": "vulcan-backup",
+		"VULCAN_API_ADDR": "0.0.0.0:8000", "VULCAN_API_TOKEN": "test-token",
 	} {
 		if env[k] != want {
 			t.Errorf("worker %s = %q, want %q", k, env[k], want)
@@ -77,5 +79,17 @@ func TestComposeStack(t *testing.T) {
 	server := regexp.MustCompile(`^postgres:(\d+)`).FindStringSubmatch(p.Services["app-db"].Image)
 	if client == nil || server == nil || client[1] != server[1] {
 		t.Errorf("Dockerfile client %v vs app-db image %q: major versions must match", client, p.Services["app-db"].Image)
+	}
+}
+
+// Without a token the stack refuses to load: the API would listen beyond loopback.
+func TestComposeStackNeedsAToken(t *testing.T) {
+	t.Setenv("VULCAN_API_TOKEN", "")
+	opts, err := cli.NewProjectOptions([]string{"docker-compose.yml"}, cli.WithOsEnv, cli.WithName("vulcan"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := opts.LoadProject(context.Background()); err == nil || !strings.Contains(err.Error(), "VULCAN_API_TOKEN") {
+		t.Fatalf("want an error naming VULCAN_API_TOKEN, got %v", err)
 	}
 }
