@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
 
 	"github.com/project-vulcan/vulcan-backup/control"
 	"github.com/project-vulcan/vulcan-backup/workflows"
@@ -36,30 +37,14 @@ func runBackup(ctx context.Context, g *globalOptions, opts backupOptions) error 
 	if opts.kind != workflows.KindManual && opts.kind != workflows.KindEmergency && opts.kind != workflows.KindScheduled {
 		return usageError{fmt.Errorf("--kind %q: want manual, emergency or scheduled", opts.kind)}
 	}
-	c, err := g.dial(ctx)
-	if err != nil {
+	var res workflows.BackupResult
+	run, human, err := g.runWorkflow(ctx, "backup", opts.detach, func(ctx context.Context, c client.Client) (client.WorkflowRun, error) {
+		return control.StartBackup(ctx, c, g.cfg.TaskQueue, opts.kind)
+	}, &res)
+	if err != nil || run == nil || opts.detach {
 		return err
 	}
-	defer c.Close()
-	run, err := control.StartBackup(ctx, c, g.cfg.TaskQueue, opts.kind)
-	if err != nil {
-		return fail(ExitFailed, "%v", err)
-	}
-	if opts.detach {
-		return g.reportStarted("backup", run.GetID(), run.GetRunID())
-	}
-	if !g.json {
-		fmt.Fprintf(g.errOut, "backup started: workflow %s\n", run.GetID())
-	}
-	var res workflows.BackupResult
-	if err := g.follow(ctx, c, run, &res); err != nil {
-		return g.workflowError("backup", run, err)
-	}
-	if g.json {
-		if err := g.printJSON(map[string]any{"workflow_id": run.GetID(), "run_id": run.GetRunID(), "result": res}); err != nil {
-			return err
-		}
-	} else {
+	if human {
 		fmt.Fprintf(g.out, "backup %s (%s) written and verified\n", res.ID, res.Kind)
 		fmt.Fprintf(g.out, "  archive:  %s (%s, sha256 %s)\n", res.Archive, humanBytes(res.Size), res.SHA256)
 		fmt.Fprintf(g.out, "  manifest: %s\n", res.Manifest)

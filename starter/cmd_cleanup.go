@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
 
 	"github.com/project-vulcan/vulcan-backup/control"
 	"github.com/project-vulcan/vulcan-backup/workflows"
@@ -45,24 +46,12 @@ func runCleanup(ctx context.Context, g *globalOptions, opts cleanupOptions) erro
 			return fail(ExitUsage, "cleanup not confirmed: nothing was deleted (pass --yes, or --dry-run to see what would go)")
 		}
 	}
-	c, err := g.dial(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	run, err := control.StartCleanup(ctx, c, g.cfg.TaskQueue, workflows.CleanupInput{Days: opts.retentionDays, DryRun: opts.dryRun})
-	if err != nil {
-		return fail(ExitFailed, "%v", err)
-	}
-	if opts.detach {
-		return g.reportStarted("cleanup", run.GetID(), run.GetRunID())
-	}
 	var out workflows.RetentionOutput
-	if err := g.follow(ctx, c, run, &out); err != nil {
-		return g.workflowError("cleanup", run, err)
-	}
-	if g.json {
-		return g.printJSON(out)
+	run, human, err := g.runWorkflow(ctx, "cleanup", opts.detach, func(ctx context.Context, c client.Client) (client.WorkflowRun, error) {
+		return control.StartCleanup(ctx, c, g.cfg.TaskQueue, workflows.CleanupInput{Days: opts.retentionDays, DryRun: opts.dryRun})
+	}, &out)
+	if err != nil || run == nil || opts.detach || !human {
+		return err
 	}
 	verb := "deleted"
 	if out.DryRun {

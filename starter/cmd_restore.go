@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
 
 	"github.com/project-vulcan/vulcan-backup/control"
 	"github.com/project-vulcan/vulcan-backup/workflows"
@@ -46,30 +47,14 @@ func runRestore(ctx context.Context, g *globalOptions, opts restoreOptions, arch
 			return fail(ExitUsage, "restore not confirmed: nothing was changed (pass --yes to skip the question)")
 		}
 	}
-	c, err := g.dial(ctx)
-	if err != nil {
+	var res workflows.RestoreResult
+	run, human, err := g.runWorkflow(ctx, "restore", opts.detach, func(ctx context.Context, c client.Client) (client.WorkflowRun, error) {
+		return control.StartRestore(ctx, c, g.cfg.TaskQueue, workflows.RestoreInput{Archive: archive, DryRun: opts.dryRun})
+	}, &res)
+	if err != nil || run == nil || opts.detach {
 		return err
 	}
-	defer c.Close()
-	run, err := control.StartRestore(ctx, c, g.cfg.TaskQueue, workflows.RestoreInput{Archive: archive, DryRun: opts.dryRun})
-	if err != nil {
-		return fail(ExitFailed, "%v", err)
-	}
-	if opts.detach {
-		return g.reportStarted("restore", run.GetID(), run.GetRunID())
-	}
-	if !g.json {
-		fmt.Fprintf(g.errOut, "restore started: workflow %s\n", run.GetID())
-	}
-	var res workflows.RestoreResult
-	if err := g.follow(ctx, c, run, &res); err != nil {
-		return g.workflowError("restore", run, err)
-	}
-	if g.json {
-		if err := g.printJSON(map[string]any{"workflow_id": run.GetID(), "run_id": run.GetRunID(), "result": res}); err != nil {
-			return err
-		}
-	} else {
+	if human {
 		printRestore(g, res)
 		if link := g.webURL(run.GetID(), run.GetRunID()); link != "" {
 			fmt.Fprintf(g.out, "  web UI:    %s\n", link)

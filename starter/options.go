@@ -195,3 +195,32 @@ func humanBytes(n int64) string {
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
+
+// runWorkflow dials Temporal, starts a workflow with start, and either
+// returns at once (detach: prints the ids) or follows it to the end, decoding
+// its result into out. With --json it prints the result too. It returns the
+// run and whether the caller still has to print the human summary.
+func (g *globalOptions) runWorkflow(ctx context.Context, what string, detach bool, start func(context.Context, client.Client) (client.WorkflowRun, error), out any) (client.WorkflowRun, bool, error) {
+	c, err := g.dial(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	defer c.Close()
+	run, err := start(ctx, c)
+	if err != nil {
+		return nil, false, fail(ExitFailed, "%v", err)
+	}
+	if detach {
+		return run, false, g.reportStarted(what, run.GetID(), run.GetRunID())
+	}
+	if !g.json {
+		fmt.Fprintf(g.errOut, "%s started: workflow %s\n", what, run.GetID())
+	}
+	if err := g.follow(ctx, c, run, out); err != nil {
+		return run, false, g.workflowError(what, run, err)
+	}
+	if g.json {
+		return run, false, g.printJSON(map[string]any{"workflow_id": run.GetID(), "run_id": run.GetRunID(), "result": out})
+	}
+	return run, true, nil
+}

@@ -154,30 +154,9 @@ func (d *Docker) health(ctx context.Context, name string) (bool, string, error) 
 }
 
 func (d *Docker) waitHealthy(ctx context.Context, name string) error {
-	timeout := d.HealthTimeout
-	if timeout <= 0 {
-		timeout = 60 * time.Second
+	err := waitUntil(ctx, d.HealthTimeout, d.Poll, func() (bool, string, error) { return d.health(ctx, name) })
+	if err != nil && ctx.Err() == nil {
+		return fmt.Errorf("docker: container %s %w", name, err)
 	}
-	poll := d.Poll
-	if poll <= 0 {
-		poll = 500 * time.Millisecond
-	}
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, why, err := d.health(ctx, name)
-		if err != nil {
-			return err
-		}
-		if ok {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("docker: container %s not healthy %s after start: %s", name, timeout, why)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(poll):
-		}
-	}
+	return err
 }

@@ -163,25 +163,16 @@ func (e *Exec) waitHealthy(ctx context.Context) error {
 	if e.cfg.ExecHealth == "" {
 		return nil
 	}
-	timeout := e.cfg.HealthTimeout
-	if timeout <= 0 {
-		timeout = 60 * time.Second
+	err := waitUntil(ctx, e.cfg.HealthTimeout, time.Second, func() (bool, string, error) {
+		if err := run(ctx, "health", e.cfg.ExecHealth); err != nil {
+			return false, err.Error(), nil
+		}
+		return true, "", nil
+	})
+	if err != nil {
+		return fmt.Errorf("application %w", err)
 	}
-	deadline := time.Now().Add(timeout)
-	for {
-		err := run(ctx, "health", e.cfg.ExecHealth)
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("application not healthy %s after start: %w", timeout, err)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Second):
-		}
-	}
+	return nil
 }
 
 func run(ctx context.Context, what, command string) error {
@@ -197,4 +188,33 @@ func run(ctx context.Context, what, command string) error {
 		return fmt.Errorf("%s command %q: %w: %s", what, command, err, msg)
 	}
 	return nil
+}
+
+// waitUntil polls check every poll until it reports ready, the timeout
+// passes (the error then carries check's last reason), or ctx ends.
+func waitUntil(ctx context.Context, timeout, poll time.Duration, check func() (ready bool, why string, err error)) error {
+	if timeout <= 0 {
+		timeout = 60 * time.Second
+	}
+	if poll <= 0 {
+		poll = 500 * time.Millisecond
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, why, err := check()
+		if err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not healthy %s after start: %s", timeout, why)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(poll):
+		}
+	}
 }

@@ -62,33 +62,17 @@ func (s *Systemd) Stop(ctx context.Context, names []string) error {
 
 // Start implements Controller: reverse order, each active before the next.
 func (s *Systemd) Start(ctx context.Context, names []string) error {
-	timeout := s.HealthTimeout
-	if timeout <= 0 {
-		timeout = 60 * time.Second
-	}
-	poll := s.Poll
-	if poll <= 0 {
-		poll = 500 * time.Millisecond
-	}
 	for i := len(names) - 1; i >= 0; i-- {
 		u := names[i]
 		if out, err := s.Run(ctx, "start", u); err != nil {
 			return fmt.Errorf("systemd: start %s: %w: %s", u, err, strings.TrimSpace(string(out)))
 		}
-		deadline := time.Now().Add(timeout)
-		for {
+		err := waitUntil(ctx, s.HealthTimeout, s.Poll, func() (bool, string, error) {
 			ok, state := s.active(ctx, u)
-			if ok {
-				break
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("systemd: %s not active %s after start (state %q)", u, timeout, state)
-			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(poll):
-			}
+			return ok, fmt.Sprintf("state %q", state), nil
+		})
+		if err != nil {
+			return fmt.Errorf("systemd: %s %w", u, err)
 		}
 	}
 	return nil
