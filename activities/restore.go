@@ -297,6 +297,8 @@ func (a *Activities) VerifyRestore(ctx context.Context, in workflows.VerifyInput
 // FinishRestore removes the pre-restore copies, the staging directory and the
 // kept database, once step 7 has passed.
 func (a *Activities) FinishRestore(ctx context.Context, in workflows.StepInput) error {
+	hb := startHeartbeat(ctx) // removing a large tree takes a while
+	defer hb.end()
 	tree := staging.Tree{Root: a.Root, ID: in.RestoreID}
 	if a.DB != nil {
 		if err := a.DB.DropPreRestore(ctx, in.RestoreID); err != nil {

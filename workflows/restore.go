@@ -202,7 +202,7 @@ func RestoreWorkflow(ctx workflow.Context, in RestoreInput) (_ *RestoreResult, e
 	failed = false
 
 	// Only now are the pre-restore copies removed.
-	if err := workflow.ExecuteActivity(quick(ctx), FinishRestoreActivity, in4).Get(ctx, nil); err != nil {
+	if err := workflow.ExecuteActivity(long(ctx, 3), FinishRestoreActivity, in4).Get(ctx, nil); err != nil {
 		res.CleanupError = err.Error()
 	}
 	prog.Completed = append(prog.Completed, prog.StepName)
