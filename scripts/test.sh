@@ -23,5 +23,9 @@ race_pkgs=$(go list ./... | grep -v -e /e2e -e /internal/devserver -e /worker$)
 echo "== unit and integration tests (-race)"
 go test -race -count=1 $race_pkgs
 
+echo "== fuzzing, bounded (manifest parser, archive extraction)"
+go test -run '^$' -fuzz '^FuzzDecode$' -fuzztime 15s ./internal/manifest
+go test -run '^$' -fuzz '^FuzzExtract$' -fuzztime 15s ./internal/archive
+
 echo "== end-to-end tests (embedded Temporal server, real binaries)"
 go test -count=1 -timeout 15m ./e2e/...

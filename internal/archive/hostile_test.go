@@ -25,7 +25,7 @@ type hostileEntry struct {
 
 // craft builds a tar.gz of entries and a manifest whose archive checksum
 // matches it and whose files list the given entries (as an attacker could).
-func craft(t *testing.T, entries []hostileEntry, listed []string) ([]byte, *manifest.Manifest) {
+func craft(t testing.TB, entries []hostileEntry, listed []string) ([]byte, *manifest.Manifest) {
 	t.Helper()
 	var buf bytes.Buffer
 	gz := gzip.NewWriter(&buf)
