@@ -38,7 +38,7 @@ func FuzzExtract(f *testing.F) {
 		sum := sha256.Sum256(data)
 		m := &manifest.Manifest{FormatVersion: 1, ID: "20250101_010101", Kind: manifest.KindManual, Paths: []string{"storage"},
 			Archive: manifest.FileRef{File: manifest.ArchiveName("20250101_010101"), SHA256: hex.EncodeToString(sum[:]), Size: int64(len(data))},
-			Files: []manifest.Entry{{Path: "storage", Type: manifest.TypeDir, Mode: 0o755}}}
+			Files:   []manifest.Entry{{Path: "storage", Type: manifest.TypeDir, Mode: 0o755}}}
 		if manifest.CheckPath(listed) == nil && strings.HasPrefix(listed, "storage/") && size >= 0 && size < 1<<20 {
 			m.Files = append(m.Files, manifest.Entry{Path: listed, Type: manifest.TypeFile, Size: size, SHA256: strings.Repeat("0", 64)})
 			m.TotalBytes = size
@@ -56,4 +56,3 @@ func FuzzExtract(f *testing.F) {
 		}
 	})
 }
-
