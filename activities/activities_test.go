@@ -103,8 +103,13 @@ func TestRollbackStorageFallsBackToEmergencyBackup(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(a.Root, "storage/logs/a.log")); string(b) != "first\n" {
 		t.Fatalf("restored content %q", b)
 	}
-	// Lose the pre-restore copy, then roll back.
 	tree := staging.Tree{Root: a.Root, ID: in.RestoreID}
+	for _, d := range []string{tree.Dir(), a.Backups.Path, filepath.Join(a.Backups.Path, "database")} {
+		if st, err := os.Stat(d); err != nil || st.Mode().Perm() != 0o700 {
+			t.Errorf("%s: mode %v %v, want 0700", d, st.Mode().Perm(), err)
+		}
+	}
+	// Lose the pre-restore copy, then roll back.
 	os.RemoveAll(tree.PreRestore("storage"))
 	out, err := a.RollbackStorage(ctx, workflows.RollbackInput{RestoreID: in.RestoreID, EmergencyManifest: emergency.Manifest})
 	if err != nil {

@@ -98,11 +98,12 @@ func TestWebUIAndSchedule(t *testing.T) {
 	}
 	var d struct {
 		Cron     string      `json:"cron"`
+		Overlap  string      `json:"overlap"`
 		TimeZone string      `json:"timezone"`
 		NextRuns []time.Time `json:"next_runs"`
 	}
 	json.Unmarshal([]byte(s.mustStarter("schedule", "describe", "--json")), &d)
-	if d.Cron != "30 3 * * *" || d.TimeZone != "UTC" || len(d.NextRuns) == 0 || d.NextRuns[0].UTC().Hour() != 3 || d.NextRuns[0].UTC().Minute() != 30 {
+	if d.Cron != "30 3 * * *" || d.TimeZone != "UTC" || d.Overlap != "skip" || len(d.NextRuns) == 0 || d.NextRuns[0].UTC().Hour() != 3 || d.NextRuns[0].UTC().Minute() != 30 {
 		t.Fatalf("schedule %+v", d)
 	}
 	// Trigger runs a scheduled backup now.

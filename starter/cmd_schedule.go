@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -114,6 +115,7 @@ type scheduleReport struct {
 	Paused      bool        `json:"paused"`
 	Note        string      `json:"note,omitempty"`
 	TaskQueue   string      `json:"task_queue"`
+	Overlap     string      `json:"overlap"`
 	NextRuns    []time.Time `json:"next_runs"`
 	Recent      []string    `json:"recent_actions"`
 	Running     []string    `json:"running"`
@@ -134,6 +136,9 @@ func describeSchedule(ctx context.Context, g *globalOptions, h client.ScheduleHa
 	}
 	if a, ok := d.Schedule.Action.(*client.ScheduleWorkflowAction); ok {
 		r.TaskQueue = a.TaskQueue
+	}
+	if d.Schedule.Policy != nil {
+		r.Overlap = strings.ToLower(strings.TrimPrefix(d.Schedule.Policy.Overlap.String(), "SCHEDULE_OVERLAP_POLICY_"))
 	}
 	for _, a := range d.Info.RecentActions {
 		id := ""

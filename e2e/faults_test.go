@@ -1,0 +1,121 @@
+package e2e
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/project-vulcan/vulcan-backup/internal/testutil"
+)
+
+// tmpfs mounts a small tmpfs at dir for the test (root only).
+func tmpfs(t *testing.T, dir string, size string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		testutil.Need(t, "mounting a tmpfs needs root")
+	}
+	os.MkdirAll(dir, 0o700)
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
+		testutil.Need(t, fmt.Sprintf("cannot mount a tmpfs: %v %s", err, out))
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+}
+
+func randomFile(t *testing.T, p string, n int) {
+	t.Helper()
+	b := make([]byte, n)
+	rand.Read(b)
+	os.MkdirAll(filepath.Dir(p), 0o755)
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func backupCount(t *testing.T, s *system) int {
+	t.Helper()
+	var list struct {
+		Backups []json.RawMessage `json:"backups"`
+	}
+	json.Unmarshal([]byte(s.mustStarter("list", "--json")), &list)
+	return len(list.Backups)
+}
+
+// The backup directory's file system is full: the backup fails with a clear
+// message, leaves no partial file, and the older backup is untouched.
+func TestBackupDiskFull(t *testing.T) {
+	s := newSystem(t)
+	tmpfs(t, filepath.Join(s.root, "backups"), "6m")
+	randomFile(t, filepath.Join(s.root, "storage/logs/small.log"), 100<<10)
+	s.start()
+	first := s.backup()
+	before, _ := os.ReadFile(filepath.Join(s.root, first.Result.Archive))
+
+	randomFile(t, filepath.Join(s.root, "storage/recordings/big.webm"), 10<<20)
+	_, errOut, code := s.starter("backup")
+	if code != 1 || !strings.Contains(errOut, "no space left") {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+	entries, _ := os.ReadDir(filepath.Join(s.root, "backups"))
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".tmp") {
+			t.Errorf("partial file left: %s", e.Name())
+		}
+	}
+	if n := backupCount(t, s); n != 1 {
+		t.Fatalf("%d backups, want the first one only", n)
+	}
+	after, _ := os.ReadFile(filepath.Join(s.root, first.Result.Archive))
+	if string(after) != string(before) {
+		t.Fatal("the older backup changed")
+	}
+	s.mustStarter("verify", first.Result.ID)
+}
+
+// A restore checks the space for staging before it stops any service.
+func TestRestoreNeedsStagingSpace(t *testing.T) {
+	s := newSystem(t)
+	tmpfs(t, s.root, "40m")
+	s.env = append(s.env, execServices(s.root)...)
+	randomFile(t, filepath.Join(s.root, "storage/recordings/rec.webm"), 8<<20)
+	os.WriteFile(filepath.Join(s.root, "app.running"), nil, 0o644)
+	s.start()
+	b := s.backup()
+	_, errOut, code := s.starter("restore", b.Result.ID, "--yes")
+	if code != 1 || !strings.Contains(errOut, "free under") || !strings.Contains(errOut, "for staging") {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+	if data, _ := os.ReadFile(filepath.Join(s.root, "services.log")); len(data) != 0 {
+		t.Fatalf("services were touched: %q", data)
+	}
+	if n := backupCount(t, s); n != 1 {
+		t.Fatalf("%d backups: the refused restore took an emergency backup", n)
+	}
+}
+
+// The database is down when a restore starts: refused at validation after
+// bounded retries, nothing changed, no emergency backup taken.
+func TestRestoreWithDatabaseDown(t *testing.T) {
+	dbURL := testutil.NewDatabase(t)
+	testutil.LoadVulcanDB(t, dbURL, 100)
+	s := newSystem(t, "DATABASE_URL="+dbURL)
+	makeStorage(t, s.root, 1)
+	s.start()
+	b := s.backup()
+	want := treeDigest(t, filepath.Join(s.root, "storage"))
+	s.stop()
+	s.env = append(s.env, "DATABASE_URL=postgres://vulcan:pw@127.0.0.1:1/vulcan_db")
+	s.start()
+	_, errOut, code := s.starter("restore", b.Result.ID, "--yes")
+	if code != 1 || !strings.Contains(errOut, "vulcan@127.0.0.1:1/vulcan_db") || !strings.Contains(errOut, "step 1 (validate)") {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+	diffDigests(t, "storage", want, treeDigest(t, filepath.Join(s.root, "storage")))
+	if n := backupCount(t, s); n != 1 {
+		t.Fatalf("%d backups: the refused restore took an emergency backup", n)
+	}
+}
