@@ -8,7 +8,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/project-vulcan/vulcan-backup/internal/testutil"
 )
@@ -118,4 +120,62 @@ func TestRestoreWithDatabaseDown(t *testing.T) {
 	if n := backupCount(t, s); n != 1 {
 		t.Fatalf("%d backups: the refused restore took an emergency backup", n)
 	}
+}
+
+// The worker (with its embedded server) is killed with SIGKILL in the middle
+// of writing the archive and started again: the backup completes with
+// exactly one verified archive and manifest and no temporary file anywhere.
+func TestWorkerKilledMidBackup(t *testing.T) {
+	s := newSystem(t)
+	randomFile(t, filepath.Join(s.root, "storage/recordings/a.webm"), 200<<20)
+	randomFile(t, filepath.Join(s.root, "storage/recordings/b.webm"), 200<<20)
+	s.start()
+	var started struct {
+		WorkflowID string `json:"workflow_id"`
+	}
+	json.Unmarshal([]byte(s.mustStarter("backup", "--detach", "--json")), &started)
+	// Wait until the archive is being written, then kill.
+	waitFor(t, time.Minute, "the archive to be written", func() bool {
+		matches, _ := filepath.Glob(filepath.Join(s.root, "backups", ".vulcan_backup_*.tar.gz.tmp"))
+		if len(matches) == 0 {
+			return false
+		}
+		st, err := os.Stat(matches[0])
+		return err == nil && st.Size() > 20<<20
+	})
+	s.cmd.Process.Signal(syscall.SIGKILL)
+	<-s.done
+	s.start()
+	// The archive step is retried once its heartbeat times out (1 min).
+	waitFor(t, 4*time.Minute, "the backup to complete", func() bool {
+		_, err := os.Stat(filepath.Join(s.root, "backups", ".vulcan.lock"))
+		return os.IsNotExist(err) && backupCount(t, s) == 1
+	})
+	var list struct {
+		Backups []struct {
+			ID       string `json:"id"`
+			Verified bool   `json:"verified"`
+		} `json:"backups"`
+	}
+	json.Unmarshal([]byte(s.mustStarter("list", "--json")), &list)
+	if len(list.Backups) != 1 || !list.Backups[0].Verified {
+		t.Fatalf("backups %+v", list)
+	}
+	s.mustStarter("verify", list.Backups[0].ID)
+	for _, dir := range []string{"backups", "backups/database"} {
+		entries, _ := os.ReadDir(filepath.Join(s.root, dir))
+		var archives int
+		for _, e := range entries {
+			if strings.HasSuffix(e.Name(), ".tmp") {
+				t.Errorf("temporary file left: %s/%s", dir, e.Name())
+			}
+			if strings.HasSuffix(e.Name(), ".tar.gz") {
+				archives++
+			}
+		}
+		if dir == "backups" && archives != 1 {
+			t.Errorf("%d archives, want 1", archives)
+		}
+	}
+	_ = started
 }
