@@ -22,6 +22,10 @@ run: build
 test: build
 	scripts/test.sh
 
+## bench: ours against tar -czf + pg_dump and tar -xzf + psql on the reference data, then Go benchmarks
+bench:
+	scripts/bench.sh
+
 ## lint: gofmt and go vet only
 lint:
 	scripts/test.sh lint

@@ -27,6 +27,7 @@ done
 pg_isready -h 127.0.0.1 -p 5432 >&2
 
 as_postgres psql -q -v ON_ERROR_STOP=1 <<'SQL' >&2
+SET client_min_messages = warning;
 DO $$
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'vulcan_test') THEN

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# make bench: Vulcan Backup against what operators use today (tar -czf + pg_dump,
+# tar -xzf + psql), on the reference data, several runs each, medians and ratios,
+# then the Go benchmarks. Data goes to bench-data/ (not committed).
+#   BENCH_MB=600 BENCH_FILES=20000 BENCH_ROWS=300000 RUNS=3 scripts/bench.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MB=${BENCH_MB:-600}; FILES=${BENCH_FILES:-20000}; ROWS=${BENCH_ROWS:-300000}; RUNS=${RUNS:-3}
+shared=${VULCAN_SHARED_DIR:-../shared}
+data=$PWD/bench-data/mb$MB-f$FILES
+make -s build
+admin=$(scripts/testdb.sh)
+db=$(python3 -c "import sys,urllib.parse as u; p=u.urlparse(sys.argv[1]); print(p._replace(path='/vulcan_bench').geturl())" "$admin")
+restoredb=$(python3 -c "import sys,urllib.parse as u; p=u.urlparse(sys.argv[1]); print(p._replace(path='/vulcan_bench_baseline').geturl())" "$admin")
+
+if [ ! -d "$data/storage" ]; then
+  echo "generating $MB MiB + $FILES small files in $data" >&2
+  mkdir -p "$data"
+  go run "$shared/bench/mkstorage.go" -out "$data" -mb "$MB" >/dev/null
+  python3 - "$data/storage/verification/small" "$FILES" <<'PY'
+import os, sys, random
+d, n = sys.argv[1], int(sys.argv[2]); os.makedirs(d, exist_ok=True); r = random.Random(7)
+for i in range(n):
+    with open(os.path.join(d, f"v-{i:05d}.json"), "w") as f:
+        f.write('{"part": "p-%d", "ok": %s, "dev": %f}\n' % (i, "true" if i % 9 else "false", r.random()))
+PY
+fi
+psql -q "$admin" -c "DROP DATABASE IF EXISTS vulcan_bench WITH (FORCE)" -c "CREATE DATABASE vulcan_bench" 2>/dev/null
+psql -q "$db" -v ON_ERROR_STOP=1 -v rows="$ROWS" -f "$shared/bench/vulcan_db.sql" >/dev/null 2>&1
+
+export VULCAN_ROOT=$data DATABASE_URL=$db TEMPORAL_ADDRESS=127.0.0.1:27233 VULCAN_UI_PORT=0 VULCAN_API_ADDR= VULCAN_RETENTION_DAYS=1
+rm -rf "$data/backups" "$data/.vulcan"
+(cd "$data" && exec "$OLDPWD/bin/worker" --dev >"$data/worker.log" 2>&1) &
+wpid=$!
+trap 'kill $wpid 2>/dev/null || true' EXIT
+for _ in $(seq 1 120); do grep -q "nightly schedule" "$data/worker.log" 2>/dev/null && break; sleep 0.5; done
+
+secs() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1 || { echo "FAILED: $*" >&2; exit 1; }; e=$(date +%s.%N); echo "$e - $s" | bc; }
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+declare -A ours base
+for i in $(seq 1 "$RUNS"); do
+  ours[backup]+="$(secs bin/starter backup) "
+  base[backup]+="$(secs sh -c "cd '$data' && tar -czf /tmp/vulcan-bench-base.tar.gz storage && pg_dump '$db' > /tmp/vulcan-bench-base.sql") "
+  id=$(bin/starter list --json | python3 -c "import json,sys; print([b['id'] for b in json.load(sys.stdin)['backups'] if b['kind']=='manual'][0])")
+  ours[verify]+="$(secs bin/starter verify "$id") "
+  base[verify]+="$(secs tar -tzf /tmp/vulcan-bench-base.tar.gz) "
+  ours[restore]+="$(secs bin/starter restore "$id" --yes) "
+  base[restore]+="$(secs sh -c "rm -rf /tmp/vulcan-bench-x && mkdir /tmp/vulcan-bench-x && tar -xzf /tmp/vulcan-bench-base.tar.gz -C /tmp/vulcan-bench-x && psql -q '$admin' -c 'DROP DATABASE IF EXISTS vulcan_bench_baseline WITH (FORCE)' -c 'CREATE DATABASE vulcan_bench_baseline' && psql -q -v ON_ERROR_STOP=1 '$restoredb' < /tmp/vulcan-bench-base.sql") "
+done
+archive=$(ls -S "$data"/backups/vulcan_backup_*.tar.gz | head -1)
+printf '\n%-34s %10s %10s %8s\n' "stage ($RUNS runs, medians)" "ours (s)" "base (s)" "ratio"
+for k in backup verify restore; do
+  o=$(echo ${ours[$k]} | tr ' ' '\n' | median); b=$(echo ${base[$k]} | tr ' ' '\n' | median)
+  printf '%-34s %10.2f %10.2f %7.2fx\n' "$k" "$o" "$b" "$(echo "$b / $o" | bc -l)"
+done
+printf '%-34s %10d %10d %7.3fx\n' "archive bytes (ours incl. dump)" "$(stat -c %s "$archive")" "$(stat -c %s /tmp/vulcan-bench-base.tar.gz)" \
+  "$(echo "$(stat -c %s "$archive") / $(stat -c %s /tmp/vulcan-bench-base.tar.gz)" | bc -l)"
+echo "worker peak RSS (--dev, includes the embedded server): $(grep VmHWM /proc/$wpid/status | awk '{print $2, $3}')"
+echo "data: $(du -sh "$data/storage" | cut -f1) in $(find "$data/storage" -type f | wc -l) files; database rows=$ROWS; $(nproc) cores"
+echo
+go test -run '^$' -bench . -benchmem ./internal/archive ./internal/manifest
