@@ -24,11 +24,7 @@ func recordHistories(t *testing.T, s *system) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := client.Dial(client.Options{HostPort: s.addr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := s.temporalClient(t)
 	for _, name := range []string{"BackupWorkflow", "RestoreWorkflow"} {
 		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
 			Query: `WorkflowType = "` + name + `" AND ExecutionStatus = "Completed"`,
@@ -37,15 +33,7 @@ func recordHistories(t *testing.T, s *system) {
 			t.Fatalf("no completed %s: %v", name, err)
 		}
 		e := resp.Executions[0].Execution
-		it := c.GetWorkflowHistory(ctx, e.WorkflowId, e.RunId, false, 0)
-		h := &historypb.History{}
-		for it.HasNext() {
-			ev, err := it.Next()
-			if err != nil {
-				t.Fatal(err)
-			}
-			h.Events = append(h.Events, ev)
-		}
+		h := history(ctx, t, c, e.WorkflowId, e.RunId)
 		data, err := protojson.MarshalOptions{Indent: "  "}.Marshal(h)
 		if err != nil {
 			t.Fatal(err)
@@ -61,4 +49,31 @@ func recordHistories(t *testing.T, s *system) {
 		}
 		t.Logf("recorded %s", p)
 	}
+}
+
+// temporalClient dials the system's embedded server; it is closed when the
+// test ends.
+func (s *system) temporalClient(t *testing.T) client.Client {
+	t.Helper()
+	c, err := client.Dial(client.Options{HostPort: s.addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// history returns every event of a workflow run.
+func history(ctx context.Context, t *testing.T, c client.Client, workflowID, runID string) *historypb.History {
+	t.Helper()
+	h := &historypb.History{}
+	it := c.GetWorkflowHistory(ctx, workflowID, runID, false, 0)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Events = append(h.Events, ev)
+	}
+	return h
 }

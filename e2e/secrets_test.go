@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"go.temporal.io/api/workflowservice/v1"
-	"go.temporal.io/sdk/client"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/project-vulcan/vulcan-backup/internal/testutil"
@@ -46,23 +45,14 @@ func TestPasswordStaysSecret(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := client.Dial(client.Options{HostPort: s.addr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := s.temporalClient(t)
 	resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{})
 	if err != nil || len(resp.Executions) < 3 {
 		t.Fatalf("workflows: %v (%d)", err, len(resp.GetExecutions()))
 	}
 	control := false // the backup id must be found, proving the search sees payloads
 	for _, e := range resp.Executions {
-		it := c.GetWorkflowHistory(ctx, e.Execution.WorkflowId, e.Execution.RunId, false, 0)
-		for it.HasNext() {
-			ev, err := it.Next()
-			if err != nil {
-				t.Fatal(err)
-			}
+		for _, ev := range history(ctx, t, c, e.Execution.WorkflowId, e.Execution.RunId).Events {
 			// Binary protobuf: payloads (JSON) appear verbatim, not base64.
 			data, _ := proto.Marshal(ev)
 			if strings.Contains(string(data), b.Result.ID) {
