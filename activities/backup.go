@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 
 	"github.com/project-vulcan/vulcan-backup/internal/archive"
+	"github.com/project-vulcan/vulcan-backup/internal/faultpoint"
 	"github.com/project-vulcan/vulcan-backup/internal/fsutil"
 	"github.com/project-vulcan/vulcan-backup/internal/lock"
 	"github.com/project-vulcan/vulcan-backup/internal/manifest"
@@ -132,7 +133,12 @@ func (a *Activities) ArchiveStorage(ctx context.Context, plan workflows.BackupPl
 	}
 	opts := archive.CreateOptions{
 		Root: a.Root, Paths: a.Paths, AllowMissing: plan.Kind == workflows.KindEmergency,
-		Progress: func(p archive.Progress) { hb.set(p) },
+		Progress: func(p archive.Progress) {
+			hb.set(p)
+			if plan.Kind == workflows.KindEmergency && p.Files > 1 {
+				faultpoint.Hit(faultpoint.EmergencyArchive)
+			}
+		},
 	}
 	if db != nil {
 		opts.Extra = []archive.ExtraFile{{ArchivePath: db.ArchivePath, Source: a.Backups.TempDumpPath(plan.ID)}}

@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/project-vulcan/vulcan-backup/internal/archive"
+	"github.com/project-vulcan/vulcan-backup/internal/faultpoint"
 	"github.com/project-vulcan/vulcan-backup/internal/fsutil"
 	"github.com/project-vulcan/vulcan-backup/internal/manifest"
 	"github.com/project-vulcan/vulcan-backup/internal/pgdump"
@@ -35,6 +36,7 @@ func (a *Activities) ValidateArchive(ctx context.Context, in workflows.RestoreIn
 	if err != nil {
 		return workflows.RestorePlan{}, classify(err)
 	}
+	faultpoint.Hit(faultpoint.Validate)
 	if err := VerifyArchiveFile(ctx, archivePath, m, func(p archive.Progress) { hb.set(p) }); err != nil {
 		return workflows.RestorePlan{}, classify(err)
 	}
@@ -105,6 +107,7 @@ func (a *Activities) StopServices(ctx context.Context, names []string) error {
 	if err := a.Services.Stop(ctx, names); err != nil {
 		return fmt.Errorf("stop services (%s): %w", a.Services.Name(), err)
 	}
+	faultpoint.Hit(faultpoint.ServicesStopped)
 	if len(names) > 0 {
 		a.log(ctx).Info("services stopped", "services", names)
 	}
@@ -152,6 +155,7 @@ func (a *Activities) RestoreStorage(ctx context.Context, in workflows.StepInput)
 	if err := tree.Swap(m.Paths); err != nil {
 		return out, classify(fmt.Errorf("restore storage: %w", err))
 	}
+	faultpoint.Hit(faultpoint.StorageSwapped)
 	a.log(ctx).Info("storage restored", "paths", m.Paths, "restore_id", in.RestoreID)
 	return out, nil
 }
@@ -170,7 +174,13 @@ func (a *Activities) extract(ctx context.Context, hb *heartbeat, archivePath str
 		}
 		return true
 	}
-	return archive.Extract(ctx, f, m, archive.ExtractOptions{Dest: dest, Include: include, Progress: func(p archive.Progress) { hb.set(p) }})
+	progress := func(p archive.Progress) {
+		hb.set(p)
+		if p.Files > 1 {
+			faultpoint.Hit(faultpoint.Extracting)
+		}
+	}
+	return archive.Extract(ctx, f, m, archive.ExtractOptions{Dest: dest, Include: include, Progress: progress})
 }
 
 // stagedDump returns the dump extracted in step 4, checked against the
@@ -223,7 +233,10 @@ func (a *Activities) RestoreDatabase(ctx context.Context, in workflows.StepInput
 	if err != nil {
 		return workflows.DatabaseOutput{}, classify(fmt.Errorf("restore database: %w", err))
 	}
-	progress := func(n int64) { hb.set(map[string]int64{"bytes": n, "of": m.Database.Size}) }
+	progress := func(n int64) {
+		hb.set(map[string]int64{"bytes": n, "of": m.Database.Size})
+		faultpoint.Hit(faultpoint.DatabaseLoading)
+	}
 	mode := a.recordedMode(tree)
 	if mode != pgdump.ModeInPlace {
 		if err := fsutil.WriteFileAtomic(tree.MarkerPath(dbModeMarker), []byte(pgdump.ModeRename), 0o600); err != nil {
@@ -267,6 +280,7 @@ func (a *Activities) VerifyRestore(ctx context.Context, in workflows.VerifyInput
 	if err != nil {
 		return workflows.VerifyOutput{}, classify(err)
 	}
+	faultpoint.Hit(faultpoint.BeforeVerify)
 	var out workflows.VerifyOutput
 	rep, err := archive.CheckTree(ctx, a.Root, m, func(p archive.Progress) { hb.set(p) })
 	var mis *archive.TreeMismatch

@@ -143,7 +143,7 @@ func TestWorkerKilledMidBackup(t *testing.T) {
 	s.cmd.Process.Signal(syscall.SIGKILL)
 	<-s.done
 	s.start()
-	// The archive step is retried once its heartbeat times out (1 min).
+	// The archive step is retried once its heartbeat times out (30 s).
 	waitFor(t, 4*time.Minute, "the backup to complete", func() bool {
 		_, err := os.Stat(filepath.Join(s.root, "backups", ".vulcan.lock"))
 		return os.IsNotExist(err) && backupCount(t, s) == 1

@@ -26,18 +26,22 @@ import (
 	"github.com/project-vulcan/vulcan-backup/internal/testutil"
 )
 
-var workerBin, starterBin string
+// The binaries under test; faultWorkerBin is the worker built with the
+// faultinject tag, which halts at the point named by VULCAN_FAULTPOINT.
+var workerBin, starterBin, faultWorkerBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "vulcan-e2e-bin")
 	if err != nil {
 		panic(err)
 	}
-	workerBin, starterBin = filepath.Join(dir, "worker"), filepath.Join(dir, "starter")
-	for bin, pkg := range map[string]string{workerBin: "../worker", starterBin: "../starter"} {
-		out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput()
+	workerBin, starterBin, faultWorkerBin = filepath.Join(dir, "worker"), filepath.Join(dir, "starter"), filepath.Join(dir, "worker-faultinject")
+	for _, b := range []struct{ bin, pkg, tags string }{
+		{workerBin, "../worker", ""}, {starterBin, "../starter", ""}, {faultWorkerBin, "../worker", "faultinject"},
+	} {
+		out, err := exec.Command("go", "build", "-tags", b.tags, "-o", b.bin, b.pkg).CombinedOutput()
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, out)
+			fmt.Fprintf(os.Stderr, "build %s (tags %q): %v\n%s", b.pkg, b.tags, err, out)
 			os.Exit(1)
 		}
 	}
@@ -56,16 +60,33 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// system is one project root with its own worker and embedded server.
+// system is one project root with its own worker and embedded server. By
+// default the worker runs the server in-process (`worker --dev`); with split
+// set the server runs alone (`worker --dev --server-only`) and the worker
+// connects to it, so each can be stopped without the other.
 type system struct {
 	t      *testing.T
 	root   string
 	addr   string
 	uiPort int
 	env    []string
+	split  bool
+	// bin is the worker binary; tests of fault points use faultWorkerBin.
+	bin    string
+	server *proc
 	cmd    *exec.Cmd
 	logs   *syncBuffer
 	done   chan struct{}
+}
+
+// neverCron names 31 February.
+const neverCron = "0 0 31 2 *"
+
+// proc is one running binary and its output.
+type proc struct {
+	cmd  *exec.Cmd
+	logs *syncBuffer
+	done chan struct{}
 }
 
 type syncBuffer struct {
@@ -88,10 +109,13 @@ func (s *syncBuffer) String() string {
 // newSystem prepares a root; env adds variables (DATABASE_URL, VULCAN_SERVICES, ...).
 func newSystem(t *testing.T, env ...string) *system {
 	t.Helper()
-	s := &system{t: t, root: t.TempDir(), addr: fmt.Sprintf("127.0.0.1:%d", freePort(t)), uiPort: 0}
+	s := &system{t: t, root: t.TempDir(), addr: fmt.Sprintf("127.0.0.1:%d", freePort(t)), uiPort: 0, bin: workerBin}
 	s.env = append([]string{
 		"TEMPORAL_ADDRESS=" + s.addr, "VULCAN_ROOT=" + s.root, "VULCAN_UI_PORT=0", "VULCAN_TASK_QUEUE=vulcan-e2e",
 		"DATABASE_URL=", "VULCAN_SERVICES=none", "VULCAN_API_ADDR=", "VULCAN_NOTIFY_URL=",
+		// A nightly backup must not start in the middle of a test that runs
+		// at 02:00 UTC: the default schedule is one that never fires.
+		"VULCAN_SCHEDULE=" + neverCron,
 	}, env...)
 	return s
 }
@@ -100,53 +124,105 @@ func (s *system) environ() []string {
 	return append(os.Environ(), s.env...)
 }
 
-// start runs `worker --dev` in the root and waits until it serves.
-func (s *system) start() {
+// setEnv sets or, with an empty value, removes a variable for the next start.
+func (s *system) setEnv(name, value string) {
+	kept := s.env[:0]
+	for _, e := range s.env {
+		if !strings.HasPrefix(e, name+"=") {
+			kept = append(kept, e)
+		}
+	}
+	s.env = kept
+	if value != "" {
+		s.env = append(s.env, name+"="+value)
+	}
+}
+
+// launch runs bin in the root and waits until its output contains ready.
+func (s *system) launch(bin string, args []string, ready string) *proc {
 	s.t.Helper()
-	s.logs = &syncBuffer{}
-	s.cmd = exec.Command(workerBin, "--dev")
-	s.cmd.Dir = s.root
-	s.cmd.Env = s.environ()
-	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
-	if err := s.cmd.Start(); err != nil {
+	p := &proc{cmd: exec.Command(bin, args...), logs: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd.Dir = s.root
+	p.cmd.Env = s.environ()
+	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
+	if err := p.cmd.Start(); err != nil {
 		s.t.Fatal(err)
 	}
-	s.done = make(chan struct{})
-	go func() { s.cmd.Wait(); close(s.done) }()
-	s.t.Cleanup(s.stop)
+	go func() { p.cmd.Wait(); close(p.done) }()
+	s.t.Cleanup(func() { s.halt(p) })
 	deadline := time.Now().Add(90 * time.Second)
-	for !strings.Contains(s.logs.String(), "nightly schedule") {
+	for !strings.Contains(p.logs.String(), ready) {
 		select {
-		case <-s.done:
-			s.t.Fatalf("worker exited:\n%s", s.logs.String())
+		case <-p.done:
+			s.t.Fatalf("%s %v exited:\n%s", filepath.Base(bin), args, p.logs.String())
 		default:
 		}
 		if time.Now().After(deadline) {
-			s.t.Fatalf("worker not ready:\n%s", s.logs.String())
+			s.t.Fatalf("%s %v not ready:\n%s", filepath.Base(bin), args, p.logs.String())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	return p
+}
+
+// start runs the worker in the root and waits until it serves; in split mode
+// it first starts the server if it is not running.
+func (s *system) start() {
+	s.t.Helper()
+	args := []string{"--dev"}
+	if s.split {
+		if s.server == nil || s.server.exited() {
+			s.startServer()
+		}
+		args = nil
+	}
+	p := s.launch(s.bin, args, "nightly schedule")
+	s.cmd, s.logs, s.done = p.cmd, p.logs, p.done
+}
+
+// startServer runs the embedded server alone (split mode).
+func (s *system) startServer() {
+	s.t.Helper()
+	s.server = s.launch(workerBin, []string{"--dev", "--server-only"}, "embedded Temporal server running")
+}
+
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// kill ends p with SIGKILL and waits for it.
+func (p *proc) kill() {
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
 }
 
 // stop ends the worker with SIGTERM (SIGKILL after 20 s).
 func (s *system) stop() {
-	if s.cmd == nil || s.cmd.Process == nil {
+	if s.cmd != nil {
+		s.halt(&proc{cmd: s.cmd, logs: s.logs, done: s.done})
+	}
+}
+
+// halt ends p with SIGTERM (SIGKILL after 20 s) and logs its output if the
+// test failed.
+func (s *system) halt(p *proc) {
+	if p.exited() {
 		return
 	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-s.done:
-		return
-	default:
-	}
-	s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
+	case <-p.done:
 	case <-time.After(20 * time.Second):
-		s.cmd.Process.Kill()
-		<-s.done
+		p.cmd.Process.Kill()
+		<-p.done
 	}
 	if s.t.Failed() {
-		s.t.Logf("worker log:\n%s", s.logs.String())
+		s.t.Logf("%s log:\n%s", strings.Join(p.cmd.Args, " "), p.logs.String())
 	}
 }
 

@@ -132,11 +132,7 @@ func TestWebUIAndSchedule(t *testing.T) {
 
 	// A new cron is applied when the worker starts again (history is kept).
 	s.stop()
-	for i, e := range s.env {
-		if strings.HasPrefix(e, "VULCAN_SCHEDULE=") {
-			s.env[i] = "VULCAN_SCHEDULE=15 1 * * *"
-		}
-	}
+	s.setEnv("VULCAN_SCHEDULE", "15 1 * * *")
 	s.start()
 	if !strings.Contains(s.logs.String(), "nightly schedule updated") {
 		t.Fatalf("schedule not updated:\n%s", s.logs.String())

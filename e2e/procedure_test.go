@@ -151,8 +151,10 @@ func assertNoTempDatabases(t *testing.T, dbURL string) {
 		t.Fatal(err)
 	}
 	defer conn.Close(t.Context())
+	// Only this database's own: <db>_restore_<id> and <db>_pre_restore_<id>.
 	var n int
-	conn.QueryRow(t.Context(), "SELECT count(*) FROM pg_database WHERE datname LIKE '%\\_restore\\_%'").Scan(&n)
+	conn.QueryRow(t.Context(), `SELECT count(*) FROM pg_database
+		WHERE starts_with(datname, current_database() || '_') AND datname LIKE '%\_restore\_%'`).Scan(&n)
 	if n != 0 {
 		t.Errorf("%d temporary restore databases left", n)
 	}

@@ -63,11 +63,15 @@ func run() error {
 	flag.StringVar(&cfg.TaskQueue, "task-queue", cfg.TaskQueue, "task queue ($VULCAN_TASK_QUEUE)")
 	flag.StringVar(&cfg.Root, "root", cfg.Root, "project root ($VULCAN_ROOT)")
 	noSchedule := flag.Bool("no-schedule", false, "do not create or update the nightly schedule")
+	serverOnly := flag.Bool("server-only", false, "with --dev: run only the embedded Temporal server and Web UI, for workers started on their own")
 	showVersion := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
 	if *showVersion {
 		fmt.Println(version)
 		return nil
+	}
+	if *serverOnly && !*dev {
+		return fmt.Errorf("--server-only needs --dev: it runs the embedded server without a worker")
 	}
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -93,6 +97,11 @@ func run() error {
 		}
 		log.Info("embedded Temporal server running", "address", srv.Address(), "namespace", cfg.Namespace,
 			"state", filepath.Join(*stateDir, "temporal.db"), "web_ui", srv.UIURL())
+		if *serverOnly {
+			<-ctx.Done()
+			log.Info("stopping the embedded server")
+			return nil
+		}
 	}
 
 	m := metrics.New()
@@ -121,7 +130,7 @@ func run() error {
 	}
 	acts.NotifyOnSuccess = cfg.NotifyOnSuccess
 	seedMetrics(m, acts.Backups)
-	w := worker.New(c, cfg.TaskQueue, worker.Options{})
+	w := worker.New(c, cfg.TaskQueue, worker.Options{MaxHeartbeatThrottleInterval: workflows.HeartbeatEvery})
 	Register(w, acts)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)

@@ -1,5 +1,7 @@
 package workflows
 
+import "time"
+
 // Names shared by the worker, the starter and the tests.
 const (
 	// DefaultTaskQueue is the task queue when VULCAN_TASK_QUEUE is unset.
@@ -75,3 +77,13 @@ const (
 	ErrTypeVerify     = "VerificationFailed"
 	ErrTypeRolledBack = "RestoreRolledBack"
 )
+
+// HeartbeatTimeout is how long an activity that moves data may go without a
+// heartbeat before Temporal takes its worker for dead and retries the step on
+// another (or a restarted) worker.
+const HeartbeatTimeout = 30 * time.Second
+
+// HeartbeatEvery is the longest a worker holds back a heartbeat before it sends
+// it (worker.Options.MaxHeartbeatThrottleInterval), well inside
+// HeartbeatTimeout so a busy worker is not mistaken for a dead one.
+const HeartbeatEvery = 5 * time.Second

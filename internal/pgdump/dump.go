@@ -29,7 +29,7 @@ type DumpResult struct {
 // Dump writes a plain-SQL dump of the target database to w. It exports a
 // snapshot in a repeatable-read transaction, counts every table's rows in
 // that snapshot, and runs pg_dump on the same snapshot. progress, if set, is
-// called with the bytes written so far at least every 8 MiB.
+// called with the bytes written so far every MiB.
 func Dump(ctx context.Context, t *Target, w io.Writer, progress func(int64)) (*DumpResult, error) {
 	conn, err := t.Connect(ctx, t.Name)
 	if err != nil {
@@ -138,7 +138,7 @@ func CompareCounts(want, got []manifest.TableCount) string {
 	return strings.Join(diffs, "; ")
 }
 
-// progressCounter counts bytes and reports them at least every 8 MiB.
+// progressCounter counts bytes and reports them every MiB.
 type progressCounter struct {
 	n, last  int64
 	progress func(int64)
@@ -146,7 +146,7 @@ type progressCounter struct {
 
 func (c *progressCounter) add(n int) {
 	c.n += int64(n)
-	if c.progress != nil && c.n-c.last >= 8<<20 {
+	if c.progress != nil && c.n-c.last >= 1<<20 {
 		c.last = c.n
 		c.progress(c.n)
 	}

@@ -1,0 +1,206 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/project-vulcan/vulcan-backup/internal/faultpoint"
+	"github.com/project-vulcan/vulcan-backup/internal/testutil"
+	"github.com/project-vulcan/vulcan-backup/workflows"
+)
+
+// crashFixture is a system with data, a backup of it, and data changed since,
+// so that "restored" and "as before" can be told apart.
+type crashFixture struct {
+	s                  *system
+	dbURL              string
+	backup             backupJSON
+	restoredTree       map[string]string // the backup's files
+	restoredDB         map[string]string // the backup's rows
+	beforeTree         map[string]string // the files when the restore starts
+	beforeDB           map[string]string // the rows when the restore starts
+	restoreWorkflowID  string
+	restoreWorkflowRun string
+}
+
+// newCrashFixture runs the server and the worker as separate processes (as in
+// the compose stack), takes a backup and changes files and rows after it.
+func newCrashFixture(t *testing.T, rows int) *crashFixture {
+	dbURL := testutil.NewDatabase(t)
+	testutil.LoadVulcanDB(t, dbURL, rows)
+	s := newSystem(t, "DATABASE_URL="+dbURL)
+	s.split, s.bin = true, faultWorkerBin
+	s.env = append(s.env, execServices(s.root)...)
+	makeStorage(t, s.root, 2)
+	os.WriteFile(filepath.Join(s.root, "app.running"), nil, 0o644)
+	s.start()
+	f := &crashFixture{s: s, dbURL: dbURL, backup: s.backup()}
+	f.restoredTree = treeDigest(t, filepath.Join(s.root, "storage"))
+	f.restoredDB = testutil.Fingerprint(t, dbURL)
+
+	os.WriteFile(filepath.Join(s.root, "storage/logs/after-backup.log"), []byte("written after the backup"), 0o644)
+	os.RemoveAll(filepath.Join(s.root, "storage/chroma"))
+	testutil.Psql(t, dbURL, "-c", "INSERT INTO accounts (name) VALUES ('after backup')")
+	f.beforeTree = treeDigest(t, filepath.Join(s.root, "storage"))
+	f.beforeDB = testutil.Fingerprint(t, dbURL)
+	return f
+}
+
+// startRestore starts the restore detached and remembers its workflow.
+func (f *crashFixture) startRestore(t *testing.T) {
+	t.Helper()
+	var started struct {
+		WorkflowID string `json:"workflow_id"`
+		RunID      string `json:"run_id"`
+	}
+	out := f.s.mustStarter("restore", f.backup.Result.Archive, "--yes", "--detach", "--json")
+	if err := json.Unmarshal([]byte(out), &started); err != nil {
+		t.Fatalf("restore --detach --json: %v\n%s", err, out)
+	}
+	f.restoreWorkflowID, f.restoreWorkflowRun = started.WorkflowID, started.RunID
+}
+
+// waitRestore waits for the restore workflow to end and returns its error.
+func (f *crashFixture) waitRestore(t *testing.T) (*workflows.RestoreResult, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	var res workflows.RestoreResult
+	err := f.s.temporalClient(t).GetWorkflow(ctx, f.restoreWorkflowID, f.restoreWorkflowRun).Get(ctx, &res)
+	return &res, err
+}
+
+// assertWhole checks that the files and rows are all the backup's (restored)
+// or all as they were before the restore, never a mix; that the application
+// runs; and that no staging, pre-restore copy, temporary database, temporary
+// file or lock is left.
+func (f *crashFixture) assertWhole(t *testing.T, restored bool) {
+	t.Helper()
+	wantTree, wantDB, what := f.beforeTree, f.beforeDB, "as before"
+	if restored {
+		wantTree, wantDB, what = f.restoredTree, f.restoredDB, "restored"
+	}
+	diffDigests(t, "storage "+what, wantTree, treeDigest(t, filepath.Join(f.s.root, "storage")))
+	gotDB := testutil.Fingerprint(t, f.dbURL)
+	for k, v := range wantDB {
+		if gotDB[k] != v {
+			t.Errorf("database %s: %s differs", what, k)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(f.s.root, "app.running")); err != nil {
+		t.Error("the application is not running")
+	}
+	if l := leftovers(t, f.s.root); len(l) > 0 {
+		t.Errorf("leftovers: %v", l)
+	}
+	assertNoTempDatabases(t, f.dbURL)
+	entries, _ := os.ReadDir(filepath.Join(f.s.root, "backups"))
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".tmp") || e.Name() == ".vulcan.lock" {
+			t.Errorf("left in backups/: %s", e.Name())
+		}
+	}
+}
+
+// The worker is killed with SIGKILL at each point of a restore in turn, with
+// the Temporal server staying up as in production, and a new worker is
+// started. Each run ends fully restored: every file and row is the backup's,
+// the application runs, nothing is left over. The interrupted step is retried
+// once its heartbeat times out (workflows.HeartbeatTimeout); the points run in
+// parallel so the suite waits for that about once.
+func TestWorkerKilledAtEachRestoreStep(t *testing.T) {
+	points := []string{
+		faultpoint.Validate, faultpoint.EmergencyArchive, faultpoint.ServicesStopped, faultpoint.Extracting,
+		faultpoint.StorageSwapped, faultpoint.DatabaseLoading, faultpoint.BeforeVerify,
+	}
+	for _, point := range points {
+		t.Run(point, func(t *testing.T) {
+			t.Parallel()
+			rows := 300
+			if point == faultpoint.DatabaseLoading {
+				// The load reports progress every MiB: a dump of a few MiB, so
+				// the worker dies with part of it loaded.
+				rows = 15000
+			}
+			f := newCrashFixture(t, rows)
+			s := f.s
+			s.stop()
+			s.setEnv(faultpoint.Env, point)
+			s.start()
+			f.startRestore(t)
+			waitFor(t, 3*time.Minute, "fault point "+point, func() bool {
+				return strings.Contains(s.logs.String(), "FAULTPOINT "+point+" reached")
+			})
+			s.cmd.Process.Signal(syscall.SIGKILL)
+			<-s.done
+			s.setEnv(faultpoint.Env, "")
+			s.start()
+			res, err := f.waitRestore(t)
+			if err != nil {
+				t.Fatalf("restore after the worker was killed at %s: %v", point, err)
+			}
+			if res.Verify == nil {
+				t.Fatalf("restore result without a verification: %+v", res)
+			}
+			f.assertWhole(t, true)
+			if res.EmergencyBackup == nil || res.EmergencyBackup.ID == "" {
+				t.Error("no emergency backup recorded")
+			}
+			if n := backupCount(t, s); n != 2 {
+				t.Errorf("%d backups, want the backup and one emergency backup", n)
+			}
+		})
+	}
+}
+
+// The Temporal server is killed with SIGKILL and started again while a
+// restore runs (in step 3, its stop command still running), under a worker
+// that keeps running in its own process: the restore carries on and ends
+// fully restored.
+func TestServerRestartedDuringRestore(t *testing.T) {
+	f := newCrashFixture(t, 300)
+	s := f.s
+	stopping := filepath.Join(s.root, "stopping")
+	s.setEnv("VULCAN_EXEC_STOP", "touch "+stopping+" && sleep 4 && "+execStop(s))
+	s.stop()
+	s.start()
+	f.startRestore(t)
+	waitFor(t, 2*time.Minute, "step 3 to begin", func() bool {
+		_, err := os.Stat(stopping)
+		return err == nil
+	})
+	s.server.kill()
+	if !strings.Contains(s.logs.String(), "worker running") || s.cmd.ProcessState != nil {
+		t.Fatal("the worker should still run")
+	}
+	time.Sleep(time.Second)
+	s.startServer()
+	res, err := f.waitRestore(t)
+	if err != nil {
+		t.Fatalf("restore across a server restart: %v", err)
+	}
+	if res.Verify == nil {
+		t.Fatalf("restore result without a verification: %+v", res)
+	}
+	f.assertWhole(t, true)
+	if s.cmd.ProcessState != nil {
+		t.Error("the worker exited while the server was away")
+	}
+}
+
+// execStop is the exec controller's stop command of execServices.
+func execStop(s *system) string {
+	for _, e := range execServices(s.root) {
+		if cmd, ok := strings.CutPrefix(e, "VULCAN_EXEC_STOP="); ok {
+			return cmd
+		}
+	}
+	s.t.Fatal("execServices has no stop command")
+	return ""
+}
