@@ -44,11 +44,21 @@ func backup(t *testing.T, a *Activities, kind string, at time.Time) workflows.Ba
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.DumpDatabase(ctx, plan); err != nil {
+	// As the workflow does: the dump runs beside the archive step, which
+	// appends it once it is recorded.
+	plan.DumpBeside = true
+	dumped := make(chan error, 1)
+	go func() {
+		time.Sleep(20 * time.Millisecond) // let the archive start first
+		_, err := a.DumpDatabase(ctx, plan)
+		dumped <- err
+	}()
+	_, aerr := a.ArchiveStorage(ctx, plan)
+	if err := <-dumped; err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.ArchiveStorage(ctx, plan); err != nil {
-		t.Fatal(err)
+	if aerr != nil {
+		t.Fatal(aerr)
 	}
 	if _, err := a.VerifyBackup(ctx, plan); err != nil {
 		t.Fatal(err)

@@ -88,6 +88,23 @@ func (a *Activities) dumpMetaPath(id string) string {
 	return fsutil.TempName(a.Backups.DumpPath(id) + ".json")
 }
 
+// readDumpRecord returns what DumpDatabase recorded for backup id, or nil if
+// it has recorded nothing.
+func (a *Activities) readDumpRecord(id string) (*manifest.Database, error) {
+	data, err := os.ReadFile(a.dumpMetaPath(id))
+	if isNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read dump record: %w", err)
+	}
+	db := &manifest.Database{}
+	if err := json.Unmarshal(data, db); err != nil {
+		return nil, fmt.Errorf("read dump record: %w", err)
+	}
+	return db, nil
+}
+
 // DumpDatabase dumps the database in an exported snapshot into a temporary
 // file, with row counts from the same snapshot. Without DATABASE_URL it says
 // so and does nothing.
@@ -120,15 +137,29 @@ func (a *Activities) DumpDatabase(ctx context.Context, plan workflows.BackupPlan
 func (a *Activities) ArchiveStorage(ctx context.Context, plan workflows.BackupPlan) (workflows.ArchiveOutput, error) {
 	hb := startHeartbeat(ctx)
 	defer hb.end()
-	var db *manifest.Database
-	if data, err := os.ReadFile(a.dumpMetaPath(plan.ID)); err == nil {
-		db = &manifest.Database{}
-		if err := json.Unmarshal(data, db); err != nil {
-			return workflows.ArchiveOutput{}, fmt.Errorf("read dump record: %w", err)
+	db, err := a.readDumpRecord(plan.ID)
+	if err != nil {
+		return workflows.ArchiveOutput{}, err
+	}
+	var wait func(context.Context) error
+	switch {
+	case db == nil && a.DB != nil && plan.DumpBeside:
+		// The dump runs beside this step: append it once it is recorded.
+		wait = func(ctx context.Context) error {
+			t := time.NewTicker(50 * time.Millisecond)
+			defer t.Stop()
+			for {
+				if db, err = a.readDumpRecord(plan.ID); db != nil || err != nil {
+					return err
+				}
+				select {
+				case <-ctx.Done():
+					return fmt.Errorf("waiting for the database dump: %w", ctx.Err())
+				case <-t.C:
+				}
+			}
 		}
-	} else if !isNotExist(err) {
-		return workflows.ArchiveOutput{}, fmt.Errorf("read dump record: %w", err)
-	} else if a.DB != nil {
+	case db == nil && a.DB != nil:
 		return workflows.ArchiveOutput{}, fmt.Errorf("archive: the database dump of backup %s is missing", plan.ID)
 	}
 	opts := archive.CreateOptions{
@@ -140,8 +171,8 @@ func (a *Activities) ArchiveStorage(ctx context.Context, plan workflows.BackupPl
 			}
 		},
 	}
-	if db != nil {
-		opts.Extra = []archive.ExtraFile{{ArchivePath: db.ArchivePath, Source: a.Backups.TempDumpPath(plan.ID)}}
+	if db != nil || wait != nil {
+		opts.Extra = []archive.ExtraFile{{ArchivePath: manifest.DumpName(plan.ID), Source: a.Backups.TempDumpPath(plan.ID), Wait: wait}}
 	}
 	tmp := a.Backups.TempArchivePath(plan.ID)
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)

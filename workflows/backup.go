@@ -36,6 +36,14 @@ func long(ctx workflow.Context, attempts int32) workflow.Context {
 	})
 }
 
+// waitForCancel makes a cancelled activity's future resolve only once the
+// activity has stopped, so nothing is still writing when the workflow ends.
+func waitForCancel(ctx workflow.Context) workflow.Context {
+	o := workflow.GetActivityOptions(ctx)
+	o.WaitForCancellation = true
+	return workflow.WithActivityOptions(ctx, o)
+}
+
 // database is for steps that talk to PostgreSQL: a server that is down is
 // retried with backoff for about a minute, then the step fails.
 func database(ctx workflow.Context) workflow.Context {
@@ -97,13 +105,21 @@ func BackupWorkflow(ctx workflow.Context, in BackupInput) (_ *BackupResult, err 
 	prog.BackupID = plan.ID
 
 	step(2)
+	// The dump runs beside the archive step, which appends it at the end
+	// of the archive once it is complete. Before this version the dump ran
+	// first, on its own.
 	var dump DumpOutput
-	if err := workflow.ExecuteActivity(database(ctx), DumpDatabaseActivity, plan).Get(ctx, &dump); err != nil {
-		return fail(wrap("dump database", err))
+	dumped := workflow.ExecuteActivity(database(ctx), DumpDatabaseActivity, plan)
+	beside := workflow.GetVersion(ctx, "dump-beside-archive", workflow.DefaultVersion, 1) == 1
+	if !beside {
+		if err := dumped.Get(ctx, &dump); err != nil {
+			return fail(wrap("dump database", err))
+		}
+		if dump.Skipped {
+			prog.Message = dump.Note
+		}
 	}
-	if dump.Skipped {
-		prog.Message = dump.Note
-	}
+	plan.DumpBeside = beside
 
 	step(3)
 	// Stores that are unsafe to copy live (label vulcan.stop-during-backup)
@@ -135,7 +151,21 @@ func BackupWorkflow(ctx workflow.Context, in BackupInput) (_ *BackupResult, err 
 		}
 	}
 	var arch ArchiveOutput
-	aerr := workflow.ExecuteActivity(long(ctx, 3), ArchiveStorageActivity, plan).Get(ctx, &arch)
+	actx, cancelArchive := workflow.WithCancel(ctx)
+	archived := workflow.ExecuteActivity(waitForCancel(long(actx, 3)), ArchiveStorageActivity, plan)
+	if beside {
+		if err := dumped.Get(ctx, &dump); err != nil {
+			// The archive would wait for the dump for ever: stop it.
+			cancelArchive()
+			_ = archived.Get(ctx, nil)
+			resume()
+			return fail(wrap("dump database", err))
+		}
+		if dump.Skipped {
+			prog.Message = dump.Note
+		}
+	}
+	aerr := archived.Get(ctx, &arch)
 	resume()
 	if aerr != nil {
 		return fail(wrap("archive", aerr))

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
@@ -107,7 +109,48 @@ func TestBackupDatabaseDownRetriesThenFails(t *testing.T) {
 		t.Fatal("backup succeeded")
 	}
 	env.AssertActivityNumberOfCalls(t, wf.DumpDatabaseActivity, 5)
-	env.AssertActivityNumberOfCalls(t, wf.ArchiveStorageActivity, 0)
+	env.AssertActivityNumberOfCalls(t, wf.VerifyBackupActivity, 0)
+	env.AssertActivityNumberOfCalls(t, wf.CommitBackupActivity, 0)
+}
+
+// The archive step runs beside the dump and waits for it; when the dump
+// fails the archive is cancelled. (The test environment does not wait for a
+// cancelled activity; e2e/TestDatabaseDown runs the real thing.)
+func TestDumpFailureCancelsTheArchive(t *testing.T) {
+	archiving := make(chan struct{})
+	var cancelled []string
+	env := backupEnv(t, func(env *testsuite.TestWorkflowEnvironment) {
+		env.OnActivity(wf.DumpDatabaseActivity, mock.Anything, mock.Anything).Return(
+			func(activityCtx, wf.BackupPlan) (wf.DumpOutput, error) {
+				select { // fail once the archive is under way
+				case <-archiving:
+				case <-time.After(10 * time.Second):
+				}
+				return wf.DumpOutput{}, temporal.NewNonRetryableApplicationError("database vulcan does not exist", wf.ErrTypeBadInput, nil)
+			})
+		env.OnActivity(wf.ArchiveStorageActivity, mock.Anything, mock.Anything).Return(
+			func(ctx activityCtx, plan wf.BackupPlan) (wf.ArchiveOutput, error) {
+				if !plan.DumpBeside {
+					return wf.ArchiveOutput{}, errors.New("plan does not say the dump runs beside")
+				}
+				close(archiving)
+				select {
+				case <-ctx.Done():
+				case <-time.After(2 * time.Second):
+				}
+				return wf.ArchiveOutput{}, errors.New("stopped")
+			})
+		env.SetOnActivityCanceledListener(func(info *activity.Info) { cancelled = append(cancelled, info.ActivityType.Name) })
+	})
+	env.ExecuteWorkflow(wf.BackupWorkflowName, wf.BackupInput{Kind: wf.KindManual})
+	var app *temporal.ApplicationError
+	if err := env.GetWorkflowError(); !errors.As(err, &app) || app.Type() != wf.ErrTypeBadInput {
+		t.Fatalf("want the dump's error, got %v", err)
+	}
+	if len(cancelled) != 1 || cancelled[0] != wf.ArchiveStorageActivity {
+		t.Fatalf("cancelled %v, want the archive step", cancelled)
+	}
+	env.AssertActivityNumberOfCalls(t, wf.VerifyBackupActivity, 0)
 	env.AssertActivityNumberOfCalls(t, wf.CommitBackupActivity, 0)
 }
 

@@ -26,6 +26,9 @@ type BackupPlan struct {
 	WorkflowID string    `json:"workflow_id"`
 	RunID      string    `json:"run_id"`
 	StartedAt  time.Time `json:"started_at"`
+	// DumpBeside is set when the dump runs beside the archive step: the
+	// archive then appends the dump once it is complete.
+	DumpBeside bool `json:"dump_beside,omitempty"`
 }
 
 // DumpOutput says what the database step did.

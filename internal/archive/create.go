@@ -35,6 +35,10 @@ type Progress struct {
 type ExtraFile struct {
 	ArchivePath string // slash-separated, relative
 	Source      string // file to read
+	// Wait, if set, is called when the tree is written and before Source is
+	// opened; it returns once Source is complete. It lets the database dump
+	// run beside the archive and be appended at the end.
+	Wait func(context.Context) error
 }
 
 // CreateOptions says what to archive.
@@ -272,6 +276,11 @@ func (c *creator) addFile(full, name string, hdr *tar.Header, entry manifest.Ent
 func (c *creator) addExtra(x ExtraFile) (manifest.Entry, error) {
 	if err := manifest.CheckPath(x.ArchivePath); err != nil {
 		return manifest.Entry{}, fmt.Errorf("extra file %q: %w", x.ArchivePath, err)
+	}
+	if x.Wait != nil {
+		if err := x.Wait(c.ctx); err != nil {
+			return manifest.Entry{}, fmt.Errorf("archive %s: %w", x.ArchivePath, err)
+		}
 	}
 	f, err := os.Open(x.Source)
 	if err != nil {
