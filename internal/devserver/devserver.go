@@ -8,6 +8,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -219,14 +220,7 @@ func (s *Server) waitReady(ctx context.Context) error {
 }
 
 func serverConfig(host string, port int, sqlCfg *config.SQL) (*config.Config, error) {
-	free := func() (int, error) {
-		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-		if err != nil {
-			return 0, err
-		}
-		defer l.Close()
-		return l.Addr().(*net.TCPAddr).Port, nil
-	}
+	free := func() (int, error) { return FreePort(host) }
 	svc := func(grpcPort int) (config.Service, error) {
 		if grpcPort == 0 {
 			p, err := free()
@@ -284,6 +278,26 @@ func serverConfig(host string, port int, sqlCfg *config.SQL) (*config.Config, er
 		}},
 		PublicClient: config.PublicClient{HostPort: addr},
 	}, nil
+}
+
+// FreePort returns a port on host that is free now, taken at random below
+// Linux's ephemeral range (32768 and up). The server binds its ports some
+// time after choosing them; a port from the ephemeral range can meanwhile be
+// taken as the source port of any outgoing connection, and the embedded
+// server then crashes (grpc Serve on a nil listener), which was seen in CI.
+func FreePort(host string) (int, error) {
+	var last error
+	for range 100 {
+		port := 10000 + rand.IntN(22000)
+		l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+		if err != nil {
+			last = err
+			continue
+		}
+		l.Close()
+		return port, nil
+	}
+	return 0, fmt.Errorf("no free port on %s: %w", host, last)
 }
 
 func checkFree(host string, port int) error {
