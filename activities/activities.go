@@ -93,6 +93,9 @@ func (a *Activities) Register(r interface {
 		workflows.FinishRestoreActivity:    a.FinishRestore,
 		workflows.RollbackStorageActivity:  a.RollbackStorage,
 		workflows.RollbackDatabaseActivity: a.RollbackDatabase,
+		workflows.StageStorageActivity:     a.StageStorage,
+		workflows.StageDatabaseActivity:    a.StageDatabase,
+		workflows.DiscardStagingActivity:   a.DiscardStaging,
 	} {
 		r.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 	}

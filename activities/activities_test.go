@@ -170,3 +170,73 @@ func TestRollbackInPlaceDatabase(t *testing.T) {
 		t.Fatal("rollback did not bring back the state of the emergency backup")
 	}
 }
+
+// Staging (step 2) prepares the files and a fresh database without touching
+// what is in place; steps 4 and 5 then only swap. Discarding instead removes
+// the staged copies and leaves everything as it was.
+func TestStageThenSwapOrDiscard(t *testing.T) {
+	url := testutil.NewDatabase(t)
+	testutil.LoadVulcanDB(t, url, 100)
+	a := newActivities(t, url)
+	ctx := context.Background()
+	good := backup(t, a, workflows.KindManual, time.Date(2025, 1, 1, 2, 0, 0, 0, time.UTC))
+	wantDB := testutil.Fingerprint(t, url)
+	testutil.Psql(t, url, "-c", "INSERT INTO accounts (name) VALUES ('later')")
+	os.WriteFile(filepath.Join(a.Root, "storage", "logs", "a.log"), []byte("changed later\n"), 0o644)
+	liveDB := testutil.Fingerprint(t, url)
+
+	stage := func(id string) workflows.StepInput {
+		t.Helper()
+		in := workflows.StepInput{RestoreID: id, Archive: a.abs(good.Archive), Manifest: a.abs(good.Manifest)}
+		if _, err := a.StageStorage(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+		out, err := a.StageDatabase(ctx, in)
+		if err != nil || !out.Staged {
+			t.Fatalf("stage database: %+v %v", out, err)
+		}
+		if got := testutil.Fingerprint(t, url); got["r:accounts"] != liveDB["r:accounts"] {
+			t.Fatal("staging changed the database in place")
+		}
+		if data, _ := os.ReadFile(filepath.Join(a.Root, "storage", "logs", "a.log")); string(data) != "changed later\n" {
+			t.Fatal("staging changed the files in place")
+		}
+		return in
+	}
+
+	// Discard: nothing in place changes, nothing is left.
+	in := stage("20250103_000000")
+	if err := a.DiscardStaging(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(staging.Tree{Root: a.Root, ID: in.RestoreID}.Dir()); !os.IsNotExist(err) {
+		t.Errorf("staging directory left: %v", err)
+	}
+	if n := testutil.Psql(t, url, "-tAc", "SELECT count(*) FROM pg_database WHERE datname = '"+a.DB.RestoreName(in.RestoreID)+"'"); strings.TrimSpace(n) != "0" {
+		t.Error("fresh database left after discard")
+	}
+	if got := testutil.Fingerprint(t, url); got["r:accounts"] != liveDB["r:accounts"] {
+		t.Fatal("discard changed the database")
+	}
+
+	// Swap: the backup's files and rows are in place.
+	in = stage("20250104_000000")
+	if _, err := a.RestoreStorage(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := a.RestoreDatabase(ctx, in); err != nil || out.Mode != pgdump.ModeRename {
+		t.Fatalf("restore database: %+v %v", out, err)
+	}
+	if data, _ := os.ReadFile(filepath.Join(a.Root, "storage", "logs", "a.log")); string(data) != "first\n" {
+		t.Fatalf("storage not restored: %q", data)
+	}
+	got := testutil.Fingerprint(t, url)
+	for k, v := range wantDB {
+		if got[k] != v {
+			t.Errorf("database %s not restored", k)
+		}
+	}
+	if err := a.FinishRestore(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+}

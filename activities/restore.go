@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -127,9 +128,56 @@ func (a *Activities) StartServices(ctx context.Context, names []string) error {
 	return nil
 }
 
-// RestoreStorage is step 4: extract into a staging directory beside the
-// target, check it against the manifest, then swap it into place. A retried
-// attempt after the swap has begun only completes the swap.
+// StageStorage extracts the backed-up paths into the staging directory
+// while the application still runs (beside the emergency backup): every
+// entry is hashed and checked against the manifest as it is written, then
+// the tree is synced and marked complete. Nothing in place is touched.
+func (a *Activities) StageStorage(ctx context.Context, in workflows.StepInput) (workflows.StorageOutput, error) {
+	hb := startHeartbeat(ctx)
+	defer hb.end()
+	m, err := manifest.Read(in.Manifest)
+	if err != nil {
+		return workflows.StorageOutput{}, classify(err)
+	}
+	tree := staging.Tree{Root: a.Root, ID: in.RestoreID}
+	out := workflows.StorageOutput{Paths: m.Paths}
+	if tree.SwapStarted() {
+		return out, nil
+	}
+	rep, err := a.stage(ctx, hb, tree, in.Archive, m)
+	if err != nil {
+		return out, classify(fmt.Errorf("stage storage: %w", err))
+	}
+	out.Files, out.Bytes = rep.Files, rep.Bytes
+	return out, nil
+}
+
+// stage extracts the paths of m into tree and records that the staged copy
+// is complete.
+func (a *Activities) stage(ctx context.Context, hb *heartbeat, tree staging.Tree, archivePath string, m *manifest.Manifest) (*archive.Report, error) {
+	if err := os.Remove(tree.MarkerPath(storageStagedMarker)); err != nil && !isNotExist(err) {
+		return nil, err
+	}
+	if err := tree.ResetPaths(m.Paths); err != nil {
+		return nil, err
+	}
+	rep, err := a.extract(ctx, hb, archivePath, m, tree.Dir())
+	if err != nil {
+		return nil, err
+	}
+	if err := fsutil.WriteFileAtomic(tree.MarkerPath(storageStagedMarker), []byte(m.ID), 0o600); err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
+
+// storageStagedMarker is the staging file that says the staged copy is complete.
+const storageStagedMarker = "storage-staged"
+
+// RestoreStorage is step 4: swap the staged copy into place. The copy was
+// extracted (and every entry hashed) by StageStorage; a restore begun by an
+// older worker, or whose staged copy is incomplete, extracts it here first.
+// A retried attempt after the swap has begun only completes the swap.
 func (a *Activities) RestoreStorage(ctx context.Context, in workflows.StepInput) (workflows.StorageOutput, error) {
 	hb := startHeartbeat(ctx)
 	defer hb.end()
@@ -139,18 +187,12 @@ func (a *Activities) RestoreStorage(ctx context.Context, in workflows.StepInput)
 	}
 	tree := staging.Tree{Root: a.Root, ID: in.RestoreID}
 	out := workflows.StorageOutput{Paths: m.Paths}
-	if !tree.SwapStarted() {
-		if err := tree.Reset(); err != nil {
-			return out, classify(err)
-		}
-		rep, err := a.extract(ctx, hb, in.Archive, m, tree.Dir(), true)
+	if staged, _ := os.ReadFile(tree.MarkerPath(storageStagedMarker)); !tree.SwapStarted() && string(staged) != m.ID {
+		rep, err := a.stage(ctx, hb, tree, in.Archive, m)
 		if err != nil {
 			return out, classify(fmt.Errorf("restore storage: %w", err))
 		}
 		out.Files, out.Bytes = rep.Files, rep.Bytes
-		if _, err := archive.CheckTree(ctx, tree.Dir(), m, func(p archive.Progress) { hb.set(p) }); err != nil {
-			return out, classify(fmt.Errorf("restore storage: staged copy: %w", err))
-		}
 	}
 	if err := tree.Swap(m.Paths); err != nil {
 		return out, classify(fmt.Errorf("restore storage: %w", err))
@@ -160,20 +202,15 @@ func (a *Activities) RestoreStorage(ctx context.Context, in workflows.StepInput)
 	return out, nil
 }
 
-// extract writes the backed-up paths (and the dump, when withDump) of the
-// archive into dest.
-func (a *Activities) extract(ctx context.Context, hb *heartbeat, archivePath string, m *manifest.Manifest, dest string, withDump bool) (*archive.Report, error) {
+// extract writes the backed-up paths of the archive into dest; the dump is
+// left to the database steps (see stagedDump).
+func (a *Activities) extract(ctx context.Context, hb *heartbeat, archivePath string, m *manifest.Manifest, dest string) (*archive.Report, error) {
 	f, err := os.Open(archivePath)
 	if err != nil {
 		return nil, fmt.Errorf("open archive: %w", err)
 	}
 	defer f.Close()
-	include := func(name string) bool {
-		if m.Database != nil && name == m.Database.ArchivePath {
-			return withDump
-		}
-		return true
-	}
+	include := func(name string) bool { return m.Database == nil || name != m.Database.ArchivePath }
 	progress := func(p archive.Progress) {
 		hb.set(p)
 		if p.Files > 1 {
@@ -183,12 +220,15 @@ func (a *Activities) extract(ctx context.Context, hb *heartbeat, archivePath str
 	return archive.Extract(ctx, f, m, archive.ExtractOptions{Dest: dest, Include: include, Progress: progress})
 }
 
-// stagedDump returns the dump extracted in step 4, checked against the
-// manifest; if it is gone it is extracted again.
+// stagedDump returns a copy of the backup's dump that matches the manifest:
+// the standalone dump in the backup directory's database/, or else one
+// extracted from the archive into the staging directory.
 func (a *Activities) stagedDump(ctx context.Context, hb *heartbeat, tree staging.Tree, archivePath string, m *manifest.Manifest) (string, error) {
-	p := tree.Staged(m.Database.ArchivePath)
-	if sum, _, err := archive.HashFile(p); err == nil && sum == m.Database.SHA256 {
-		return p, nil
+	// The standalone copy beside the archive, then one extracted earlier.
+	for _, p := range []string{filepath.Join(filepath.Dir(archivePath), "database", m.Database.File), tree.Staged(m.Database.ArchivePath)} {
+		if sum, _, err := archive.HashFile(p); err == nil && sum == m.Database.SHA256 {
+			return p, nil
+		}
 	}
 	dir := tree.MarkerPath("dump")
 	if err := os.RemoveAll(dir); err != nil {
@@ -214,6 +254,82 @@ func (a *Activities) stagedDump(ctx context.Context, hb *heartbeat, tree staging
 // RestoreDatabase is step 5: load the dump into a fresh database, check its
 // row counts, and swap it in by renaming; where renaming is not allowed, load
 // it in place in one transaction. The chosen mode is recorded in the staging
+// dbStagedMarker is the staging file that says the fresh database is loaded
+// and checked, ready to be swapped in.
+const dbStagedMarker = "database-staged"
+
+func (a *Activities) loadProgress(hb *heartbeat, m *manifest.Manifest) func(int64) {
+	return func(n int64) {
+		hb.set(map[string]int64{"bytes": n, "of": m.Database.Size})
+		faultpoint.Hit(faultpoint.DatabaseLoading)
+	}
+}
+
+// StageDatabase loads the backup's dump into a fresh database
+// (<db>_restore_<id>) and checks its row counts while the application still
+// uses the current one (beside the emergency backup); step 5 then only
+// renames. Where the role may not create databases it stages nothing and
+// step 5 loads in place.
+func (a *Activities) StageDatabase(ctx context.Context, in workflows.StepInput) (workflows.DatabaseOutput, error) {
+	m, err := manifest.Read(in.Manifest)
+	if err != nil {
+		return workflows.DatabaseOutput{}, classify(err)
+	}
+	if m.Database == nil || a.DB == nil {
+		return workflows.DatabaseOutput{Mode: "skipped", Skipped: true}, nil
+	}
+	hb := startHeartbeat(ctx)
+	defer hb.end()
+	tree := staging.Tree{Root: a.Root, ID: in.RestoreID}
+	if tree.SwapStarted() || a.recordedMode(tree) == pgdump.ModeInPlace {
+		return workflows.DatabaseOutput{Mode: a.recordedMode(tree)}, nil
+	}
+	if err := os.MkdirAll(tree.Dir(), 0o700); err != nil {
+		return workflows.DatabaseOutput{}, classify(err)
+	}
+	if err := os.Remove(tree.MarkerPath(dbStagedMarker)); err != nil && !isNotExist(err) {
+		return workflows.DatabaseOutput{}, classify(err)
+	}
+	dump, err := a.stagedDump(ctx, hb, tree, in.Archive, m)
+	if err != nil {
+		return workflows.DatabaseOutput{}, classify(fmt.Errorf("stage database: %w", err))
+	}
+	if err := fsutil.WriteFileAtomic(tree.MarkerPath(dbModeMarker), []byte(pgdump.ModeRename), 0o600); err != nil {
+		return workflows.DatabaseOutput{}, classify(err)
+	}
+	err = a.DB.LoadFresh(ctx, dump, in.RestoreID, m.Database.Tables, a.loadProgress(hb, m))
+	if errors.Is(err, pgdump.ErrRenameNotAllowed) {
+		// Step 5 will load in place; nothing was created.
+		_ = os.Remove(tree.MarkerPath(dbModeMarker))
+		a.log(ctx).Warn("a fresh database cannot be created here; step 5 will restore in place", "reason", err)
+		return workflows.DatabaseOutput{Mode: pgdump.ModeInPlace}, nil
+	}
+	if err != nil {
+		return workflows.DatabaseOutput{}, classify(fmt.Errorf("stage database: %w", err))
+	}
+	if err := fsutil.WriteFileAtomic(tree.MarkerPath(dbStagedMarker), []byte(m.ID), 0o600); err != nil {
+		return workflows.DatabaseOutput{}, classify(err)
+	}
+	return workflows.DatabaseOutput{Mode: pgdump.ModeRename, Staged: true}, nil
+}
+
+// DiscardStaging removes what StageStorage and StageDatabase prepared, for a
+// restore that stops before anything was swapped: the staging directory and
+// the fresh database. Once a swap has happened it leaves both to the swap's
+// own undo.
+func (a *Activities) DiscardStaging(ctx context.Context, in workflows.StepInput) error {
+	tree := staging.Tree{Root: a.Root, ID: in.RestoreID}
+	if a.DB != nil && a.recordedMode(tree) != pgdump.ModeInPlace {
+		if err := a.DB.DropUnswapped(ctx, in.RestoreID); err != nil {
+			return classify(fmt.Errorf("discard staged database: %w", err))
+		}
+	}
+	if err := tree.Discard(); err != nil {
+		return classify(err)
+	}
+	return nil
+}
+
 // directory first, so a rollback knows what to undo even after a crash.
 func (a *Activities) RestoreDatabase(ctx context.Context, in workflows.StepInput) (workflows.DatabaseOutput, error) {
 	m, err := manifest.Read(in.Manifest)
@@ -233,10 +349,14 @@ func (a *Activities) RestoreDatabase(ctx context.Context, in workflows.StepInput
 	if err != nil {
 		return workflows.DatabaseOutput{}, classify(fmt.Errorf("restore database: %w", err))
 	}
-	progress := func(n int64) {
-		hb.set(map[string]int64{"bytes": n, "of": m.Database.Size})
-		faultpoint.Hit(faultpoint.DatabaseLoading)
+	if staged, _ := os.ReadFile(tree.MarkerPath(dbStagedMarker)); string(staged) == m.ID {
+		if err := a.DB.SwapIn(ctx, in.RestoreID); err != nil {
+			return workflows.DatabaseOutput{}, classify(fmt.Errorf("restore database: %w", err))
+		}
+		a.log(ctx).Info("database restored", "mode", pgdump.ModeRename, "database", a.DB.String())
+		return workflows.DatabaseOutput{Mode: pgdump.ModeRename}, nil
 	}
+	progress := a.loadProgress(hb, m)
 	mode := a.recordedMode(tree)
 	if mode != pgdump.ModeInPlace {
 		if err := fsutil.WriteFileAtomic(tree.MarkerPath(dbModeMarker), []byte(pgdump.ModeRename), 0o600); err != nil {
@@ -282,7 +402,11 @@ func (a *Activities) VerifyRestore(ctx context.Context, in workflows.VerifyInput
 	}
 	faultpoint.Hit(faultpoint.BeforeVerify)
 	var out workflows.VerifyOutput
-	rep, err := archive.CheckTree(ctx, a.Root, m, func(p archive.Progress) { hb.set(p) })
+	check := archive.CheckTree
+	if in.LayoutOnly {
+		check = archive.CheckTreeLayout
+	}
+	rep, err := check(ctx, a.Root, m, func(p archive.Progress) { hb.set(p) })
 	var mis *archive.TreeMismatch
 	switch {
 	case errors.As(err, &mis):
@@ -349,7 +473,7 @@ func (a *Activities) RollbackStorage(ctx context.Context, in workflows.RollbackI
 		if err := etree.Reset(); err != nil {
 			return workflows.RollbackOutput{}, classify(err)
 		}
-		if _, err := a.extract(ctx, hb, a.Backups.ArchivePath(m.ID), m, etree.Dir(), false); err != nil {
+		if _, err := a.extract(ctx, hb, a.Backups.ArchivePath(m.ID), m, etree.Dir()); err != nil {
 			return workflows.RollbackOutput{}, classify(fmt.Errorf("roll back storage from emergency backup %s: %w", m.ID, err))
 		}
 	}

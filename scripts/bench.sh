@@ -29,11 +29,19 @@ psql -q "$admin" -c "DROP DATABASE IF EXISTS vulcan_bench WITH (FORCE)" -c "CREA
 psql -q "$db" -v ON_ERROR_STOP=1 -v rows="$ROWS" -f "$shared/bench/vulcan_db.sql" >/dev/null 2>&1
 
 export VULCAN_ROOT=$data DATABASE_URL=$db TEMPORAL_ADDRESS=127.0.0.1:27233 VULCAN_UI_PORT=0 VULCAN_API_ADDR= VULCAN_RETENTION_DAYS=1
-rm -rf "$data/backups" "$data/.vulcan"
-(cd "$data" && exec "$OLDPWD/bin/worker" --dev >"$data/worker.log" 2>&1) &
+rm -rf "$data/backups" "$data/.vulcan" "$PWD/bench-data/.vulcan"
+# The embedded server runs on its own (worker --dev --server-only), so the
+# worker's memory is the worker's alone, as in the compose stack.
+pids=()
+trap 'kill ${pids[*]} 2>/dev/null || true' EXIT
+wait_log() { for _ in $(seq 1 240); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.5; done; echo "not ready: $1" >&2; cat "$1" >&2; exit 1; }
+(cd bench-data && exec "$OLDPWD/bin/worker" --dev --server-only >server.log 2>&1) &
+pids+=($!)
+wait_log bench-data/server.log "embedded Temporal server running"
+(cd "$data" && exec "$OLDPWD/bin/worker" >"$data/worker.log" 2>&1) &
 wpid=$!
-trap 'kill $wpid 2>/dev/null || true' EXIT
-for _ in $(seq 1 120); do grep -q "nightly schedule" "$data/worker.log" 2>/dev/null && break; sleep 0.5; done
+pids+=($wpid)
+wait_log "$data/worker.log" "nightly schedule"
 
 secs() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1 || { echo "FAILED: $*" >&2; exit 1; }; e=$(date +%s.%N); echo "$e - $s" | bc; }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
@@ -48,14 +56,43 @@ for i in $(seq 1 "$RUNS"); do
   base[restore]+="$(secs sh -c "rm -rf /tmp/vulcan-bench-x && mkdir /tmp/vulcan-bench-x && tar -xzf /tmp/vulcan-bench-base.tar.gz -C /tmp/vulcan-bench-x && psql -q '$admin' -c 'DROP DATABASE IF EXISTS vulcan_bench_baseline WITH (FORCE)' -c 'CREATE DATABASE vulcan_bench_baseline' && psql -q -v ON_ERROR_STOP=1 '$restoredb' < /tmp/vulcan-bench-base.sql") "
 done
 archive=$(ls -S "$data"/backups/vulcan_backup_*.tar.gz | head -1)
+# The same content as ours (the tree and the dump) through tar -czf, for the size.
+(cd "$data" && cp /tmp/vulcan-bench-base.sql storage.sql && tar -czf /tmp/vulcan-bench-same.tar.gz storage storage.sql && rm storage.sql)
 printf '\n%-34s %10s %10s %8s\n' "stage ($RUNS runs, medians)" "ours (s)" "base (s)" "ratio"
 for k in backup verify restore; do
   o=$(echo ${ours[$k]} | tr ' ' '\n' | median); b=$(echo ${base[$k]} | tr ' ' '\n' | median)
   printf '%-34s %10.2f %10.2f %7.2fx\n' "$k" "$o" "$b" "$(echo "$b / $o" | bc -l)"
 done
-printf '%-34s %10d %10d %7.3fx\n' "archive bytes (ours incl. dump)" "$(stat -c %s "$archive")" "$(stat -c %s /tmp/vulcan-bench-base.tar.gz)" \
-  "$(echo "$(stat -c %s "$archive") / $(stat -c %s /tmp/vulcan-bench-base.tar.gz)" | bc -l)"
-echo "worker peak RSS (--dev, includes the embedded server): $(grep VmHWM /proc/$wpid/status | awk '{print $2, $3}')"
+ratio() { echo "$(stat -c %s "$1") / $(stat -c %s "$2")" | bc -l; }
+printf '%-34s %10d %10d %7.3fx\n' "archive bytes vs tar -czf, same content" "$(stat -c %s "$archive")" "$(stat -c %s /tmp/vulcan-bench-same.tar.gz)" "$(ratio "$archive" /tmp/vulcan-bench-same.tar.gz)"
+printf '%-34s %10d %10d %7.3fx\n' "  (baseline's storage-only tar.gz)" "$(stat -c %s "$archive")" "$(stat -c %s /tmp/vulcan-bench-base.tar.gz)" "$(ratio "$archive" /tmp/vulcan-bench-base.tar.gz)"
+echo "worker peak RSS over all of the above (no embedded server): $(grep VmHWM /proc/$wpid/status | awk '{print $2, $3}')"
 echo "data: $(du -sh "$data/storage" | cut -f1) in $(find "$data/storage" -type f | wc -l) files; database rows=$ROWS; $(nproc) cores"
+kill $wpid; wait $wpid 2>/dev/null || true
+
+# Worker memory against the data size: a fresh worker per tree, one backup.
+echo
+for mb in ${RSS_MB:-512 2048}; do
+  rdata=$PWD/bench-data/rss$mb
+  [ -d "$rdata/storage" ] || go run "$shared/bench/mkstorage.go" -out "$rdata" -mb "$mb" >/dev/null
+  rm -rf "$rdata/backups"
+  (cd "$rdata" && VULCAN_ROOT=$rdata VULCAN_TASK_QUEUE=bench-rss$mb exec "$OLDPWD/bin/worker" --no-schedule >"$rdata/worker.log" 2>&1) &
+  rpid=$!; pids+=($rpid)
+  wait_log "$rdata/worker.log" "worker running"
+  (cd "$rdata" && VULCAN_ROOT=$rdata VULCAN_TASK_QUEUE=bench-rss$mb "$OLDPWD/bin/starter" backup >/dev/null)
+  echo "worker peak RSS, one backup of $(du -sh "$rdata/storage" | cut -f1) + database: $(grep VmHWM /proc/$rpid/status | awk '{print $2, $3}')"
+  kill $rpid; wait $rpid 2>/dev/null || true
+  rm -rf "$rdata/backups"
+done
+
+# An empty tree and no database, through the embedded server: latency.
+edata=$PWD/bench-data/empty
+rm -rf "$edata"; mkdir -p "$edata/storage"
+(cd "$edata" && VULCAN_ROOT=$edata DATABASE_URL= VULCAN_TASK_QUEUE=bench-empty exec "$OLDPWD/bin/worker" --no-schedule >"$edata/worker.log" 2>&1) &
+pids+=($!)
+wait_log "$edata/worker.log" "worker running"
+lat=""
+for _ in $(seq 1 11); do lat+="$(cd "$edata" && VULCAN_ROOT=$edata DATABASE_URL= VULCAN_TASK_QUEUE=bench-empty secs "$OLDPWD/bin/starter" backup) "; done
+echo "empty tree, no database, 11 backups: p50 $(echo $lat | tr ' ' '\n' | median) s (all: $lat)"
 echo
 go test -run '^$' -bench . -benchmem ./internal/archive ./internal/manifest

@@ -54,6 +54,9 @@ const (
 	FinishRestoreActivity    = "FinishRestore"
 	RollbackStorageActivity  = "RollbackStorage"
 	RollbackDatabaseActivity = "RollbackDatabase"
+	StageStorageActivity     = "StageStorage"
+	StageDatabaseActivity    = "StageDatabase"
+	DiscardStagingActivity   = "DiscardStaging"
 )
 
 // AllActivities lists every activity name, for the check that the worker
@@ -63,7 +66,7 @@ var AllActivities = []string{
 	VerifyBackupActivity, CommitBackupActivity, ApplyRetentionActivity, ListForBackupActivity, StopForBackupActivity,
 	StartAfterBackupActivity, ReportOutcomeActivity, ValidateArchiveActivity, RunningServicesActivity, StopServicesActivity,
 	RestoreStorageActivity, RestoreDatabaseActivity, StartServicesActivity, VerifyRestoreActivity, FinishRestoreActivity,
-	RollbackStorageActivity, RollbackDatabaseActivity,
+	RollbackStorageActivity, RollbackDatabaseActivity, StageStorageActivity, StageDatabaseActivity, DiscardStagingActivity,
 }
 
 // Application error types: the starter maps them to exit codes and messages.

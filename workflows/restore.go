@@ -72,16 +72,37 @@ func RestoreWorkflow(ctx workflow.Context, in RestoreInput) (_ *RestoreResult, e
 		return res, nil
 	}
 
-	// 2. Emergency backup of the current state, as a child workflow.
+	// 2. Emergency backup of the current state, as a child workflow. Beside
+	// it, while the application still runs, the backup is staged: files
+	// extracted into the staging directory and the dump loaded into a fresh
+	// database. Neither touches what is in place; steps 4 and 5 then only
+	// swap. Before this version staging happened in steps 4 and 5.
 	step(2)
+	in4 := StepInput{RestoreID: restoreID, Archive: plan.Archive, Manifest: plan.Manifest}
 	var emergency BackupResult
 	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 		WorkflowID: info.WorkflowExecution.ID + "-emergency",
 		TaskQueue:  info.TaskQueueName,
 	})
-	if err := workflow.ExecuteChildWorkflow(cctx, BackupWorkflowName, BackupInput{Kind: KindEmergency, LockHeld: true}).Get(ctx, &emergency); err != nil {
+	emergencyDone := workflow.ExecuteChildWorkflow(cctx, BackupWorkflowName, BackupInput{Kind: KindEmergency, LockHeld: true})
+	staged := workflow.GetVersion(ctx, "stage-before-stop", workflow.DefaultVersion, 1) == 1
+	var stageErr error
+	if staged {
+		storageDone := workflow.ExecuteActivity(long(ctx, 3), StageStorageActivity, in4)
+		dbDone := workflow.ExecuteActivity(database(ctx), StageDatabaseActivity, in4)
+		stageErr = errors.Join(storageDone.Get(ctx, nil), dbDone.Get(ctx, nil))
+	}
+	err = errors.Join(emergencyDone.Get(ctx, &emergency), stageErr)
+	if staged && err != nil {
+		// Nothing was swapped: only the staged copies go.
+		dctx, _ := workflow.NewDisconnectedContext(ctx)
+		if derr := workflow.ExecuteActivity(quick(dctx), DiscardStagingActivity, in4).Get(dctx, nil); derr != nil {
+			logger.Error("discarding the staged copies failed", "error", derr)
+		}
+	}
+	if err != nil {
 		prog.State, prog.Message = StateFailed, err.Error()
-		return nil, stepErr(2, err)
+		return nil, stepErr(2, firstErr(err))
 	}
 	res.EmergencyBackup = &emergency
 
@@ -89,7 +110,16 @@ func RestoreWorkflow(ctx workflow.Context, in RestoreInput) (_ *RestoreResult, e
 	// to undo it; the undo steps are idempotent and run newest first.
 	var undo []func(workflow.Context) error
 	failed := true
-	in4 := StepInput{RestoreID: restoreID, Archive: plan.Archive, Manifest: plan.Manifest}
+	if staged {
+		// Runs last: whatever staged copy the undo steps before it did not
+		// consume (a failure before the swaps) is discarded.
+		undo = append(undo, func(dctx workflow.Context) error {
+			if err := workflow.ExecuteActivity(quick(dctx), DiscardStagingActivity, in4).Get(dctx, nil); err != nil {
+				return fmt.Errorf("discard staged copies: %w", err)
+			}
+			return nil
+		})
+	}
 	defer func() {
 		if !failed {
 			return
@@ -190,7 +220,9 @@ func RestoreWorkflow(ctx workflow.Context, in RestoreInput) (_ *RestoreResult, e
 	// 7. Verify files, rows and services.
 	step(7)
 	var v VerifyOutput
-	vin := VerifyInput{Manifest: plan.Manifest, Services: running, SkipDatabase: db.Skipped}
+	// Staged files were hashed as they were extracted and then only renamed:
+	// their layout is checked, not their contents again.
+	vin := VerifyInput{Manifest: plan.Manifest, Services: running, SkipDatabase: db.Skipped, LayoutOnly: staged}
 	if err := workflow.ExecuteActivity(long(ctx, 2), VerifyRestoreActivity, vin).Get(ctx, &v); err != nil {
 		return nil, rollbackErr(prog, stepErr(7, err))
 	}
@@ -208,6 +240,15 @@ func RestoreWorkflow(ctx workflow.Context, in RestoreInput) (_ *RestoreResult, e
 	prog.Completed = append(prog.Completed, prog.StepName)
 	prog.State = StateCompleted
 	return res, nil
+}
+
+// firstErr returns the first of the errors errors.Join put together, so that
+// a step's error keeps its application error type for the starter.
+func firstErr(err error) error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok && len(j.Unwrap()) > 0 {
+		return firstErr(j.Unwrap()[0])
+	}
+	return err
 }
 
 // rollbackErr records a failure that triggers the rollback and wraps it so the

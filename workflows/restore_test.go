@@ -72,6 +72,7 @@ func register(env *testsuite.TestWorkflowEnvironment) {
 		wf.VerifyBackupActivity: stubVerifyBackup, wf.CommitBackupActivity: stubCommit, wf.ApplyRetentionActivity: stubRetention,
 		wf.ListForBackupActivity: stubRunning, wf.StopForBackupActivity: stubServices, wf.StartAfterBackupActivity: stubServices,
 		wf.ReportOutcomeActivity: stubReport,
+		wf.StageStorageActivity: stubStorage, wf.StageDatabaseActivity: stubDatabase, wf.DiscardStagingActivity: stubFinish,
 	} {
 		env.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 	}
@@ -96,6 +97,9 @@ func restoreEnv(t *testing.T, overrides ...func(*testsuite.TestWorkflowEnvironme
 	env.OnActivity(wf.ReleaseLockActivity, mock.Anything, mock.Anything).Return(nil)
 	env.OnActivity(wf.ValidateArchiveActivity, mock.Anything, mock.Anything).Return(plan, nil)
 	env.OnWorkflow(wf.BackupWorkflowName, mock.Anything, wf.BackupInput{Kind: wf.KindEmergency, LockHeld: true}).Return(&emergency, nil)
+	env.OnActivity(wf.StageStorageActivity, mock.Anything, mock.Anything).Return(wf.StorageOutput{Paths: []string{"storage"}, Files: 3}, nil)
+	env.OnActivity(wf.StageDatabaseActivity, mock.Anything, mock.Anything).Return(wf.DatabaseOutput{Mode: "rename", Staged: true}, nil)
+	env.OnActivity(wf.DiscardStagingActivity, mock.Anything, mock.Anything).Return(nil)
 	env.OnActivity(wf.RunningServicesActivity, mock.Anything).Return(running, nil)
 	env.OnActivity(wf.StopServicesActivity, mock.Anything, running).Return(nil)
 	env.OnActivity(wf.StartServicesActivity, mock.Anything, running).Return(nil)
@@ -123,6 +127,9 @@ func TestRestoreHappyPath(t *testing.T) {
 		t.Fatalf("result %+v", res)
 	}
 	env.AssertActivityNumberOfCalls(t, wf.FinishRestoreActivity, 1)
+	env.AssertActivityNumberOfCalls(t, wf.StageStorageActivity, 1)
+	env.AssertActivityNumberOfCalls(t, wf.StageDatabaseActivity, 1)
+	env.AssertActivityNumberOfCalls(t, wf.DiscardStagingActivity, 0)
 	env.AssertActivityNumberOfCalls(t, wf.RollbackStorageActivity, 0)
 	env.AssertActivityNumberOfCalls(t, wf.RollbackDatabaseActivity, 0)
 	env.AssertActivityNumberOfCalls(t, wf.StartServicesActivity, 1)
@@ -189,7 +196,7 @@ func TestRestoreFailureAtEachStep(t *testing.T) {
 			env.OnActivity(wf.StartServicesActivity, mock.Anything, running).Return(nil)
 		}, 1, 1, 2, 2},
 		{7, func(env *testsuite.TestWorkflowEnvironment) {
-			env.OnActivity(wf.VerifyRestoreActivity, mock.Anything, wf.VerifyInput{Manifest: plan.Manifest, Services: running}).
+			env.OnActivity(wf.VerifyRestoreActivity, mock.Anything, wf.VerifyInput{Manifest: plan.Manifest, Services: running, LayoutOnly: true}).
 				Return(wf.VerifyOutput{Problems: []string{"table trades has 3 rows, the backup 4"}}, nil)
 			env.OnActivity(wf.VerifyRestoreActivity, mock.Anything, mock.Anything).Return(wf.VerifyOutput{}, nil)
 		}, 1, 1, 2, 2},
@@ -211,6 +218,12 @@ func TestRestoreFailureAtEachStep(t *testing.T) {
 			env.AssertActivityNumberOfCalls(t, wf.StartServicesActivity, tc.startServices)
 			env.AssertActivityNumberOfCalls(t, wf.StopServicesActivity, tc.stopServices)
 			env.AssertActivityNumberOfCalls(t, wf.FinishRestoreActivity, 0)
+			// From step 2 on the staged copies exist and are discarded once.
+			discards := 0
+			if tc.step >= 2 {
+				discards = 1
+			}
+			env.AssertActivityNumberOfCalls(t, wf.DiscardStagingActivity, discards)
 			env.AssertActivityNumberOfCalls(t, wf.ReleaseLockActivity, 1)
 			env.AssertActivityCalled(t, wf.ReportOutcomeActivity, mock.Anything, mock.MatchedBy(func(o wf.Outcome) bool {
 				return o.Operation == "restore" && !o.Succeeded && o.Step == wf.RestoreSteps[tc.step-1] && o.RolledBack == (tc.step >= 3) && o.Error != ""
@@ -223,6 +236,26 @@ func TestRestoreFailureAtEachStep(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The dump fails to load into the fresh database while the application still
+// runs: step 2 fails, the staged copies are discarded, no service is touched.
+func TestStagingFailureChangesNothing(t *testing.T) {
+	env := restoreEnv(t, func(env *testsuite.TestWorkflowEnvironment) {
+		env.OnActivity(wf.StageDatabaseActivity, mock.Anything, mock.Anything).Return(wf.DatabaseOutput{},
+			temporal.NewNonRetryableApplicationError("stage database: psql: syntax error", wf.ErrTypeDatabase, nil))
+	})
+	env.ExecuteWorkflow(wf.RestoreWorkflowName, wf.RestoreInput{Archive: "a.tar.gz"})
+	var app *temporal.ApplicationError
+	if err := env.GetWorkflowError(); !errors.As(err, &app) || app.Type() != wf.ErrTypeDatabase {
+		t.Fatalf("want the staging error, got %v", err)
+	}
+	env.AssertActivityNumberOfCalls(t, wf.DiscardStagingActivity, 1)
+	for _, a := range []string{wf.RunningServicesActivity, wf.StopServicesActivity, wf.StartServicesActivity,
+		wf.RestoreStorageActivity, wf.RestoreDatabaseActivity, wf.RollbackStorageActivity, wf.RollbackDatabaseActivity} {
+		env.AssertActivityNumberOfCalls(t, a, 0)
+	}
+	env.AssertActivityNumberOfCalls(t, wf.ReleaseLockActivity, 1)
 }
 
 // Cancelling while the database loads rolls everything back.

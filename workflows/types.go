@@ -130,6 +130,9 @@ type DatabaseOutput struct {
 	Mode    string `json:"mode"` // rename, in-place or skipped
 	Note    string `json:"note,omitempty"`
 	Skipped bool   `json:"skipped"`
+	// Staged is set by StageDatabase when the dump is loaded into the fresh
+	// database, which step 5 then only has to swap in.
+	Staged bool `json:"staged,omitempty"`
 }
 
 // VerifyInput checks the restored (or rolled back) state.
@@ -138,6 +141,10 @@ type VerifyInput struct {
 	Services []string `json:"services"`
 	// SkipDatabase is set when the database step was skipped.
 	SkipDatabase bool `json:"skip_database,omitempty"`
+	// LayoutOnly checks the files' types, sizes, modes and links without
+	// reading them again: for a tree hashed as it was extracted and then
+	// moved into place by renames.
+	LayoutOnly bool `json:"layout_only,omitempty"`
 }
 
 // VerifyOutput reports a verification.

@@ -270,6 +270,31 @@ func TestCheckTreeFindsDifferences(t *testing.T) {
 	}
 }
 
+// The layout check sees sizes, modes, missing and extra entries, but not a
+// same-size change of content, which it does not read.
+func TestCheckTreeLayout(t *testing.T) {
+	src := t.TempDir()
+	tree(t, src, 1000)
+	_, m := create(t, src, false)
+	if _, err := archive.CheckTreeLayout(context.Background(), src, m, nil); err != nil {
+		t.Fatalf("unchanged tree: %v", err)
+	}
+	log := filepath.Join(src, "storage/logs/app-000.log")
+	data, _ := os.ReadFile(log)
+	data[0] ^= 0xff
+	os.WriteFile(log, data, 0o644)
+	if _, err := archive.CheckTreeLayout(context.Background(), src, m, nil); err != nil {
+		t.Fatalf("same-size change: %v (the layout check must not read contents)", err)
+	}
+	os.Chmod(log, 0o600)
+	os.Remove(filepath.Join(src, "storage/logs/empty.log"))
+	_, err := archive.CheckTreeLayout(context.Background(), src, m, nil)
+	var mis *archive.TreeMismatch
+	if !errors.As(err, &mis) || len(mis.Missing) != 1 || len(mis.Different) != 1 {
+		t.Fatalf("want one missing and one different, got %v", err)
+	}
+}
+
 // Files that change while they are read are archived consistently and
 // recorded as warnings.
 func TestFilesChangingDuringBackup(t *testing.T) {

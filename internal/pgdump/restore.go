@@ -88,6 +88,19 @@ func (t *Target) LoadFile(ctx context.Context, db, dumpPath string, progress fun
 // completed swap does nothing. It returns ErrRenameNotAllowed, having changed
 // nothing, where the swap cannot be done.
 func (t *Target) RestoreFresh(ctx context.Context, dumpPath, restoreID string, want []manifest.TableCount, progress func(int64)) error {
+	if err := t.LoadFresh(ctx, dumpPath, restoreID, want, progress); err != nil {
+		return err
+	}
+	return t.SwapIn(ctx, restoreID)
+}
+
+// LoadFresh creates RestoreName(restoreID) (dropping a leftover of an earlier
+// attempt), loads the dump into it and checks its row counts against want.
+// The current database is not touched, so this can run while the
+// application still uses it. After a completed swap it does nothing. It
+// returns ErrRenameNotAllowed, having changed nothing, where the role may not
+// create databases or the names would be too long.
+func (t *Target) LoadFresh(ctx context.Context, dumpPath, restoreID string, want []manifest.TableCount, progress func(int64)) error {
 	fresh, pre := t.RestoreName(restoreID), t.PreRestoreName(restoreID)
 	if len(pre) > maxIdent {
 		return fmt.Errorf("%w: %q would exceed PostgreSQL's %d-byte name limit", ErrRenameNotAllowed, pre, maxIdent)
@@ -111,7 +124,7 @@ func (t *Target) RestoreFresh(ctx context.Context, dumpPath, restoreID string, w
 	} else if err != nil {
 		return fmt.Errorf("read settings of database %s: %w", t.Name, err)
 	}
-	if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+ident(fresh)); err != nil {
+	if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+ident(fresh)+" WITH (FORCE)"); err != nil {
 		return classifyPrivilege(fmt.Errorf("drop leftover database %s: %w", fresh, err))
 	}
 	create := "CREATE DATABASE " + ident(fresh) + " TEMPLATE template0 ENCODING " + quote(encoding)
@@ -121,7 +134,7 @@ func (t *Target) RestoreFresh(ctx context.Context, dumpPath, restoreID string, w
 	if _, err := admin.Exec(ctx, create); err != nil {
 		return classifyPrivilege(fmt.Errorf("create database %s: %w", fresh, err))
 	}
-	dropFresh := func() { _, _ = admin.Exec(context.WithoutCancel(ctx), "DROP DATABASE IF EXISTS "+ident(fresh)) }
+	dropFresh := func() { _, _ = admin.Exec(context.WithoutCancel(ctx), "DROP DATABASE IF EXISTS "+ident(fresh)+" WITH (FORCE)") }
 	if err := t.LoadFile(ctx, fresh, dumpPath, progress); err != nil {
 		dropFresh()
 		return err
@@ -130,9 +143,51 @@ func (t *Target) RestoreFresh(ctx context.Context, dumpPath, restoreID string, w
 		dropFresh()
 		return err
 	}
-	if err := t.swap(ctx, admin, fresh, pre); err != nil {
-		dropFresh()
+	return nil
+}
+
+// SwapIn renames the current database to PreRestoreName(restoreID) and the
+// one LoadFresh filled to the current name. It is idempotent; where renaming
+// is not allowed it returns ErrRenameNotAllowed and drops the fresh database.
+func (t *Target) SwapIn(ctx context.Context, restoreID string) error {
+	fresh, pre := t.RestoreName(restoreID), t.PreRestoreName(restoreID)
+	admin, err := t.Connect(ctx, t.maintenanceDB())
+	if err != nil {
 		return err
+	}
+	defer admin.Close(context.WithoutCancel(ctx))
+	if ok, err := dbExists(ctx, admin, pre); err != nil {
+		return err
+	} else if ok {
+		return nil // swapped by an earlier attempt
+	}
+	if ok, err := dbExists(ctx, admin, fresh); err != nil {
+		return err
+	} else if !ok {
+		return fmt.Errorf("swap in %s: it does not exist (not loaded)", fresh)
+	}
+	if err := t.swap(ctx, admin, fresh, pre); err != nil {
+		_, _ = admin.Exec(context.WithoutCancel(ctx), "DROP DATABASE IF EXISTS "+ident(fresh)+" WITH (FORCE)")
+		return err
+	}
+	return nil
+}
+
+// DropUnswapped drops RestoreName(restoreID) if no swap has happened (no
+// PreRestoreName(restoreID) exists): the clean-up of a restore that stopped
+// before its database step.
+func (t *Target) DropUnswapped(ctx context.Context, restoreID string) error {
+	fresh, pre := t.RestoreName(restoreID), t.PreRestoreName(restoreID)
+	admin, err := t.Connect(ctx, t.maintenanceDB())
+	if err != nil {
+		return err
+	}
+	defer admin.Close(context.WithoutCancel(ctx))
+	if ok, err := dbExists(ctx, admin, pre); err != nil || ok {
+		return err
+	}
+	if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+ident(fresh)+" WITH (FORCE)"); err != nil {
+		return fmt.Errorf("drop %s: %w", fresh, err)
 	}
 	return nil
 }

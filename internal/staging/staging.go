@@ -75,6 +75,36 @@ func (t Tree) Reset() error {
 	return nil
 }
 
+// ResetPaths removes any earlier staged copy of paths, keeping the rest of the
+// staging directory (the database step's markers), and creates the directory
+// (mode 0700) if it is missing. It refuses once a swap has begun.
+func (t Tree) ResetPaths(paths []string) error {
+	if t.SwapStarted() {
+		return errors.New("staging: swap already begun; refusing to reset")
+	}
+	if err := os.Mkdir(t.Dir(), 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("staging: create %s: %w", t.Dir(), err)
+	}
+	for _, p := range paths {
+		if err := os.RemoveAll(t.Staged(p)); err != nil {
+			return fmt.Errorf("staging: clear %s: %w", t.Staged(p), err)
+		}
+	}
+	return nil
+}
+
+// Discard removes the staging directory if no swap has begun; after that the
+// swap's own undo (SwapBack) is what removes it.
+func (t Tree) Discard() error {
+	if t.SwapStarted() {
+		return nil
+	}
+	if err := os.RemoveAll(t.Dir()); err != nil {
+		return fmt.Errorf("staging: remove %s: %w", t.Dir(), err)
+	}
+	return nil
+}
+
 // Swap puts the staged copy of every path in place, keeping the current copy
 // as PreRestore(p). A path that did not exist before is simply put in place.
 func (t Tree) Swap(paths []string) error {
