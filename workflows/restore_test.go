@@ -72,7 +72,7 @@ func register(env *testsuite.TestWorkflowEnvironment) {
 		wf.VerifyBackupActivity: stubVerifyBackup, wf.CommitBackupActivity: stubCommit, wf.ApplyRetentionActivity: stubRetention,
 		wf.ListForBackupActivity: stubRunning, wf.StopForBackupActivity: stubServices, wf.StartAfterBackupActivity: stubServices,
 		wf.ReportOutcomeActivity: stubReport,
-		wf.StageStorageActivity: stubStorage, wf.StageDatabaseActivity: stubDatabase, wf.DiscardStagingActivity: stubFinish,
+		wf.StageStorageActivity:  stubStorage, wf.StageDatabaseActivity: stubDatabase, wf.DiscardStagingActivity: stubFinish,
 	} {
 		env.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 	}

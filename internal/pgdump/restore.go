@@ -134,7 +134,9 @@ func (t *Target) LoadFresh(ctx context.Context, dumpPath, restoreID string, want
 	if _, err := admin.Exec(ctx, create); err != nil {
 		return classifyPrivilege(fmt.Errorf("create database %s: %w", fresh, err))
 	}
-	dropFresh := func() { _, _ = admin.Exec(context.WithoutCancel(ctx), "DROP DATABASE IF EXISTS "+ident(fresh)+" WITH (FORCE)") }
+	dropFresh := func() {
+		_, _ = admin.Exec(context.WithoutCancel(ctx), "DROP DATABASE IF EXISTS "+ident(fresh)+" WITH (FORCE)")
+	}
 	if err := t.LoadFile(ctx, fresh, dumpPath, progress); err != nil {
 		dropFresh()
 		return err
