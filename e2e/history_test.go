@@ -16,10 +16,12 @@ import (
 
 // recordHistories writes the history of the latest completed backup and
 // restore to workflows/testdata for the replay tests, when
-// VULCAN_RECORD_HISTORY=1. Run it once after a deliberate workflow change
-// that is guarded by workflow.GetVersion.
+// VULCAN_RECORD_HISTORY is set: to <Workflow>-<value>.json, so histories of
+// every workflow version are kept side by side. Run it once after a
+// deliberate workflow change that is guarded by workflow.GetVersion.
 func recordHistories(t *testing.T, s *system) {
-	if os.Getenv("VULCAN_RECORD_HISTORY") != "1" {
+	tag := os.Getenv("VULCAN_RECORD_HISTORY")
+	if tag == "" {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -38,7 +40,7 @@ func recordHistories(t *testing.T, s *system) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p := filepath.Join("..", "workflows", "testdata", name+".json")
+		p := filepath.Join("..", "workflows", "testdata", name+"-"+tag+".json")
 		os.MkdirAll(filepath.Dir(p), 0o755)
 		if err := os.WriteFile(p, data, 0o644); err != nil {
 			t.Fatal(err)

@@ -13,13 +13,18 @@ import (
 	wf "github.com/project-vulcan/vulcan-backup/workflows"
 )
 
-// Histories recorded from real runs (VULCAN_RECORD_HISTORY=1 with the e2e
-// TestDocumentedProcedure) must replay against the current code: a change
-// that breaks this needs workflow.GetVersion.
+// Histories recorded from real runs (VULCAN_RECORD_HISTORY=<tag> with the
+// e2e TestDocumentedProcedure), one per workflow version, must replay against
+// the current code: a change that breaks this needs workflow.GetVersion.
 func TestReplayRecordedHistories(t *testing.T) {
-	for _, name := range []string{wf.BackupWorkflowName, wf.RestoreWorkflowName} {
+	files, _ := filepath.Glob(filepath.Join("testdata", "*.json"))
+	if len(files) < 2 {
+		t.Fatalf("recorded histories: %v", files)
+	}
+	for _, file := range files {
+		name := strings.TrimSuffix(filepath.Base(file), ".json")
 		t.Run(name, func(t *testing.T) {
-			base := filepath.Join("testdata", name)
+			base := strings.TrimSuffix(file, ".json")
 			hist, err := client.HistoryFromJSON(mustOpen(t, base+".json"), client.HistoryJSONOptions{})
 			if err != nil {
 				t.Fatal(err)

@@ -91,7 +91,14 @@ func (t *Target) RestoreFresh(ctx context.Context, dumpPath, restoreID string, w
 	if err := t.LoadFresh(ctx, dumpPath, restoreID, want, progress); err != nil {
 		return err
 	}
-	return t.SwapIn(ctx, restoreID)
+	if err := t.SwapIn(ctx, restoreID); err != nil {
+		// The caller may fall back to an in-place load: leave nothing behind.
+		if derr := t.DropUnswapped(context.WithoutCancel(ctx), restoreID); derr != nil {
+			return errors.Join(err, derr)
+		}
+		return err
+	}
+	return nil
 }
 
 // LoadFresh creates RestoreName(restoreID) (dropping a leftover of an earlier
@@ -150,7 +157,7 @@ func (t *Target) LoadFresh(ctx context.Context, dumpPath, restoreID string, want
 
 // SwapIn renames the current database to PreRestoreName(restoreID) and the
 // one LoadFresh filled to the current name. It is idempotent; where renaming
-// is not allowed it returns ErrRenameNotAllowed and drops the fresh database.
+// is not allowed it returns ErrRenameNotAllowed.
 func (t *Target) SwapIn(ctx context.Context, restoreID string) error {
 	fresh, pre := t.RestoreName(restoreID), t.PreRestoreName(restoreID)
 	admin, err := t.Connect(ctx, t.maintenanceDB())
@@ -168,11 +175,9 @@ func (t *Target) SwapIn(ctx context.Context, restoreID string) error {
 	} else if !ok {
 		return fmt.Errorf("swap in %s: it does not exist (not loaded)", fresh)
 	}
-	if err := t.swap(ctx, admin, fresh, pre); err != nil {
-		_, _ = admin.Exec(context.WithoutCancel(ctx), "DROP DATABASE IF EXISTS "+ident(fresh)+" WITH (FORCE)")
-		return err
-	}
-	return nil
+	// On failure the loaded database stays for a retry; the restore's undo
+	// (SwapBack, DropUnswapped) removes it if the restore gives up.
+	return t.swap(ctx, admin, fresh, pre)
 }
 
 // DropUnswapped drops RestoreName(restoreID) if no swap has happened (no
@@ -329,7 +334,11 @@ func dbExists(ctx context.Context, admin *pgx.Conn, name string) (bool, error) {
 func renameDB(ctx context.Context, admin *pgx.Conn, from, to string) error {
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
-		if _, err = admin.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", from); err != nil {
+		// Client sessions only: an autovacuum worker (busy on a database
+		// that was just loaded) runs as superuser, so a non-superuser may
+		// not terminate it, and PostgreSQL stops it for the rename anyway.
+		if _, err = admin.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+			WHERE datname = $1 AND pid <> pg_backend_pid() AND backend_type = 'client backend'`, from); err != nil {
 			return fmt.Errorf("close sessions on %s: %w", from, err)
 		}
 		_, err = admin.Exec(ctx, "ALTER DATABASE "+ident(from)+" RENAME TO "+ident(to))
