@@ -11,7 +11,7 @@ import (
 	"path"
 	"strings"
 
-	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/pgzip"
 
 	"github.com/project-vulcan/vulcan-backup/internal/manifest"
 )
@@ -33,8 +33,12 @@ type visitFunc func(hdr *tar.Header, name string, want manifest.Entry, content i
 // missing; and the SHA-256 and size of the compressed stream itself. The
 // content of each file is only read once, by visit or by walk.
 func walk(ctx context.Context, r io.Reader, m *manifest.Manifest, progress func(Progress), visit visitFunc) (*Report, error) {
+	// Three goroutines share the work: reading and hashing the compressed
+	// stream (hashAhead), inflating it (pgzip's read-ahead), and checking
+	// and hashing the entries (here).
 	raw := newCountingHasher(io.Discard)
-	src := io.TeeReader(r, raw)
+	src := newHashAhead(r, raw)
+	defer src.Close()
 
 	expected := make(map[string]manifest.Entry, len(m.Files)+1)
 	for _, e := range m.Files {
@@ -54,7 +58,17 @@ func walk(ctx context.Context, r io.Reader, m *manifest.Manifest, progress func(
 
 	// Any failure of the stream itself is first checked against the archive
 	// checksum, so that a flipped byte is reported as what it is.
+	var gz *pgzip.Reader
+	// The inflater's read-ahead must stop before src is read here.
+	closeGz := func() {
+		if gz != nil {
+			gz.Close()
+			gz = nil
+		}
+	}
+	defer closeGz()
 	streamFailure := func(err error) error {
+		closeGz()
 		_, _ = io.Copy(io.Discard, src)
 		if sum := raw.Sum(); sum != m.Archive.SHA256 || raw.n != m.Archive.Size {
 			return checksumError(m, sum, raw.n, err)
@@ -62,8 +76,9 @@ func walk(ctx context.Context, r io.Reader, m *manifest.Manifest, progress func(
 		return integrity("", "archive stream is corrupt: %v", err)
 	}
 
-	gz, err := gzip.NewReader(src)
+	gz, err := pgzip.NewReader(src)
 	if err != nil {
+		gz = nil
 		return nil, streamFailure(fmt.Errorf("not a gzip stream: %w", err))
 	}
 	gz.Multistream(false)
@@ -156,6 +171,7 @@ func walk(ctx context.Context, r io.Reader, m *manifest.Manifest, progress func(
 	if _, err := io.Copy(io.Discard, gz); err != nil {
 		return nil, streamFailure(err)
 	}
+	closeGz()
 	if _, err := io.Copy(io.Discard, src); err != nil {
 		return nil, fmt.Errorf("read archive: %w", err)
 	}
