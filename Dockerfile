@@ -8,7 +8,7 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 ARG VERSION=dev
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/worker ./worker \
+RUN CGO_ENABLED=0 go build -trimpath -tags nodevserver -ldflags "-s -w -X main.version=${VERSION}" -o /out/worker ./worker \
  && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/starter ./starter
 
 FROM debian:bookworm-slim

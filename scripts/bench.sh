@@ -66,21 +66,23 @@ done
 ratio() { echo "$(stat -c %s "$1") / $(stat -c %s "$2")" | bc -l; }
 printf '%-34s %10d %10d %7.3fx\n' "archive bytes vs tar -czf, same content" "$(stat -c %s "$archive")" "$(stat -c %s /tmp/vulcan-bench-same.tar.gz)" "$(ratio "$archive" /tmp/vulcan-bench-same.tar.gz)"
 printf '%-34s %10d %10d %7.3fx\n' "  (baseline's storage-only tar.gz)" "$(stat -c %s "$archive")" "$(stat -c %s /tmp/vulcan-bench-base.tar.gz)" "$(ratio "$archive" /tmp/vulcan-bench-base.tar.gz)"
-echo "worker peak RSS over all of the above (no embedded server): $(grep VmHWM /proc/$wpid/status | awk '{print $2, $3}')"
+echo "bin/worker peak RSS over all of the above (the binary that also holds the embedded server, not running it): $(grep VmHWM /proc/$wpid/status | awk '{print $2, $3}')"
 echo "data: $(du -sh "$data/storage" | cut -f1) in $(find "$data/storage" -type f | wc -l) files; database rows=$ROWS; $(nproc) cores"
 kill $wpid; wait $wpid 2>/dev/null || true
 
-# Worker memory against the data size: a fresh worker per tree, one backup.
+# Worker memory against the data size: a fresh worker per tree, one backup,
+# built as the production image builds it (without the embedded server).
 echo
+go build -tags nodevserver -o bench-data/worker-nodevserver ./worker
 for mb in ${RSS_MB:-512 2048}; do
   rdata=$PWD/bench-data/rss$mb
   [ -d "$rdata/storage" ] || go run "$shared/bench/mkstorage.go" -out "$rdata" -mb "$mb" >/dev/null
   rm -rf "$rdata/backups"
-  (cd "$rdata" && VULCAN_ROOT=$rdata VULCAN_TASK_QUEUE=bench-rss$mb exec "$OLDPWD/bin/worker" --no-schedule >"$rdata/worker.log" 2>&1) &
+  (cd "$rdata" && VULCAN_ROOT=$rdata VULCAN_TASK_QUEUE=bench-rss$mb exec "$OLDPWD/bench-data/worker-nodevserver" --no-schedule >"$rdata/worker.log" 2>&1) &
   rpid=$!; pids+=($rpid)
   wait_log "$rdata/worker.log" "worker running"
   (cd "$rdata" && VULCAN_ROOT=$rdata VULCAN_TASK_QUEUE=bench-rss$mb "$OLDPWD/bin/starter" backup >/dev/null)
-  echo "worker peak RSS, one backup of $(du -sh "$rdata/storage" | cut -f1) + database: $(grep VmHWM /proc/$rpid/status | awk '{print $2, $3}')"
+  echo "production worker (-tags nodevserver) peak RSS, one backup of $(du -sh "$rdata/storage" | cut -f1) + database: $(grep VmHWM /proc/$rpid/status | awk '{print $2, $3}')"
   kill $rpid; wait $rpid 2>/dev/null || true
   rm -rf "$rdata/backups"
 done

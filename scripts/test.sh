@@ -12,6 +12,10 @@ if [ -n "$unformatted" ]; then
 fi
 echo "== go vet"
 go vet ./...
+# The build variants: the production worker without the embedded server, the
+# fault-injection worker of the crash tests.
+go vet -tags nodevserver ./worker
+go vet -tags faultinject ./internal/faultpoint ./activities
 [ "${1:-}" = lint ] && exit 0
 
 echo "== PostgreSQL"

@@ -31,7 +31,6 @@ import (
 	"github.com/project-vulcan/vulcan-backup/api"
 	"github.com/project-vulcan/vulcan-backup/control"
 	"github.com/project-vulcan/vulcan-backup/internal/config"
-	"github.com/project-vulcan/vulcan-backup/internal/devserver"
 	"github.com/project-vulcan/vulcan-backup/internal/metrics"
 	"github.com/project-vulcan/vulcan-backup/internal/notify"
 	"github.com/project-vulcan/vulcan-backup/internal/pgdump"
@@ -42,6 +41,19 @@ import (
 
 // version is set at build time (-ldflags "-X main.version=...").
 var version = "dev"
+
+// embeddedOptions configures the embedded server of --dev.
+type embeddedOptions struct {
+	DBFile, Address, Namespace string
+	UIPort                     int
+}
+
+// embeddedServer is the running embedded server.
+type embeddedServer interface {
+	Address() string
+	UIURL() string
+	Stop()
+}
 
 func main() {
 	if err := run(); err != nil {
@@ -84,7 +96,7 @@ func run() error {
 
 	webUI := cfg.UIURL
 	if *dev {
-		srv, err := devserver.Start(ctx, devserver.Options{
+		srv, err := startEmbedded(ctx, embeddedOptions{
 			DBFile: filepath.Join(*stateDir, "temporal.db"), Address: cfg.TemporalAddress,
 			Namespace: cfg.Namespace, UIPort: cfg.UIPort,
 		})
