@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/project-vulcan/vulcan-backup/internal/fsutil"
@@ -95,12 +96,22 @@ func (d Dir) List() ([]Info, []Problem, error) {
 		}
 		manifests[id] = true
 		p := filepath.Join(d.Path, e.Name())
+		st, err := e.Info()
+		if err != nil {
+			continue // deleted meanwhile
+		}
+		if c, ok := summaries.Load(p); ok && c.(summary).same(st) {
+			infos = append(infos, c.(summary).info)
+			continue
+		}
 		m, err := manifest.Read(p)
 		if err != nil {
 			problems = append(problems, Problem{File: p, Reason: err.Error()})
 			continue
 		}
-		infos = append(infos, InfoOf(m, d.ArchivePath(m.ID), p))
+		info := InfoOf(m, d.ArchivePath(m.ID), p)
+		summaries.Store(p, summary{size: st.Size(), mtime: st.ModTime(), info: info})
+		infos = append(infos, info)
 	}
 	for _, e := range entries {
 		id, ok := manifest.IDFromName(e.Name())
@@ -110,6 +121,22 @@ func (d Dir) List() ([]Info, []Problem, error) {
 	}
 	sort.Slice(infos, func(i, j int) bool { return infos[i].ID > infos[j].ID })
 	return infos, problems, nil
+}
+
+// summaries keeps what List read from each manifest, by path, checked
+// against its size and modification time: a committed manifest is never
+// rewritten in place, and decoding every manifest (20,000 entries each) for
+// every listing cost 0.4 s with a week of backups (make bench).
+var summaries sync.Map
+
+type summary struct {
+	size  int64
+	mtime time.Time
+	info  Info
+}
+
+func (s summary) same(st fs.FileInfo) bool {
+	return st.Size() == s.size && st.ModTime().Equal(s.mtime)
 }
 
 // InfoOf summarises a manifest.

@@ -5,6 +5,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/project-vulcan/vulcan-backup/internal/manifest"
 )
 
 func touch(t *testing.T, p string) {
@@ -67,5 +70,31 @@ func TestResolve(t *testing.T) {
 	os.Remove(d.ManifestPath(id))
 	if _, _, err := d.Resolve(root, id); err == nil || !strings.Contains(err.Error(), "manifest") {
 		t.Errorf("missing manifest: %v", err)
+	}
+}
+
+// List keeps what it read from each manifest, but a manifest written again
+// (atomically, as every manifest is) is read again.
+func TestListSeesARewrittenManifest(t *testing.T) {
+	d := Dir{Path: t.TempDir()}
+	const id = "20250101_000000"
+	m := &manifest.Manifest{
+		FormatVersion: manifest.FormatVersion, ID: id, Kind: manifest.Kind("manual"), CreatedAt: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC),
+		Paths: []string{"storage"}, Archive: manifest.FileRef{File: manifest.ArchiveName(id), SHA256: strings.Repeat("a", 64), Size: 10},
+		Files: []manifest.Entry{{Path: "storage", Type: manifest.TypeDir, Mode: 0o755}},
+	}
+	if err := manifest.Write(d.ManifestPath(id), m); err != nil {
+		t.Fatal(err)
+	}
+	infos, problems, err := d.List()
+	if err != nil || len(problems) != 0 || len(infos) != 1 || infos[0].Verified {
+		t.Fatalf("first list: %+v %+v %v", infos, problems, err)
+	}
+	m.VerifiedAt = time.Date(2025, 1, 1, 0, 1, 0, 0, time.UTC)
+	if err := manifest.Write(d.ManifestPath(id), m); err != nil {
+		t.Fatal(err)
+	}
+	if infos, _, _ = d.List(); len(infos) != 1 || !infos[0].Verified {
+		t.Fatalf("after the rewrite: %+v", infos)
 	}
 }
