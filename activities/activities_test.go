@@ -195,6 +195,10 @@ func TestStageThenSwapOrDiscard(t *testing.T) {
 		if err != nil || !out.Staged {
 			t.Fatalf("stage database: %+v %v", out, err)
 		}
+		// The standalone dump was loaded: nothing was extracted for it.
+		if _, err := os.Stat(staging.Tree{Root: a.Root, ID: id}.MarkerPath("dump")); !os.IsNotExist(err) {
+			t.Error("the dump was extracted from the archive instead of taken from backups/database/")
+		}
 		if got := testutil.Fingerprint(t, url); got["r:accounts"] != liveDB["r:accounts"] {
 			t.Fatal("staging changed the database in place")
 		}

@@ -225,7 +225,7 @@ func (a *Activities) extract(ctx context.Context, hb *heartbeat, archivePath str
 // extracted from the archive into the staging directory.
 func (a *Activities) stagedDump(ctx context.Context, hb *heartbeat, tree staging.Tree, archivePath string, m *manifest.Manifest) (string, error) {
 	// The standalone copy beside the archive, then one extracted earlier.
-	for _, p := range []string{filepath.Join(filepath.Dir(archivePath), "database", m.Database.File), tree.Staged(m.Database.ArchivePath)} {
+	for _, p := range []string{filepath.Join(filepath.Dir(archivePath), filepath.FromSlash(m.Database.File)), tree.Staged(m.Database.ArchivePath)} {
 		if sum, _, err := archive.HashFile(p); err == nil && sum == m.Database.SHA256 {
 			return p, nil
 		}
@@ -345,16 +345,16 @@ func (a *Activities) RestoreDatabase(ctx context.Context, in workflows.StepInput
 	hb := startHeartbeat(ctx)
 	defer hb.end()
 	tree := staging.Tree{Root: a.Root, ID: in.RestoreID}
-	dump, err := a.stagedDump(ctx, hb, tree, in.Archive, m)
-	if err != nil {
-		return workflows.DatabaseOutput{}, classify(fmt.Errorf("restore database: %w", err))
-	}
 	if staged, _ := os.ReadFile(tree.MarkerPath(dbStagedMarker)); string(staged) == m.ID {
 		if err := a.DB.SwapIn(ctx, in.RestoreID); err != nil {
 			return workflows.DatabaseOutput{}, classify(fmt.Errorf("restore database: %w", err))
 		}
 		a.log(ctx).Info("database restored", "mode", pgdump.ModeRename, "database", a.DB.String())
 		return workflows.DatabaseOutput{Mode: pgdump.ModeRename}, nil
+	}
+	dump, err := a.stagedDump(ctx, hb, tree, in.Archive, m)
+	if err != nil {
+		return workflows.DatabaseOutput{}, classify(fmt.Errorf("restore database: %w", err))
 	}
 	progress := a.loadProgress(hb, m)
 	mode := a.recordedMode(tree)
