@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -151,10 +152,16 @@ func assertNoTempDatabases(t *testing.T, dbURL string) {
 		t.Fatal(err)
 	}
 	defer conn.Close(t.Context())
-	// Only this database's own: <db>_restore_<id> and <db>_pre_restore_<id>.
+	// Only this database's own: <db>_restore_<id> and <db>_pre_restore_<id>,
+	// allowing a minute for the cleanup workflow that follows a restore.
 	var n int
-	conn.QueryRow(t.Context(), `SELECT count(*) FROM pg_database
-		WHERE starts_with(datname, current_database() || '_') AND datname LIKE '%\_restore\_%'`).Scan(&n)
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		conn.QueryRow(t.Context(), `SELECT count(*) FROM pg_database
+			WHERE starts_with(datname, current_database() || '_') AND datname LIKE '%\_restore\_%'`).Scan(&n)
+		if n == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
 	if n != 0 {
 		t.Errorf("%d temporary restore databases left", n)
 	}

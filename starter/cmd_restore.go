@@ -72,7 +72,7 @@ func printRestore(g *globalOptions, res workflows.RestoreResult) {
 		fmt.Fprintf(g.out, "dry run: backup %s (%s, %s) is valid; nothing was changed\n", p.BackupID, p.Kind, p.CreatedAt.Format("2006-01-02 15:04:05 UTC"))
 		fmt.Fprintf(g.out, "plan:\n")
 		fmt.Fprintf(g.out, "  1. validate        %s: %d files, %s, checksums match\n", p.Archive, p.Files, humanBytes(p.Bytes))
-		fmt.Fprintf(g.out, "  2. emergency backup of the current state\n")
+		fmt.Fprintf(g.out, "  2. emergency backup of the current state; beside it, files and database staged\n")
 		fmt.Fprintf(g.out, "  3. stop services   (controller: %s)\n", p.Services)
 		fmt.Fprintf(g.out, "  4. restore storage %s (staged, then swapped; %s needed, %s free)\n", strings.Join(p.Paths, ", "), humanBytes(p.NeededBytes), humanBytes(p.FreeBytes))
 		if p.HasDatabase && p.Database != "" {
@@ -102,6 +102,9 @@ func printRestore(g *globalOptions, res workflows.RestoreResult) {
 	}
 	if res.Verify != nil {
 		fmt.Fprintf(g.out, "  verified:  %d files, %d tables\n", res.Verify.Files, res.Verify.Tables)
+	}
+	if res.CleanupWorkflowID != "" && res.CleanupError == "" {
+		fmt.Fprintf(g.out, "  cleanup:   the pre-restore copies are being removed (workflow %s)\n", res.CleanupWorkflowID)
 	}
 }
 

@@ -250,6 +250,7 @@ func Register(w worker.Registry, a *activities.Activities) {
 	w.RegisterWorkflowWithOptions(workflows.BackupWorkflow, workflow.RegisterOptions{Name: workflows.BackupWorkflowName})
 	w.RegisterWorkflowWithOptions(workflows.RestoreWorkflow, workflow.RegisterOptions{Name: workflows.RestoreWorkflowName})
 	w.RegisterWorkflowWithOptions(workflows.CleanupWorkflow, workflow.RegisterOptions{Name: workflows.CleanupWorkflowName})
+	w.RegisterWorkflowWithOptions(workflows.RestoreCleanupWorkflow, workflow.RegisterOptions{Name: workflows.RestoreCleanupWorkflowName})
 	a.Register(w)
 }
 

@@ -15,6 +15,8 @@ const (
 	BackupWorkflowName  = "BackupWorkflow"
 	RestoreWorkflowName = "RestoreWorkflow"
 	CleanupWorkflowName = "CleanupWorkflow"
+	// RestoreCleanupWorkflowName removes a verified restore's pre-restore copies.
+	RestoreCleanupWorkflowName = "RestoreCleanupWorkflow"
 
 	// Workflow id prefixes used by the starter: <prefix>-<UTC stamp>.
 	BackupIDPrefix  = "vulcan-backup"

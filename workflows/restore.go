@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 )
@@ -87,10 +88,11 @@ func RestoreWorkflow(ctx workflow.Context, in RestoreInput) (_ *RestoreResult, e
 	emergencyDone := workflow.ExecuteChildWorkflow(cctx, BackupWorkflowName, BackupInput{Kind: KindEmergency, LockHeld: true})
 	staged := workflow.GetVersion(ctx, "stage-before-stop", workflow.DefaultVersion, 1) == 1
 	var stageErr error
+	var stagedFiles StorageOutput
 	if staged {
 		storageDone := workflow.ExecuteActivity(long(ctx, 3), StageStorageActivity, in4)
 		dbDone := workflow.ExecuteActivity(database(ctx), StageDatabaseActivity, in4)
-		stageErr = errors.Join(storageDone.Get(ctx, nil), dbDone.Get(ctx, nil))
+		stageErr = errors.Join(storageDone.Get(ctx, &stagedFiles), dbDone.Get(ctx, nil))
 	}
 	err = errors.Join(emergencyDone.Get(ctx, &emergency), stageErr)
 	if staged && err != nil {
@@ -187,6 +189,9 @@ func RestoreWorkflow(ctx workflow.Context, in RestoreInput) (_ *RestoreResult, e
 	if err := workflow.ExecuteActivity(long(ctx, 3), RestoreStorageActivity, in4).Get(ctx, &storage); err != nil {
 		return nil, rollbackErr(prog, stepErr(4, err))
 	}
+	if storage.Files == 0 { // swapped what step 2 staged
+		storage.Files, storage.Bytes = stagedFiles.Files, stagedFiles.Bytes
+	}
 	res.Storage = &storage
 
 	// 5. Restore database: fresh database and rename swap, or in place.
@@ -233,13 +238,46 @@ func RestoreWorkflow(ctx workflow.Context, in RestoreInput) (_ *RestoreResult, e
 	res.Verify = &v
 	failed = false
 
-	// Only now are the pre-restore copies removed.
-	if err := workflow.ExecuteActivity(long(ctx, 3), FinishRestoreActivity, in4).Get(ctx, nil); err != nil {
+	// Only now are the pre-restore copies removed: by a workflow of their
+	// own that outlives this one, so the restore is done once verified
+	// (removing a large old tree took seconds). Before this version the
+	// restore removed them itself.
+	if workflow.GetVersion(ctx, "cleanup-after-restore", workflow.DefaultVersion, 1) == 1 {
+		res.CleanupWorkflowID = info.WorkflowExecution.ID + "-cleanup"
+		cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+			WorkflowID: res.CleanupWorkflowID, TaskQueue: info.TaskQueueName,
+			ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
+		})
+		child := workflow.ExecuteChildWorkflow(cctx, RestoreCleanupWorkflowName, in4)
+		if err := child.GetChildWorkflowExecution().Get(ctx, nil); err != nil {
+			res.CleanupError = err.Error()
+		}
+	} else if err := workflow.ExecuteActivity(long(ctx, 3), FinishRestoreActivity, in4).Get(ctx, nil); err != nil {
 		res.CleanupError = err.Error()
 	}
 	prog.Completed = append(prog.Completed, prog.StepName)
 	prog.State = StateCompleted
 	return res, nil
+}
+
+// RestoreCleanupWorkflow removes what a verified restore kept until then:
+// the pre-restore copies of the paths, the kept database and the staging
+// directory. A restore starts it and completes without waiting; it runs
+// without the operation lock, as it only touches names of its own restore.
+// A failure is reported like any other (notification, metrics); the data
+// in place is not affected.
+func RestoreCleanupWorkflow(ctx workflow.Context, in StepInput) (err error) {
+	prog := &Progress{Operation: "restore cleanup", Steps: 1, Step: 1, StepName: "remove pre-restore copies", State: StateRunning}
+	if err := workflow.SetQueryHandler(ctx, ProgressQuery, func() (Progress, error) { return *prog, nil }); err != nil {
+		return err
+	}
+	defer func() { report(ctx, Outcome{Operation: "restore cleanup"}, err, prog) }()
+	if err := workflow.ExecuteActivity(long(ctx, 5), FinishRestoreActivity, in).Get(ctx, nil); err != nil {
+		prog.State, prog.Message = StateFailed, err.Error()
+		return fmt.Errorf("remove the pre-restore copies of restore %s: %w", in.RestoreID, err)
+	}
+	prog.Completed, prog.State = []string{prog.StepName}, StateCompleted
+	return nil
 }
 
 // firstErr returns the first of the errors errors.Join put together, so that

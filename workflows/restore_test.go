@@ -61,6 +61,7 @@ func register(env *testsuite.TestWorkflowEnvironment) {
 	env.RegisterWorkflowWithOptions(wf.BackupWorkflow, workflow.RegisterOptions{Name: wf.BackupWorkflowName})
 	env.RegisterWorkflowWithOptions(wf.RestoreWorkflow, workflow.RegisterOptions{Name: wf.RestoreWorkflowName})
 	env.RegisterWorkflowWithOptions(wf.CleanupWorkflow, workflow.RegisterOptions{Name: wf.CleanupWorkflowName})
+	env.RegisterWorkflowWithOptions(wf.RestoreCleanupWorkflow, workflow.RegisterOptions{Name: wf.RestoreCleanupWorkflowName})
 	for name, fn := range map[string]any{
 		wf.AcquireLockActivity: stubLock, wf.ReleaseLockActivity: stubLock,
 		wf.ValidateArchiveActivity: stubValidate, wf.RunningServicesActivity: stubRunning,
@@ -125,6 +126,10 @@ func TestRestoreHappyPath(t *testing.T) {
 	env.GetWorkflowResult(&res)
 	if res.EmergencyBackup == nil || res.EmergencyBackup.ID != emergency.ID || res.Database.Mode != "rename" || len(res.Stopped) != 2 {
 		t.Fatalf("result %+v", res)
+	}
+	// The pre-restore copies go in a workflow of their own.
+	if res.CleanupWorkflowID != "default-test-workflow-id-cleanup" {
+		t.Fatalf("cleanup workflow %q", res.CleanupWorkflowID)
 	}
 	env.AssertActivityNumberOfCalls(t, wf.FinishRestoreActivity, 1)
 	env.AssertActivityNumberOfCalls(t, wf.StageStorageActivity, 1)

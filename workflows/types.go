@@ -176,10 +176,13 @@ type RestoreResult struct {
 	Stopped         []string      `json:"stopped_services,omitempty"`
 	// CleanupError is set when the restore succeeded but its pre-restore
 	// copies could not all be removed.
-	CleanupError string          `json:"cleanup_error,omitempty"`
-	Storage      *StorageOutput  `json:"storage,omitempty"`
-	Database     *DatabaseOutput `json:"database,omitempty"`
-	Verify       *VerifyOutput   `json:"verify,omitempty"`
+	CleanupError string `json:"cleanup_error,omitempty"`
+	// CleanupWorkflowID names the workflow that removes the pre-restore
+	// copies after the restore has completed.
+	CleanupWorkflowID string          `json:"cleanup_workflow_id,omitempty"`
+	Storage           *StorageOutput  `json:"storage,omitempty"`
+	Database          *DatabaseOutput `json:"database,omitempty"`
+	Verify            *VerifyOutput   `json:"verify,omitempty"`
 }
 
 // Progress is what the progress query returns.
