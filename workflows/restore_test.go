@@ -2,6 +2,7 @@ package workflows_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -318,4 +319,22 @@ func TestRestoreBusyIsRefused(t *testing.T) {
 	}
 	env.AssertActivityNumberOfCalls(t, wf.ValidateArchiveActivity, 0)
 	env.AssertActivityNumberOfCalls(t, wf.ReleaseLockActivity, 0)
+}
+
+// A cleanup after a verified restore that fails is reported like any other
+// failure; it touches nothing else.
+func TestRestoreCleanupFailureIsReported(t *testing.T) {
+	env := restoreEnv(t, func(env *testsuite.TestWorkflowEnvironment) {
+		env.OnActivity(wf.FinishRestoreActivity, mock.Anything, mock.Anything).Return(boom("permission denied"))
+	})
+	env.ExecuteWorkflow(wf.RestoreCleanupWorkflowName, wf.StepInput{RestoreID: "20250103_000000"})
+	if err := env.GetWorkflowError(); err == nil || !strings.Contains(err.Error(), "pre-restore copies of restore 20250103_000000") {
+		t.Fatalf("want the cleanup's failure, got %v", err)
+	}
+	env.AssertActivityCalled(t, wf.ReportOutcomeActivity, mock.Anything, mock.MatchedBy(func(o wf.Outcome) bool {
+		return o.Operation == "restore cleanup" && !o.Succeeded && strings.Contains(o.Error, "permission denied")
+	}))
+	for _, a := range []string{wf.RollbackStorageActivity, wf.RollbackDatabaseActivity, wf.StopServicesActivity, wf.StartServicesActivity} {
+		env.AssertActivityNumberOfCalls(t, a, 0)
+	}
 }
