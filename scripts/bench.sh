@@ -67,7 +67,7 @@ archive=$(ls -S "$data"/backups/vulcan_backup_*.tar.gz | head -1)
 (cd "$data" && cp /tmp/vulcan-bench-base.sql storage.sql && tar -czf /tmp/vulcan-bench-same.tar.gz storage storage.sql && rm storage.sql)
 printf '\n%-34s %10s %10s %8s\n' "stage ($RUNS runs, medians)" "ours (s)" "base (s)" "ratio"
 for k in backup verify restore cleanup; do
-  o=$(echo ${ours[$k]} | tr ' ' '\n' | median); b=$(echo ${base[$k]} | tr ' ' '\n' | median)
+  o=$(echo ${ours[$k]} | tr ' ' '\n' | median); b=$(echo ${base[$k]:-} | tr ' ' '\n' | median)
   if [ "$k" = cleanup ]; then
     printf '%-34s %10.2f %10s\n' "  restore cleanup, after it returned" "$o" "-"
     continue
