@@ -113,16 +113,13 @@ func (t *Target) LoadFresh(ctx context.Context, dumpPath, restoreID string, want
 	if len(pre) > maxIdent {
 		return fmt.Errorf("%w: %q would exceed PostgreSQL's %d-byte name limit", ErrRenameNotAllowed, pre, maxIdent)
 	}
-	admin, err := t.Connect(ctx, t.maintenanceDB())
+	admin, swapped, err := t.adminFor(ctx, restoreID)
 	if err != nil {
 		return err
 	}
 	defer admin.Close(context.WithoutCancel(ctx))
-
-	if ok, err := dbExists(ctx, admin, pre); err != nil {
-		return err
-	} else if ok {
-		return nil // swapped by an earlier attempt
+	if swapped {
+		return nil // by an earlier attempt
 	}
 	var encoding, collate, ctype string
 	err = admin.QueryRow(ctx, `SELECT pg_encoding_to_char(encoding), datcollate, datctype FROM pg_database WHERE datname = $1`, t.Name).
@@ -181,15 +178,13 @@ func (t *Target) vacuumAnalyze(ctx context.Context, db string) error {
 // is not allowed it returns ErrRenameNotAllowed.
 func (t *Target) SwapIn(ctx context.Context, restoreID string) error {
 	fresh, pre := t.RestoreName(restoreID), t.PreRestoreName(restoreID)
-	admin, err := t.Connect(ctx, t.maintenanceDB())
+	admin, swapped, err := t.adminFor(ctx, restoreID)
 	if err != nil {
 		return err
 	}
 	defer admin.Close(context.WithoutCancel(ctx))
-	if ok, err := dbExists(ctx, admin, pre); err != nil {
-		return err
-	} else if ok {
-		return nil // swapped by an earlier attempt
+	if swapped {
+		return nil // by an earlier attempt
 	}
 	if ok, err := dbExists(ctx, admin, fresh); err != nil {
 		return err
@@ -201,18 +196,34 @@ func (t *Target) SwapIn(ctx context.Context, restoreID string) error {
 	return t.swap(ctx, admin, fresh, pre)
 }
 
+// adminFor connects to the maintenance database and reports whether restore
+// restoreID has swapped already (its PreRestoreName exists). The caller
+// closes the connection.
+func (t *Target) adminFor(ctx context.Context, restoreID string) (*pgx.Conn, bool, error) {
+	admin, err := t.Connect(ctx, t.maintenanceDB())
+	if err != nil {
+		return nil, false, err
+	}
+	swapped, err := dbExists(ctx, admin, t.PreRestoreName(restoreID))
+	if err != nil {
+		admin.Close(context.WithoutCancel(ctx))
+		return nil, false, err
+	}
+	return admin, swapped, nil
+}
+
 // DropUnswapped drops RestoreName(restoreID) if no swap has happened (no
 // PreRestoreName(restoreID) exists): the clean-up of a restore that stopped
 // before its database step.
 func (t *Target) DropUnswapped(ctx context.Context, restoreID string) error {
-	fresh, pre := t.RestoreName(restoreID), t.PreRestoreName(restoreID)
-	admin, err := t.Connect(ctx, t.maintenanceDB())
+	fresh := t.RestoreName(restoreID)
+	admin, swapped, err := t.adminFor(ctx, restoreID)
 	if err != nil {
 		return err
 	}
 	defer admin.Close(context.WithoutCancel(ctx))
-	if ok, err := dbExists(ctx, admin, pre); err != nil || ok {
-		return err
+	if swapped {
+		return nil
 	}
 	if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+ident(fresh)+" WITH (FORCE)"); err != nil {
 		return fmt.Errorf("drop %s: %w", fresh, err)
