@@ -139,17 +139,29 @@ func (a *Activities) StageStorage(ctx context.Context, in workflows.StepInput) (
 	if err != nil {
 		return workflows.StorageOutput{}, classify(err)
 	}
-	tree := staging.Tree{Root: a.Root, ID: in.RestoreID}
 	out := workflows.StorageOutput{Paths: m.Paths}
-	if tree.SwapStarted() {
-		return out, nil
-	}
-	rep, err := a.stage(ctx, hb, tree, in.Archive, m)
-	if err != nil {
+	if err := a.stageUnlessSwapped(ctx, hb, staging.Tree{Root: a.Root, ID: in.RestoreID}, in.Archive, m, false, &out); err != nil {
 		return out, classify(fmt.Errorf("stage storage: %w", err))
 	}
-	out.Files, out.Bytes = rep.Files, rep.Bytes
 	return out, nil
+}
+
+// stageUnlessSwapped extracts the paths of m into tree unless the swap has
+// begun or, with reuse, a complete staged copy of this backup is already
+// there; out gets the counts of what it extracted.
+func (a *Activities) stageUnlessSwapped(ctx context.Context, hb *heartbeat, tree staging.Tree, archivePath string, m *manifest.Manifest, reuse bool, out *workflows.StorageOutput) error {
+	if tree.SwapStarted() {
+		return nil
+	}
+	if staged, _ := os.ReadFile(tree.MarkerPath(storageStagedMarker)); reuse && string(staged) == m.ID {
+		return nil
+	}
+	rep, err := a.stage(ctx, hb, tree, archivePath, m)
+	if err != nil {
+		return err
+	}
+	out.Files, out.Bytes = rep.Files, rep.Bytes
+	return nil
 }
 
 // stage extracts the paths of m into tree and records that the staged copy
@@ -187,12 +199,8 @@ func (a *Activities) RestoreStorage(ctx context.Context, in workflows.StepInput)
 	}
 	tree := staging.Tree{Root: a.Root, ID: in.RestoreID}
 	out := workflows.StorageOutput{Paths: m.Paths}
-	if staged, _ := os.ReadFile(tree.MarkerPath(storageStagedMarker)); !tree.SwapStarted() && string(staged) != m.ID {
-		rep, err := a.stage(ctx, hb, tree, in.Archive, m)
-		if err != nil {
-			return out, classify(fmt.Errorf("restore storage: %w", err))
-		}
-		out.Files, out.Bytes = rep.Files, rep.Bytes
+	if err := a.stageUnlessSwapped(ctx, hb, tree, in.Archive, m, true, &out); err != nil {
+		return out, classify(fmt.Errorf("restore storage: %w", err))
 	}
 	if err := tree.Swap(m.Paths); err != nil {
 		return out, classify(fmt.Errorf("restore storage: %w", err))
