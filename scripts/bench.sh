@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MB=${BENCH_MB:-600}; FILES=${BENCH_FILES:-20000}; ROWS=${BENCH_ROWS:-300000}; RUNS=${RUNS:-3}
-shared=${VULCAN_SHARED_DIR:-../shared}
+. scripts/shared.sh
+shared=${VULCAN_SHARED_DIR:?reference data not found: set VULCAN_SHARED_DIR to the directory holding bench/vulcan_db.sql}
 data=$PWD/bench-data/mb$MB-f$FILES
 make -s build
 admin=$(scripts/testdb.sh)

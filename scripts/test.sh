@@ -4,6 +4,7 @@
 # the embedded Temporal server. Fails loudly on the first problem.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/shared.sh
 
 echo "== gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
