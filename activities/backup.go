@@ -179,7 +179,7 @@ func (a *Activities) ArchiveStorage(ctx context.Context, plan workflows.BackupPl
 	if err != nil {
 		return workflows.ArchiveOutput{}, classify(fmt.Errorf("create archive: %w", err))
 	}
-	res, err := archive.Create(ctx, f, opts)
+	res, err := archive.Create(ctx, fsutil.NewWritebackWriter(f), opts)
 	if err == nil {
 		err = f.Sync()
 	}

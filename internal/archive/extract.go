@@ -12,8 +12,13 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/project-vulcan/vulcan-backup/internal/fsutil"
 	"github.com/project-vulcan/vulcan-backup/internal/manifest"
 )
+
+// writebackMin is the size from which an extracted file's writeback is
+// started as soon as it is written; smaller files wait for the final syncfs.
+const writebackMin = 1 << 20
 
 // ExtractOptions says where and what to extract.
 type ExtractOptions struct {
@@ -74,9 +79,14 @@ func Extract(ctx context.Context, r io.Reader, m *manifest.Manifest, opts Extrac
 			if err != nil {
 				return fmt.Errorf("extract %s: %w", name, err)
 			}
-			if _, err := io.CopyBuffer(f, content, buf); err != nil {
+			w := fsutil.NewWritebackWriter(f)
+			if _, err := io.CopyBuffer(w, content, buf); err != nil {
 				f.Close()
 				return fmt.Errorf("extract %s: %w", name, err)
+			}
+			if hdr.Size >= writebackMin {
+				// The disk starts on it now rather than at the syncfs below.
+				w.StartRest()
 			}
 			if chown {
 				_ = f.Chown(hdr.Uid, hdr.Gid)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/project-vulcan/vulcan-backup/internal/fsutil"
 	"github.com/project-vulcan/vulcan-backup/internal/manifest"
 )
 
@@ -183,7 +184,7 @@ func DumpToFile(ctx context.Context, t *Target, name string, progress func(int64
 	if err != nil {
 		return nil, fmt.Errorf("create dump file: %w", err)
 	}
-	res, err := Dump(ctx, t, f, progress)
+	res, err := Dump(ctx, t, fsutil.NewWritebackWriter(f), progress)
 	if err == nil {
 		err = f.Sync()
 	}
