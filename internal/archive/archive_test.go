@@ -4,13 +4,19 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/pgzip"
 
 	"github.com/project-vulcan/vulcan-backup/internal/archive"
 	"github.com/project-vulcan/vulcan-backup/internal/manifest"
@@ -154,6 +160,45 @@ func TestRoundTripByteForByte(t *testing.T) {
 	if data, err := os.ReadFile(filepath.Join(manual, "database/vulcan_db_20250101_010101.sql")); err != nil || string(data) != "CREATE TABLE x();\n" {
 		t.Fatalf("tar -xzf database/: %q %v", data, err)
 	}
+}
+
+// Archives of earlier releases are one pgzip member; they still verify and
+// extract.
+func TestOneMemberArchivesOfEarlierReleases(t *testing.T) {
+	src := t.TempDir()
+	tree(t, src, 4<<20)
+	path, m := create(t, src, true)
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var old bytes.Buffer
+	zw, _ := pgzip.NewWriterLevel(&old, gzip.DefaultCompression)
+	zw.SetConcurrency(1<<20, 4)
+	if _, err := io.Copy(zw, zr); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(old.Bytes())
+	m.Archive.SHA256, m.Archive.Size = hex.EncodeToString(sum[:]), int64(old.Len())
+	if err := os.WriteFile(path, old.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := verifyFile(t, path, m); err != nil {
+		t.Fatalf("verify a one-member archive: %v", err)
+	}
+	dest := t.TempDir()
+	if _, err := archive.Extract(context.Background(), bytes.NewReader(old.Bytes()), m, archive.ExtractOptions{Dest: dest}); err != nil {
+		t.Fatalf("extract a one-member archive: %v", err)
+	}
+	compareTrees(t, filepath.Join(src, "storage"), filepath.Join(dest, "storage"), true)
 }
 
 // compareTrees checks every entry of want is in got with the same type,

@@ -46,7 +46,7 @@ func benchArchive(b *testing.B, root string) ([]byte, *manifest.Manifest) {
 		Files:   res.Entries, TotalBytes: res.TotalBytes}
 }
 
-// BenchmarkCreate measures archiving (read, hash, tar, pgzip) in bytes of input.
+// BenchmarkCreate measures archiving (read, hash, tar, gzip members on every core) in bytes of input.
 func BenchmarkCreate(b *testing.B) {
 	root := benchTree(b, 64)
 	_, m := benchArchive(b, root)

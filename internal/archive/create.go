@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/pgzip"
 
 	"github.com/project-vulcan/vulcan-backup/internal/manifest"
 )
@@ -80,13 +79,11 @@ func Create(ctx context.Context, w io.Writer, opts CreateOptions) (*Result, erro
 	if level == 0 {
 		level = gzip.DefaultCompression
 	}
-	gz, err := pgzip.NewWriterLevel(out, level)
+	gz, err := newMemberWriter(out, level, runtime.GOMAXPROCS(0))
 	if err != nil {
 		return nil, fmt.Errorf("gzip writer: %w", err)
 	}
-	if err := gz.SetConcurrency(1<<20, 2*runtime.GOMAXPROCS(0)); err != nil {
-		return nil, fmt.Errorf("gzip writer: %w", err)
-	}
+	defer gz.Abort() // on failure; nothing once closed
 	c := &creator{
 		ctx:  ctx,
 		tw:   tar.NewWriter(gz),

@@ -9,9 +9,8 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"runtime"
 	"strings"
-
-	"github.com/klauspost/pgzip"
 
 	"github.com/project-vulcan/vulcan-backup/internal/manifest"
 )
@@ -33,9 +32,9 @@ type visitFunc func(hdr *tar.Header, name string, want manifest.Entry, content i
 // missing; and the SHA-256 and size of the compressed stream itself. The
 // content of each file is only read once, by visit or by walk.
 func walk(ctx context.Context, r io.Reader, m *manifest.Manifest, progress func(Progress), visit visitFunc) (*Report, error) {
-	// Three goroutines share the work: reading and hashing the compressed
-	// stream (hashAhead), inflating it (pgzip's read-ahead), and checking
-	// and hashing the entries (here).
+	// The work is shared: one goroutine reads and hashes the compressed
+	// stream (hashAhead), one splits it into gzip members, one per core
+	// inflates them, and this one checks and hashes the entries.
 	raw := newCountingHasher(io.Discard)
 	src := newHashAhead(r, raw)
 	defer src.Close()
@@ -58,7 +57,7 @@ func walk(ctx context.Context, r io.Reader, m *manifest.Manifest, progress func(
 
 	// Any failure of the stream itself is first checked against the archive
 	// checksum, so that a flipped byte is reported as what it is.
-	var gz *pgzip.Reader
+	var gz io.ReadCloser
 	// The inflater's read-ahead must stop before src is read here.
 	closeGz := func() {
 		if gz != nil {
@@ -76,12 +75,11 @@ func walk(ctx context.Context, r io.Reader, m *manifest.Manifest, progress func(
 		return integrity("", "archive stream is corrupt: %v", err)
 	}
 
-	gz, err := pgzip.NewReader(src)
+	gz, err := newGzipReader(src, runtime.GOMAXPROCS(0))
 	if err != nil {
 		gz = nil
 		return nil, streamFailure(fmt.Errorf("not a gzip stream: %w", err))
 	}
-	gz.Multistream(false)
 	tr := tar.NewReader(gz)
 
 	rep := &Report{}
@@ -153,6 +151,7 @@ func walk(ctx context.Context, r io.Reader, m *manifest.Manifest, progress func(
 				return nil, streamFailure(fmt.Errorf("%s: %d of %d bytes", name, content.n, hdr.Size))
 			}
 			if sum := hex.EncodeToString(h.Sum(nil)); sum != want.SHA256 {
+				closeGz()
 				_, _ = io.Copy(io.Discard, src)
 				if asum := raw.Sum(); asum != m.Archive.SHA256 {
 					return nil, checksumError(m, asum, raw.n, nil)
