@@ -17,8 +17,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/klauspost/compress/gzip"
-
 	"github.com/project-vulcan/vulcan-backup/internal/manifest"
 )
 
@@ -40,6 +38,12 @@ type ExtraFile struct {
 	Wait func(context.Context) error
 }
 
+// DefaultLevel is the deflate level of archives. On the reference data
+// (make bench), against gzip -6: level 5 is 1.5 % larger, level 4 is 2.1 %
+// larger and compresses in a fifth less time than 5, level 3 is 2.7 % larger,
+// too close to the 3 % the project allows.
+const DefaultLevel = 4
+
 // CreateOptions says what to archive.
 type CreateOptions struct {
 	// Root is the directory that archive paths are relative to.
@@ -51,7 +55,7 @@ type CreateOptions struct {
 	AllowMissing bool
 	// Extra files are appended after the tree.
 	Extra []ExtraFile
-	// Level is the gzip level; 0 means the default (6, as gzip and tar use).
+	// Level is the deflate level, 1 (fastest) to 9; 0 means DefaultLevel.
 	Level int
 	// Progress, if set, is called after every file and at least every 8 MiB.
 	Progress func(Progress)
@@ -77,7 +81,7 @@ func Create(ctx context.Context, w io.Writer, opts CreateOptions) (*Result, erro
 	out := newCountingHasher(w)
 	level := opts.Level
 	if level == 0 {
-		level = gzip.DefaultCompression
+		level = DefaultLevel
 	}
 	gz, err := newMemberWriter(out, level, runtime.GOMAXPROCS(0))
 	if err != nil {
