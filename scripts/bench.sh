@@ -45,14 +45,25 @@ pids+=($wpid)
 wait_log "$data/worker.log" "nightly schedule"
 
 secs() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1 || { echo "FAILED: $*" >&2; exit 1; }; e=$(date +%s.%N); echo "$e - $s" | bc; }
+# Every timed command starts with its input in the page cache, ours and the
+# baseline alike. Some machines evict pages idle for a minute (DAMON pageout:
+# /sys/kernel/mm/damon), so without this the first command of a round would
+# read from disk and the second, reading the same files, would not.
+warm() { find "$@" -type f -print0 | xargs -0 cat >/dev/null; }
+warmdb() { psql -qAt "$1" -c "SELECT format('SELECT count(*) FROM %I.%I;', schemaname, tablename) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')" | psql -q "$1" >/dev/null; }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 declare -A ours base
 for i in $(seq 1 "$RUNS"); do
+  warm "$data/storage"; warmdb "$db"
   ours[backup]+="$(secs bin/starter backup) "
+  warm "$data/storage"; warmdb "$db"
   base[backup]+="$(secs sh -c "cd '$data' && tar -czf /tmp/vulcan-bench-base.tar.gz storage && pg_dump '$db' > /tmp/vulcan-bench-base.sql") "
   id=$(bin/starter list --json | python3 -c "import json,sys; print([b['id'] for b in json.load(sys.stdin)['backups'] if b['kind']=='manual'][0])")
+  warm "$data/backups/vulcan_backup_$id.tar.gz" "$data/backups/vulcan_backup_$id.json"
   ours[verify]+="$(secs bin/starter verify "$id") "
+  warm /tmp/vulcan-bench-base.tar.gz
   base[verify]+="$(secs tar -tzf /tmp/vulcan-bench-base.tar.gz) "
+  warm "$data/storage" "$data/backups/vulcan_backup_$id.tar.gz" "$data/backups/vulcan_backup_$id.json" "$data/backups/database/vulcan_db_$id.sql"; warmdb "$db"
   ours[restore]+="$(secs bin/starter restore "$id" --yes) "
   # The pre-restore copies are removed by a workflow that outlives the
   # restore: timed on its own, and waited for, so it takes nothing from the
@@ -61,6 +72,7 @@ for i in $(seq 1 "$RUNS"); do
   # The previous copy and database go untimed, as ours go in its cleanup.
   rm -rf /tmp/vulcan-bench-x
   psql -q "$admin" -c 'DROP DATABASE IF EXISTS vulcan_bench_baseline WITH (FORCE)' 2>/dev/null
+  warm /tmp/vulcan-bench-base.tar.gz /tmp/vulcan-bench-base.sql
   base[restore]+="$(secs sh -c "mkdir /tmp/vulcan-bench-x && tar -xzf /tmp/vulcan-bench-base.tar.gz -C /tmp/vulcan-bench-x && psql -q '$admin' -c 'CREATE DATABASE vulcan_bench_baseline' && psql -q -v ON_ERROR_STOP=1 '$restoredb' < /tmp/vulcan-bench-base.sql") "
 done
 archive=$(ls -S "$data"/backups/vulcan_backup_*.tar.gz | head -1)
