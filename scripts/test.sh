@@ -28,8 +28,9 @@ race_pkgs=$(go list ./... | grep -v -e /e2e -e /internal/devserver -e /worker$)
 echo "== unit and integration tests (-race)"
 go test -race -count=1 $race_pkgs
 
-echo "== fuzzing, bounded (manifest parser, archive extraction)"
+echo "== fuzzing, bounded (manifest parser, gzip member reader, archive extraction)"
 go test -run '^$' -fuzz '^FuzzDecode$' -fuzztime 15s ./internal/manifest
+go test -run '^$' -fuzz '^FuzzMemberReader$' -fuzztime 15s ./internal/archive
 go test -run '^$' -fuzz '^FuzzExtract$' -fuzztime 15s ./internal/archive
 
 echo "== end-to-end tests (embedded Temporal server, real binaries)"
