@@ -386,6 +386,46 @@ func TestFilesChangingDuringBackup(t *testing.T) {
 	}
 }
 
+// A file replaced by a symlink after the directory was listed is not
+// followed: the link's target, here outside the tree, is never archived.
+func TestFileReplacedBySymlinkIsNotFollowed(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "storage")
+	os.MkdirAll(dir, 0o755)
+	os.WriteFile(filepath.Join(dir, "a.log"), randomBytes(t, 9<<20), 0o644) // progress comes every 8 MiB
+	os.WriteFile(filepath.Join(dir, "b.log"), []byte("second"), 0o644)
+	os.WriteFile(filepath.Join(root, "secret"), []byte("not for the backup"), 0o600)
+	progress := func(p archive.Progress) {
+		if p.Path == "storage/a.log" {
+			os.Remove(filepath.Join(dir, "b.log"))
+			if err := os.Symlink("../secret", filepath.Join(dir, "b.log")); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	var buf bytes.Buffer
+	res, err := archive.Create(context.Background(), &buf, archive.CreateOptions{Root: root, Paths: []string{"storage"}, Progress: progress})
+	if err != nil {
+		t.Fatalf("backup failed: %v", err)
+	}
+	if len(res.Warnings) != 1 || res.Warnings[0].Path != "storage/b.log" || !strings.Contains(res.Warnings[0].Message, "replaced by a symlink") {
+		t.Errorf("warnings %v, want one for storage/b.log replaced by a symlink", res.Warnings)
+	}
+	for _, e := range res.Entries {
+		if e.Path == "storage/b.log" {
+			t.Errorf("storage/b.log archived as %+v", e)
+		}
+	}
+	zr, err := gzip.NewReader(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, _ := io.ReadAll(zr)
+	if bytes.Contains(all, []byte("not for the backup")) {
+		t.Error("the symlink's target was archived")
+	}
+}
+
 func TestMissingPath(t *testing.T) {
 	root := t.TempDir()
 	_, err := archive.Create(context.Background(), &bytes.Buffer{}, archive.CreateOptions{Root: root, Paths: []string{"storage"}})

@@ -171,6 +171,10 @@ func (c *creator) addTree(rel string) error {
 			}
 			return fmt.Errorf("archive %s: %w", full, err)
 		}
+		if d.Type().IsRegular() {
+			// The open file's own fstat describes it: no lstat first.
+			return c.addFile(full, name)
+		}
 		info, err := d.Info()
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
@@ -183,14 +187,20 @@ func (c *creator) addTree(rel string) error {
 	})
 }
 
-func (c *creator) addEntry(full, name string, info fs.FileInfo) error {
+// describe returns the tar header and manifest entry for a path, without
+// the type-specific fields.
+func describe(name string, info fs.FileInfo) (*tar.Header, manifest.Entry) {
 	mtime := info.ModTime().Truncate(time.Second).UTC()
 	perm := uint32(tarMode(info.Mode()))
 	hdr := &tar.Header{Name: name, ModTime: mtime, Mode: int64(perm)}
 	if st, ok := info.Sys().(*syscall.Stat_t); ok {
 		hdr.Uid, hdr.Gid = int(st.Uid), int(st.Gid)
 	}
-	entry := manifest.Entry{Path: name, Mode: perm, ModTime: mtime}
+	return hdr, manifest.Entry{Path: name, Mode: perm, ModTime: mtime}
+}
+
+func (c *creator) addEntry(full, name string, info fs.FileInfo) error {
+	hdr, entry := describe(name, info)
 	switch {
 	case info.IsDir():
 		hdr.Typeflag = tar.TypeDir
@@ -210,7 +220,7 @@ func (c *creator) addEntry(full, name string, info fs.FileInfo) error {
 		entry.Type = manifest.TypeSymlink
 		entry.Link = target
 	case info.Mode().IsRegular():
-		return c.addFile(full, name, hdr, entry)
+		return c.addFile(full, name)
 	default:
 		c.warn(name, "not a regular file, directory or symlink (%s); not archived", info.Mode().Type())
 		return nil
@@ -222,14 +232,20 @@ func (c *creator) addEntry(full, name string, info fs.FileInfo) error {
 	return nil
 }
 
-// addFile stores a regular file. Its size is taken from the open file; if the
-// file then shrinks the rest is zero-filled, if it grows only the first Size
-// bytes are stored, and both are recorded as warnings.
-func (c *creator) addFile(full, name string, hdr *tar.Header, entry manifest.Entry) error {
-	f, err := os.Open(full)
+// addFile stores a regular file, described by the open file itself. It is
+// opened without following a symlink, so a file replaced by a link while the
+// backup runs is never followed. If the file then shrinks the rest is
+// zero-filled, if it grows only the first Size bytes are stored, and both are
+// recorded as warnings.
+func (c *creator) addFile(full, name string) error {
+	f, err := os.OpenFile(full, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			c.warn(name, "vanished while the backup ran; not archived")
+			return nil
+		}
+		if errors.Is(err, syscall.ELOOP) {
+			c.warn(name, "replaced by a symlink while the backup ran; not archived")
 			return nil
 		}
 		return fmt.Errorf("archive %s: %w", full, err)
@@ -243,6 +259,7 @@ func (c *creator) addFile(full, name string, hdr *tar.Header, entry manifest.Ent
 		c.warn(name, "replaced by a %s while the backup ran; not archived", st.Mode().Type())
 		return nil
 	}
+	hdr, entry := describe(name, st)
 	size := st.Size()
 	hdr.Typeflag = tar.TypeReg
 	hdr.Size = size
@@ -250,7 +267,7 @@ func (c *creator) addFile(full, name string, hdr *tar.Header, entry manifest.Ent
 		return fmt.Errorf("archive %s: %w", name, err)
 	}
 	h := sha256.New()
-	n, err := c.copyN(io.MultiWriter(c.tw, h), f, size, name)
+	n, grew, err := c.copyN(io.MultiWriter(c.tw, h), f, size, name)
 	if err != nil {
 		return fmt.Errorf("archive %s: %w", full, err)
 	}
@@ -259,7 +276,7 @@ func (c *creator) addFile(full, name string, hdr *tar.Header, entry manifest.Ent
 			return fmt.Errorf("archive %s: %w", name, err)
 		}
 		c.warn(name, "shrank from %d to %d bytes while being read; archived with the missing %d bytes zero-filled", size, n, size-n)
-	} else if grew, _ := f.Read(c.buf[:1]); grew > 0 {
+	} else if grew {
 		c.warn(name, "grew while being read; archived its first %d bytes", size)
 	} else if st2, err := f.Stat(); err == nil && !st2.ModTime().Equal(st.ModTime()) {
 		c.warn(name, "changed while being read; archived content may mix old and new data")
@@ -304,12 +321,15 @@ func (c *creator) addExtra(x ExtraFile) (manifest.Entry, error) {
 		return manifest.Entry{}, fmt.Errorf("archive %s: %w", x.ArchivePath, err)
 	}
 	h := sha256.New()
-	n, err := c.copyN(io.MultiWriter(c.tw, h), f, st.Size(), x.ArchivePath)
+	n, grew, err := c.copyN(io.MultiWriter(c.tw, h), f, st.Size(), x.ArchivePath)
 	if err != nil {
 		return manifest.Entry{}, fmt.Errorf("archive %s: %w", x.Source, err)
 	}
 	if n != st.Size() {
 		return manifest.Entry{}, fmt.Errorf("archive %s: file shrank from %d to %d bytes while being read", x.Source, st.Size(), n)
+	}
+	if grew {
+		return manifest.Entry{}, fmt.Errorf("archive %s: file grew beyond %d bytes while being read", x.Source, n)
 	}
 	c.res.TotalBytes += n
 	c.files++
@@ -317,35 +337,41 @@ func (c *creator) addExtra(x ExtraFile) (manifest.Entry, error) {
 	return manifest.Entry{Path: x.ArchivePath, Type: manifest.TypeFile, Size: n, Mode: 0o600, ModTime: mtime, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
 }
 
-// copyN copies at most n bytes from r to w and returns how many it copied;
-// reaching EOF early is not an error.
-func (c *creator) copyN(w io.Writer, r io.Reader, n int64, name string) (int64, error) {
-	var done int64
-	for done < n {
+// copyN copies at most n bytes of the file r to w and returns how many it
+// copied (reaching EOF early is not an error), and whether r holds more than
+// n. The last read asks for one byte more than is left: a regular file that
+// returns less is at its end, so a small file takes one read, not two.
+func (c *creator) copyN(w io.Writer, r io.Reader, n int64, name string) (done int64, grew bool, err error) {
+	for {
 		if err := c.ctx.Err(); err != nil {
-			return done, err
+			return done, false, err
 		}
+		rem := n - done
 		chunk := c.buf
-		if rem := n - done; rem < int64(len(chunk)) {
-			chunk = chunk[:rem]
+		if rem < int64(len(chunk)) {
+			chunk = chunk[:rem+1]
 		}
 		k, err := r.Read(chunk)
+		if int64(k) > rem {
+			k, grew = int(rem), true
+		}
 		if k > 0 {
 			if _, werr := w.Write(chunk[:k]); werr != nil {
-				return done, werr
+				return done, false, werr
 			}
 			done += int64(k)
 			c.bytes += int64(k)
 			c.progress(name, false)
 		}
-		if err == io.EOF {
-			return done, nil
-		}
-		if err != nil {
-			return done, err
+		switch {
+		case err == io.EOF, grew:
+			return done, grew, nil
+		case err != nil:
+			return done, false, err
+		case len(chunk) == int(rem+1) && k < len(chunk):
+			return done, false, nil // a short last read: the end of the file
 		}
 	}
-	return done, nil
 }
 
 func (c *creator) zeroFill(w io.Writer, n int64) (int64, error) {
