@@ -4,6 +4,8 @@
 # then the Go benchmarks. Data goes to bench-data/ (not committed).
 #   BENCH_MB=600 BENCH_FILES=20000 BENCH_ROWS=300000 RUNS=3 scripts/bench.sh
 set -euo pipefail
+# A command whose output is discarded must still say when it stops the run.
+trap 'echo "bench: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
 cd "$(dirname "$0")/.."
 MB=${BENCH_MB:-600}; FILES=${BENCH_FILES:-20000}; ROWS=${BENCH_ROWS:-300000}; RUNS=${RUNS:-3}
 . scripts/shared.sh
@@ -51,6 +53,15 @@ secs() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1 || { echo "FAILED: $*
 # read from disk and the second, reading the same files, would not.
 warm() { find "$@" -type f -print0 | xargs -0 cat >/dev/null; }
 warmdb() { psql -qAt "$1" -c "SELECT format('SELECT count(*) FROM %I.%I;', schemaname, tablename) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')" | psql -q "$1" >/dev/null; }
+# DROP ... WITH (FORCE) cannot end an autovacuum worker for a role that is not
+# superuser; the worker on the freshly loaded baseline ends within seconds.
+dropbase() {
+  for _ in $(seq 1 60); do
+    psql -q "$admin" -c 'DROP DATABASE IF EXISTS vulcan_bench_baseline WITH (FORCE)' 2>/dev/null && return 0
+    sleep 0.5
+  done
+  psql -q "$admin" -c 'DROP DATABASE IF EXISTS vulcan_bench_baseline WITH (FORCE)'
+}
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 declare -A ours base
 for i in $(seq 1 "$RUNS"); do
@@ -71,7 +82,7 @@ for i in $(seq 1 "$RUNS"); do
   ours[cleanup]+="$(secs sh -c "while ls -d '$data'/storage.pre-restore-* '$data'/.vulcan-restore-* >/dev/null 2>&1; do sleep 0.05; done") "
   # The previous copy and database go untimed, as ours go in its cleanup.
   rm -rf /tmp/vulcan-bench-x
-  psql -q "$admin" -c 'DROP DATABASE IF EXISTS vulcan_bench_baseline WITH (FORCE)' 2>/dev/null
+  dropbase
   warm /tmp/vulcan-bench-base.tar.gz /tmp/vulcan-bench-base.sql
   base[restore]+="$(secs sh -c "mkdir /tmp/vulcan-bench-x && tar -xzf /tmp/vulcan-bench-base.tar.gz -C /tmp/vulcan-bench-x && psql -q '$admin' -c 'CREATE DATABASE vulcan_bench_baseline' && psql -q -v ON_ERROR_STOP=1 '$restoredb' < /tmp/vulcan-bench-base.sql") "
 done
