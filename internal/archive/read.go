@@ -66,11 +66,20 @@ func walk(ctx context.Context, r io.Reader, m *manifest.Manifest, progress func(
 		}
 	}
 	defer closeGz()
-	streamFailure := func(err error) error {
+	// archiveMismatch stops the inflater, reads the rest of the archive and
+	// returns a checksum error (with cause, if any) when the archive is not
+	// the one the manifest describes, or nil when it is.
+	archiveMismatch := func(cause error) error {
 		closeGz()
 		_, _ = io.Copy(io.Discard, src)
 		if sum := raw.Sum(); sum != m.Archive.SHA256 || raw.n != m.Archive.Size {
-			return checksumError(m, sum, raw.n, err)
+			return checksumError(m, sum, raw.n, cause)
+		}
+		return nil
+	}
+	streamFailure := func(err error) error {
+		if cerr := archiveMismatch(err); cerr != nil {
+			return cerr
 		}
 		return integrity("", "archive stream is corrupt: %v", err)
 	}
@@ -151,10 +160,8 @@ func walk(ctx context.Context, r io.Reader, m *manifest.Manifest, progress func(
 				return nil, streamFailure(fmt.Errorf("%s: %d of %d bytes", name, content.n, hdr.Size))
 			}
 			if sum := hex.EncodeToString(h.Sum(nil)); sum != want.SHA256 {
-				closeGz()
-				_, _ = io.Copy(io.Discard, src)
-				if asum := raw.Sum(); asum != m.Archive.SHA256 {
-					return nil, checksumError(m, asum, raw.n, nil)
+				if err := archiveMismatch(nil); err != nil {
+					return nil, err
 				}
 				return nil, integrity(name, "checksum mismatch: sha256 %s, manifest says %s", sum, want.SHA256)
 			}
