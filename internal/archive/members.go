@@ -244,7 +244,6 @@ type memberReader struct {
 	cur   []byte    // the unread part of the current block
 	block *[]byte   // the current block, to give back
 	err   error
-	n     int // members read, for messages
 }
 
 type inflateJob struct {
