@@ -1,0 +1,306 @@
+package fsutil
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"unsafe"
+)
+
+// DirectAlign is the alignment of every transfer around the page cache: the
+// buffer's address, its length and the file offset. 4096 satisfies every
+// common device (512-byte and 4 KiB logical blocks); a device that wants
+// more refuses the transfer with EINVAL, and the file is then read or
+// written through the page cache instead.
+const DirectAlign = 4096
+
+// DirectChunk is how many bytes a DirectWriter gathers before it writes them.
+const DirectChunk = 4 << 20
+
+// AlignedBuffer returns a zeroed buffer of n bytes whose address is a
+// multiple of DirectAlign.
+func AlignedBuffer(n int) []byte {
+	b := make([]byte, n+DirectAlign)
+	skip := (DirectAlign - int(uintptr(unsafe.Pointer(&b[0]))&(DirectAlign-1))) & (DirectAlign - 1)
+	return b[skip : skip+n : skip+n]
+}
+
+// aligned reports whether p can be transferred around the page cache as it
+// is: an address and a length that are multiples of DirectAlign.
+func aligned(p []byte) bool {
+	return len(p) >= DirectAlign && len(p)%DirectAlign == 0 && uintptr(unsafe.Pointer(&p[0]))%DirectAlign == 0
+}
+
+// DirectWriter writes a new file around the page cache (O_DIRECT) where the
+// file system allows it: the bytes go from the writer's buffer to the
+// device, and no page of the cache is taken for them. A large archive then
+// costs no memory the kernel must find, fill and later evict; on machines
+// where fresh memory is expensive to touch (virtual machines that hand free
+// memory back to their host) that is most of the cost of writing it.
+// Where O_DIRECT is refused, it writes through the page cache and starts
+// writeback every WritebackEvery bytes, as WritebackWriter does.
+//
+// Sync writes what is still gathered and fsyncs the file: the caller must
+// call it, once, before it trusts the file; nothing may be written after it.
+type DirectWriter struct {
+	f      *os.File
+	direct bool
+	buf    []byte // aligned, DirectChunk bytes; nil when not direct
+	n      int    // bytes gathered in buf
+	wb     *WritebackWriter
+	synced bool
+	err    error // the first write error; every later call returns it
+}
+
+// CreateDirect creates or truncates name for writing, around the page cache
+// where the file system allows it.
+func CreateDirect(name string, perm os.FileMode) (*DirectWriter, error) {
+	return createDirect(name, perm, oDirect)
+}
+
+// createDirect is CreateDirect with the open flag for direct I/O given: 0
+// writes through the page cache, as where O_DIRECT is refused.
+func createDirect(name string, perm os.FileMode, direct int) (*DirectWriter, error) {
+	const flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	if direct != 0 {
+		f, err := os.OpenFile(name, flags|direct, perm)
+		if err == nil {
+			return &DirectWriter{f: f, direct: true, buf: AlignedBuffer(DirectChunk)}, nil
+		}
+		if !isInvalid(err) {
+			return nil, err
+		}
+	}
+	f, err := os.OpenFile(name, flags, perm)
+	if err != nil {
+		return nil, err
+	}
+	return &DirectWriter{f: f, wb: NewWritebackWriter(f)}, nil
+}
+
+// Direct reports whether the writer still writes around the page cache.
+func (w *DirectWriter) Direct() bool { return w.direct }
+
+// Name returns the file's name.
+func (w *DirectWriter) Name() string { return w.f.Name() }
+
+// Write gathers p and writes every full chunk.
+func (w *DirectWriter) Write(p []byte) (int, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	if w.synced {
+		return 0, errors.New("write after sync")
+	}
+	if !w.direct {
+		if w.n > 0 { // gathered before direct writing ended
+			if err := w.flush(); err != nil {
+				return 0, err
+			}
+		}
+		n, err := w.wb.Write(p)
+		w.err = err
+		return n, err
+	}
+	done := 0
+	for len(p) > 0 {
+		k := copy(w.buf[w.n:], p)
+		w.n += k
+		done += k
+		p = p[k:]
+		if w.n == len(w.buf) {
+			if err := w.flush(); err != nil {
+				return done, err
+			}
+		}
+	}
+	return done, nil
+}
+
+// flush writes the gathered bytes: the whole blocks around the page cache,
+// a last part shorter than a block through it (which ends direct writing).
+func (w *DirectWriter) flush() error {
+	whole := w.n &^ (DirectAlign - 1)
+	if err := w.writeAll(w.buf[:whole]); err != nil {
+		w.err = err
+		return err
+	}
+	if rest := w.buf[whole:w.n]; len(rest) > 0 {
+		if err := w.buffered(); err != nil {
+			w.err = err
+			return err
+		}
+		if _, err := w.wb.Write(rest); err != nil {
+			w.err = err
+			return err
+		}
+	}
+	w.n = 0
+	return nil
+}
+
+// writeAll writes p, a whole number of aligned blocks, at the file's offset.
+// A transfer the device refuses (EINVAL) and a short write that leaves the
+// offset unaligned both end direct writing; the rest goes through the cache.
+func (w *DirectWriter) writeAll(p []byte) error {
+	for len(p) > 0 {
+		if !w.direct {
+			_, err := w.wb.Write(p)
+			return err
+		}
+		n, err := w.f.Write(p)
+		p = p[max(n, 0):]
+		switch {
+		case err != nil && isInvalid(err):
+			if err := w.buffered(); err != nil {
+				return err
+			}
+		case err != nil:
+			return err
+		case n%DirectAlign != 0:
+			if err := w.buffered(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// buffered turns direct writing off for the rest of the file.
+func (w *DirectWriter) buffered() error {
+	if !w.direct {
+		return nil
+	}
+	if err := clearDirect(w.f); err != nil {
+		return fmt.Errorf("turn off direct I/O: %w", err)
+	}
+	w.direct = false
+	// Writeback is started from here on, for what is written from here on.
+	pos, err := w.f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return err
+	}
+	w.wb = &WritebackWriter{f: w.f, off: pos, flushed: pos}
+	return nil
+}
+
+// Sync writes what is gathered and fsyncs the file. It ends writing.
+func (w *DirectWriter) Sync() error {
+	if w.err != nil {
+		return w.err
+	}
+	w.synced = true
+	if w.n > 0 {
+		if err := w.flush(); err != nil {
+			return err
+		}
+	}
+	if err := w.f.Sync(); err != nil {
+		w.err = err
+		return err
+	}
+	return nil
+}
+
+// Close closes the file. Without a Sync first, what is gathered is lost.
+func (w *DirectWriter) Close() error { return w.f.Close() }
+
+// DirectReader reads a file around the page cache (O_DIRECT) where the file
+// system allows it, so the bytes come from the device, not from the copy
+// the kernel may still hold of what was written. It reads straight into the
+// caller's buffer when that buffer is aligned (see AlignedBuffer) and
+// through a buffer of its own otherwise. Where O_DIRECT is refused, or a
+// transfer is, it reads through the page cache.
+type DirectReader struct {
+	f      *os.File
+	direct bool
+	buf    []byte // aligned; allocated on the first unaligned read
+	cur    []byte // read but not yet returned
+}
+
+// OpenDirect opens name for reading, around the page cache where the file
+// system allows it.
+func OpenDirect(name string) (*DirectReader, error) {
+	return openDirect(name, oDirect)
+}
+
+// openDirect is OpenDirect with the open flag for direct I/O given: 0 reads
+// through the page cache, as where O_DIRECT is refused.
+func openDirect(name string, direct int) (*DirectReader, error) {
+	if direct != 0 {
+		f, err := os.OpenFile(name, os.O_RDONLY|direct, 0)
+		if err == nil {
+			return &DirectReader{f: f, direct: true}, nil
+		}
+		if !isInvalid(err) {
+			return nil, err
+		}
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	return &DirectReader{f: f}, nil
+}
+
+// Direct reports whether the reader still reads around the page cache.
+func (r *DirectReader) Direct() bool { return r.direct }
+
+// File returns the open file, for Stat and the like; reading it directly
+// bypasses the reader.
+func (r *DirectReader) File() *os.File { return r.f }
+
+// Read reads up to len(p) bytes.
+func (r *DirectReader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if len(r.cur) > 0 {
+		n := copy(p, r.cur)
+		r.cur = r.cur[n:]
+		return n, nil
+	}
+	if !r.direct {
+		return r.f.Read(p)
+	}
+	if aligned(p) {
+		return r.read(p)
+	}
+	if r.buf == nil {
+		r.buf = AlignedBuffer(1 << 20)
+	}
+	n, err := r.read(r.buf)
+	r.cur = r.buf[:n]
+	k := copy(p, r.cur)
+	r.cur = r.cur[k:]
+	if k > 0 {
+		return k, nil
+	}
+	return 0, err
+}
+
+// read reads into the aligned p; a transfer the device refuses is retried
+// through the page cache, which then serves the rest of the file. A short
+// read that is not the end of the file would leave the offset unaligned, so
+// it also ends direct reading.
+func (r *DirectReader) read(p []byte) (int, error) {
+	n, err := r.f.Read(p)
+	if err != nil && isInvalid(err) {
+		if cerr := clearDirect(r.f); cerr != nil {
+			return 0, fmt.Errorf("turn off direct I/O: %w", cerr)
+		}
+		r.direct = false
+		return r.f.Read(p)
+	}
+	if err == nil && n%DirectAlign != 0 {
+		if cerr := clearDirect(r.f); cerr != nil {
+			return n, fmt.Errorf("turn off direct I/O: %w", cerr)
+		}
+		r.direct = false
+	}
+	return n, err
+}
+
+// Close closes the file.
+func (r *DirectReader) Close() error { return r.f.Close() }
