@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/klauspost/pgzip"
 
 	"github.com/project-vulcan/vulcan-backup/internal/archive"
+	"github.com/project-vulcan/vulcan-backup/internal/fsutil"
 	"github.com/project-vulcan/vulcan-backup/internal/manifest"
 )
 
@@ -435,5 +437,68 @@ func TestMissingPath(t *testing.T) {
 	res, err := archive.Create(context.Background(), &bytes.Buffer{}, archive.CreateOptions{Root: root, Paths: []string{"storage"}, AllowMissing: true})
 	if err != nil || len(res.Warnings) != 1 {
 		t.Fatalf("AllowMissing: %v %+v", err, res)
+	}
+}
+
+// failingReader returns err once n bytes of r have been read.
+type failingReader struct {
+	r   io.Reader
+	n   int64
+	err error
+}
+
+func (f *failingReader) Read(p []byte) (int, error) {
+	if f.n <= 0 {
+		return 0, f.err
+	}
+	if int64(len(p)) > f.n {
+		p = p[:f.n]
+	}
+	k, err := f.r.Read(p)
+	f.n -= int64(k)
+	return k, err
+}
+
+// A read error (a failing disk) is reported as such, not as damage to the
+// archive, at any point of the stream.
+func TestReadErrorIsReportedAsSuch(t *testing.T) {
+	src := t.TempDir()
+	tree(t, src, 6<<20)
+	path, m := create(t, src, true)
+	data, _ := os.ReadFile(path)
+	eio := &os.PathError{Op: "read", Path: path, Err: syscall.EIO}
+	for _, at := range []int64{0, 100, int64(len(data)) / 2, int64(len(data)) - 1} {
+		r := &failingReader{r: bytes.NewReader(data), n: at, err: eio}
+		_, err := archive.Verify(context.Background(), r, m, nil)
+		if !errors.Is(err, syscall.EIO) || errors.Is(err, archive.ErrIntegrity) {
+			t.Errorf("read error after %d bytes: got %v, want the EIO and no integrity error", at, err)
+		}
+	}
+}
+
+// The backup's read-back reads around the page cache (fsutil.DirectReader):
+// the archive verifies the same, and damage is found the same.
+func TestVerifyThroughDirectReader(t *testing.T) {
+	src := t.TempDir()
+	tree(t, src, 6<<20)
+	path, m := create(t, src, true)
+	verify := func(p string) error {
+		r, err := fsutil.OpenDirect(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		_, err = archive.Verify(context.Background(), r, m, nil)
+		return err
+	}
+	if err := verify(path); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(path)
+	data[len(data)/2] ^= 0x10
+	bad := filepath.Join(t.TempDir(), "bad.tar.gz")
+	os.WriteFile(bad, data, 0o600)
+	if err := verify(bad); !errors.Is(err, archive.ErrIntegrity) {
+		t.Fatalf("damaged archive through a DirectReader: got %v, want an integrity error", err)
 	}
 }

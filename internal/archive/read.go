@@ -68,10 +68,14 @@ func walk(ctx context.Context, r io.Reader, m *manifest.Manifest, progress func(
 	defer closeGz()
 	// archiveMismatch stops the inflater, reads the rest of the archive and
 	// returns a checksum error (with cause, if any) when the archive is not
-	// the one the manifest describes, or nil when it is.
+	// the one the manifest describes, or nil when it is. An archive that
+	// cannot be read (a failing disk) is not known to be damaged: that read
+	// error is returned as it is.
 	archiveMismatch := func(cause error) error {
 		closeGz()
-		_, _ = io.Copy(io.Discard, src)
+		if _, err := io.Copy(io.Discard, src); err != nil {
+			return fmt.Errorf("read archive: %w", err)
+		}
 		if sum := raw.Sum(); sum != m.Archive.SHA256 || raw.n != m.Archive.Size {
 			return checksumError(m, sum, raw.n, cause)
 		}

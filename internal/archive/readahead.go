@@ -3,38 +3,51 @@ package archive
 import (
 	"errors"
 	"io"
+
+	"github.com/project-vulcan/vulcan-backup/internal/fsutil"
 )
 
-// hashAhead reads r on a goroutine of its own, in chunks, hashing every byte
-// into h, and hands the chunks to Read. Hashing the compressed stream thus
-// overlaps with decompressing and checking it. h may be read once Read has
-// returned io.EOF (or another error); Close stops the goroutine early.
+// hashAhead reads r ahead of its reader, in chunks, and hashes every byte
+// into h: one goroutine reads (waiting on the disk when r reads around the
+// page cache), another hashes, and Read hands out the chunks in order.
+// Reading, hashing the compressed stream and decompressing it thus overlap.
+// The chunks are aligned (fsutil.AlignedBuffer), so an fsutil.DirectReader
+// reads straight into them. h may be read once Read has returned io.EOF (or
+// another error); Close stops the goroutines early.
 type hashAhead struct {
 	h     *countingHasher
+	read  chan []byte // read, not yet hashed, in order
 	full  chan []byte // read and hashed, in order
 	empty chan []byte // free chunks
 	stop  chan struct{}
-	err   error // the read error, set before full is closed
+	err   error // the read error, set before read is closed
 	chunk []byte
 	cur   []byte
 }
 
 const (
 	aheadChunks    = 4
-	aheadChunkSize = 1 << 20
+	aheadChunkSize = 4 << 20
 )
 
 func newHashAhead(r io.Reader, h *countingHasher) *hashAhead {
-	a := &hashAhead{h: h, full: make(chan []byte, aheadChunks), empty: make(chan []byte, aheadChunks), stop: make(chan struct{})}
-	for range aheadChunks {
-		a.empty <- make([]byte, aheadChunkSize)
+	a := &hashAhead{
+		h:     h,
+		read:  make(chan []byte, aheadChunks),
+		full:  make(chan []byte, aheadChunks),
+		empty: make(chan []byte, aheadChunks),
+		stop:  make(chan struct{}),
 	}
-	go a.run(r)
+	for range aheadChunks {
+		a.empty <- fsutil.AlignedBuffer(aheadChunkSize)
+	}
+	go a.reader(r)
+	go a.hasher()
 	return a
 }
 
-func (a *hashAhead) run(r io.Reader) {
-	defer close(a.full)
+func (a *hashAhead) reader(r io.Reader) {
+	defer close(a.read)
 	for {
 		var b []byte
 		select {
@@ -44,9 +57,8 @@ func (a *hashAhead) run(r io.Reader) {
 		}
 		n, err := io.ReadFull(r, b)
 		if n > 0 {
-			a.h.Write(b[:n])
 			select {
-			case a.full <- b[:n]:
+			case a.read <- b[:n]:
 			case <-a.stop:
 				return
 			}
@@ -55,6 +67,18 @@ func (a *hashAhead) run(r io.Reader) {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
 				a.err = err
 			}
+			return
+		}
+	}
+}
+
+func (a *hashAhead) hasher() {
+	defer close(a.full)
+	for b := range a.read {
+		a.h.Write(b)
+		select {
+		case a.full <- b:
+		case <-a.stop:
 			return
 		}
 	}
@@ -69,6 +93,8 @@ func (a *hashAhead) Read(p []byte) (int, error) {
 		}
 		b, ok := <-a.full
 		if !ok {
+			// The reader closed read before the hasher closed full, so
+			// err, set before that, is visible here.
 			if a.err != nil {
 				return 0, a.err
 			}
@@ -81,5 +107,5 @@ func (a *hashAhead) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// Close stops the reading goroutine; call it once, when done.
+// Close stops the goroutines; call it once, when done.
 func (a *hashAhead) Close() { close(a.stop) }
