@@ -175,11 +175,11 @@ func (a *Activities) ArchiveStorage(ctx context.Context, plan workflows.BackupPl
 		opts.Extra = []archive.ExtraFile{{ArchivePath: manifest.DumpName(plan.ID), Source: a.Backups.TempDumpPath(plan.ID), Wait: wait}}
 	}
 	tmp := a.Backups.TempArchivePath(plan.ID)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := fsutil.CreateDirect(tmp, 0o600)
 	if err != nil {
 		return workflows.ArchiveOutput{}, classify(fmt.Errorf("create archive: %w", err))
 	}
-	res, err := archive.Create(ctx, fsutil.NewWritebackWriter(f), opts)
+	res, err := archive.Create(ctx, f, opts)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -237,7 +237,7 @@ func (a *Activities) VerifyBackup(ctx context.Context, plan workflows.BackupPlan
 	if err != nil {
 		return archive.Report{}, classify(err)
 	}
-	f, err := os.Open(a.Backups.TempArchivePath(plan.ID))
+	f, err := fsutil.OpenDirect(a.Backups.TempArchivePath(plan.ID))
 	if err != nil {
 		return archive.Report{}, classify(fmt.Errorf("open archive: %w", err))
 	}
