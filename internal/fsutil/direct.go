@@ -79,6 +79,28 @@ func createDirect(name string, perm os.FileMode, direct int) (*DirectWriter, err
 	return &DirectWriter{f: f, wb: NewWritebackWriter(f)}, nil
 }
 
+// DirectFlag is the open flag for transfers around the page cache (O_DIRECT),
+// or 0 where the system has none.
+const DirectFlag = oDirect
+
+// IsDirectRefused reports whether err, from an open with DirectFlag, is the
+// file system refusing direct I/O: open the file again without the flag.
+func IsDirectRefused(err error) bool { return isInvalid(err) }
+
+// NewDirectWriter returns a DirectWriter for f, a new file opened for
+// writing at offset 0, with DirectFlag when direct is true. buf, if not nil,
+// is an AlignedBuffer of DirectChunk bytes to gather in: one buffer can serve
+// one file after another.
+func NewDirectWriter(f *os.File, direct bool, buf []byte) *DirectWriter {
+	if !direct {
+		return &DirectWriter{f: f, wb: NewWritebackWriter(f)}
+	}
+	if len(buf) != DirectChunk || !aligned(buf) {
+		buf = AlignedBuffer(DirectChunk)
+	}
+	return &DirectWriter{f: f, direct: true, buf: buf}
+}
+
 // Direct reports whether the writer still writes around the page cache.
 func (w *DirectWriter) Direct() bool { return w.direct }
 
@@ -182,6 +204,64 @@ func (w *DirectWriter) buffered() error {
 		return err
 	}
 	w.wb = &WritebackWriter{f: w.f, off: pos, flushed: pos}
+	return nil
+}
+
+// ReadFrom reads r to its end straight into the gathering buffer, saving
+// io.Copy a copy of every byte.
+func (w *DirectWriter) ReadFrom(r io.Reader) (int64, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	if w.synced {
+		return 0, errors.New("write after sync")
+	}
+	if !w.direct {
+		return io.Copy(onlyWriter{w}, r)
+	}
+	var done int64
+	for {
+		n, err := r.Read(w.buf[w.n:])
+		w.n += n
+		done += int64(n)
+		if w.n == len(w.buf) {
+			if ferr := w.flush(); ferr != nil {
+				return done, ferr
+			}
+			if !w.direct { // direct writing ended in the flush
+				k, err := io.Copy(onlyWriter{w}, r)
+				return done + k, err
+			}
+		}
+		if err == io.EOF {
+			return done, nil
+		}
+		if err != nil {
+			return done, err
+		}
+	}
+}
+
+// onlyWriter hides ReadFrom, so io.Copy does not call it again.
+type onlyWriter struct{ w *DirectWriter }
+
+func (o onlyWriter) Write(p []byte) (int, error) { return o.w.Write(p) }
+
+// Finish writes what is gathered, without an fsync: for a caller that
+// syncs the whole file system afterwards. It ends writing.
+func (w *DirectWriter) Finish() error {
+	if w.err != nil {
+		return w.err
+	}
+	w.synced = true
+	if w.n > 0 {
+		if err := w.flush(); err != nil {
+			return err
+		}
+	}
+	if w.wb != nil {
+		w.wb.StartRest() // the disk starts on the cached part now
+	}
 	return nil
 }
 

@@ -234,3 +234,38 @@ func TestDirectReaderReadsEverything(t *testing.T) {
 		}
 	}
 }
+
+// ReadFrom (what io.Copy uses) and Finish (no fsync: the caller syncs the
+// file system) write the same bytes as Write and Sync.
+func TestDirectWriterReadFromAndFinish(t *testing.T) {
+	want := randomBytes(2*DirectChunk+DirectAlign+99, 7)
+	for mode, flag := range directModes(t) {
+		t.Run(mode, func(t *testing.T) {
+			name := filepath.Join(t.TempDir(), "out")
+			f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|flag, 0o600)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			w := NewDirectWriter(f, flag != 0, AlignedBuffer(DirectChunk))
+			// A reader that returns odd amounts, as a tar entry does.
+			src := io.MultiReader(bytes.NewReader(want[:12345]), bytes.NewReader(want[12345:]))
+			n, err := io.Copy(w, src)
+			if err != nil || n != int64(len(want)) {
+				t.Fatalf("copied %d of %d: %v", n, len(want), err)
+			}
+			if err := w.Finish(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := w.Write([]byte("x")); err == nil {
+				t.Fatal("a write after Finish succeeded")
+			}
+			if flag == 0 && w.wb.flushed != int64(len(want)) {
+				t.Fatalf("writeback started for %d of %d bytes", w.wb.flushed, len(want))
+			}
+			if got, _ := os.ReadFile(name); !bytes.Equal(got, want) {
+				t.Fatalf("file holds %d bytes that differ from the %d written", len(got), len(want))
+			}
+		})
+	}
+}
