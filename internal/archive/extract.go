@@ -20,6 +20,18 @@ import (
 // started as soon as it is written; smaller files wait for the final syncfs.
 const writebackMin = 1 << 20
 
+// directMin is the size from which an extracted file is written around the
+// page cache.
+const directMin = 1 << 20
+
+// directFlag is the open flag that asks for direct I/O, or 0.
+func directFlag(direct bool) int {
+	if direct {
+		return fsutil.DirectFlag
+	}
+	return 0
+}
+
 // ExtractOptions says where and what to extract.
 type ExtractOptions struct {
 	// Dest is an existing, empty directory; nothing is written outside it.
@@ -51,6 +63,7 @@ func Extract(ctx context.Context, r io.Reader, m *manifest.Manifest, opts Extrac
 	}
 	var dirs []dirMeta
 	buf := make([]byte, 256<<10)
+	var dbuf []byte // aligned, for the files written around the page cache
 
 	rep, err := walk(ctx, r, m, opts.Progress, func(hdr *tar.Header, name string, want manifest.Entry, content io.Reader) error {
 		if opts.Include != nil && !opts.Include(name) {
@@ -75,18 +88,38 @@ func Extract(ctx context.Context, r io.Reader, m *manifest.Manifest, opts Extrac
 				_ = root.Lchown(name, hdr.Uid, hdr.Gid)
 			}
 		default:
-			f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+			// Large files go around the page cache (see fsutil.DirectWriter):
+			// a restore then takes no memory the kernel must find and fill
+			// for them. The syncfs below makes them durable, as the rest.
+			direct := hdr.Size >= directMin && fsutil.DirectFlag != 0
+			f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|directFlag(direct), 0o600)
+			if err != nil && direct && fsutil.IsDirectRefused(err) {
+				direct = false
+				f, err = root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+			}
 			if err != nil {
 				return fmt.Errorf("extract %s: %w", name, err)
 			}
-			w := fsutil.NewWritebackWriter(f)
-			if _, err := io.CopyBuffer(w, content, buf); err != nil {
+			if direct {
+				if dbuf == nil {
+					dbuf = fsutil.AlignedBuffer(fsutil.DirectChunk)
+				}
+				w := fsutil.NewDirectWriter(f, true, dbuf)
+				_, err = io.CopyBuffer(w, content, buf)
+				if err == nil {
+					err = w.Finish()
+				}
+			} else {
+				w := fsutil.NewWritebackWriter(f)
+				_, err = io.CopyBuffer(w, content, buf)
+				if hdr.Size >= writebackMin {
+					// The disk starts on it now rather than at the syncfs below.
+					w.StartRest()
+				}
+			}
+			if err != nil {
 				f.Close()
 				return fmt.Errorf("extract %s: %w", name, err)
-			}
-			if hdr.Size >= writebackMin {
-				// The disk starts on it now rather than at the syncfs below.
-				w.StartRest()
 			}
 			if chown {
 				_ = f.Chown(hdr.Uid, hdr.Gid)
