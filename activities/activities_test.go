@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/project-vulcan/vulcan-backup/internal/store"
 	"github.com/project-vulcan/vulcan-backup/internal/testutil"
 	"github.com/project-vulcan/vulcan-backup/workflows"
+	"go.temporal.io/sdk/temporal"
 )
 
 // These tests call the activities directly (outside Temporal) on real files
@@ -242,5 +244,52 @@ func TestStageThenSwapOrDiscard(t *testing.T) {
 	}
 	if err := a.FinishRestore(ctx, in); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The read-back checks the standalone dump too (hashed beside the archive):
+// a dump damaged after it was written fails the backup, as an integrity
+// error, and so does a damaged archive.
+func TestVerifyBackupFindsADamagedDumpOrArchive(t *testing.T) {
+	url := testutil.NewDatabase(t)
+	testutil.LoadVulcanDB(t, url, 100)
+	for _, damage := range []string{"dump", "archive"} {
+		t.Run(damage, func(t *testing.T) {
+			a := newActivities(t, url)
+			ctx := context.Background()
+			plan, err := a.PrepareBackup(ctx, workflows.BackupPlan{Kind: workflows.KindManual, WorkflowID: "wf", RunID: "run", StartedAt: time.Date(2025, 1, 1, 2, 0, 0, 0, time.UTC)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := a.DumpDatabase(ctx, plan); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := a.ArchiveStorage(ctx, plan); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := a.VerifyBackup(ctx, plan); err != nil {
+				t.Fatalf("an intact backup: %v", err)
+			}
+			file := a.Backups.TempDumpPath(plan.ID)
+			if damage == "archive" {
+				file = a.Backups.TempArchivePath(plan.ID)
+			}
+			data, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data[len(data)/2] ^= 0x20
+			if err := os.WriteFile(file, data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err = a.VerifyBackup(ctx, plan)
+			if err == nil || !strings.Contains(err.Error(), "verify "+damage) || !strings.Contains(err.Error(), "mismatch") {
+				t.Fatalf("damaged %s: got %v, want a checksum mismatch from verify %s", damage, err, damage)
+			}
+			var app *temporal.ApplicationError
+			if !errors.As(err, &app) || !app.NonRetryable() {
+				t.Fatalf("damaged %s: %v is retryable; a damaged file does not heal", damage, err)
+			}
+		})
 	}
 }

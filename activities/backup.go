@@ -242,18 +242,26 @@ func (a *Activities) VerifyBackup(ctx context.Context, plan workflows.BackupPlan
 		return archive.Report{}, classify(fmt.Errorf("open archive: %w", err))
 	}
 	defer f.Close()
+	// The standalone dump is hashed beside the archive's read-back.
+	dumpChecked := make(chan error, 1)
+	if m.Database != nil {
+		go func() {
+			sum, _, err := archive.HashFile(a.Backups.TempDumpPath(plan.ID))
+			if err == nil && sum != m.Database.SHA256 {
+				err = fmt.Errorf("%w: checksum mismatch: sha256 %s, manifest says %s", archive.ErrIntegrity, sum, m.Database.SHA256)
+			}
+			dumpChecked <- err
+		}()
+	} else {
+		dumpChecked <- nil
+	}
 	rep, err := archive.Verify(ctx, f, m, func(p archive.Progress) { hb.set(p) })
+	dumpErr := <-dumpChecked
 	if err != nil {
 		return archive.Report{}, classify(fmt.Errorf("verify archive: %w", err))
 	}
-	if m.Database != nil {
-		sum, _, err := archive.HashFile(a.Backups.TempDumpPath(plan.ID))
-		if err != nil {
-			return archive.Report{}, classify(fmt.Errorf("verify dump: %w", err))
-		}
-		if sum != m.Database.SHA256 {
-			return archive.Report{}, classify(fmt.Errorf("verify dump: %w: sha256 %s, manifest says %s", archive.ErrIntegrity, sum, m.Database.SHA256))
-		}
+	if dumpErr != nil {
+		return archive.Report{}, classify(fmt.Errorf("verify dump: %w", dumpErr))
 	}
 	return *rep, nil
 }
