@@ -502,3 +502,44 @@ func TestVerifyThroughDirectReader(t *testing.T) {
 		t.Fatalf("damaged archive through a DirectReader: got %v, want an integrity error", err)
 	}
 }
+
+// Emergency backups use HuffmanOnly: the archive still compresses text, is
+// read by every gzip reader, and verifies and extracts as any other.
+func TestHuffmanOnlyArchives(t *testing.T) {
+	src := t.TempDir()
+	tree(t, src, 1<<20)
+	os.WriteFile(filepath.Join(src, "storage/logs/big.log"), []byte(strings.Repeat("2025-12-01T10:00:00Z info trade filled AAPL qty 100\n", 40000)), 0o644)
+	sizes := map[int]int64{}
+	for _, level := range []int{archive.HuffmanOnly, archive.DefaultLevel} {
+		var buf bytes.Buffer
+		res, err := archive.Create(context.Background(), &buf, archive.CreateOptions{Root: src, Paths: []string{"storage"}, Level: level})
+		if err != nil {
+			t.Fatalf("level %d: %v", level, err)
+		}
+		sizes[level] = res.Size
+		if res.Size >= res.TotalBytes {
+			t.Fatalf("level %d: %d bytes of archive for %d of content", level, res.Size, res.TotalBytes)
+		}
+		m := &manifest.Manifest{FormatVersion: 1, ID: "20250101_010101", Kind: manifest.KindEmergency, Paths: []string{"storage"},
+			Archive: manifest.FileRef{File: manifest.ArchiveName("20250101_010101"), SHA256: res.SHA256, Size: res.Size},
+			Files:   res.Entries, TotalBytes: res.TotalBytes}
+		if _, err := archive.Verify(context.Background(), bytes.NewReader(buf.Bytes()), m, nil); err != nil {
+			t.Fatalf("level %d: verify: %v", level, err)
+		}
+		dest := t.TempDir()
+		if _, err := archive.Extract(context.Background(), bytes.NewReader(buf.Bytes()), m, archive.ExtractOptions{Dest: dest}); err != nil {
+			t.Fatalf("level %d: extract: %v", level, err)
+		}
+		compareTrees(t, filepath.Join(src, "storage"), filepath.Join(dest, "storage"), true)
+		zr, err := gzip.NewReader(bytes.NewReader(buf.Bytes()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, err := io.Copy(io.Discard, zr); err != nil || n < res.TotalBytes {
+			t.Fatalf("level %d: a plain gzip reader read %d bytes: %v", level, n, err)
+		}
+	}
+	if sizes[archive.HuffmanOnly] <= sizes[archive.DefaultLevel] {
+		t.Fatalf("HuffmanOnly %d bytes, level %d %d bytes: the levels were not applied", sizes[archive.HuffmanOnly], archive.DefaultLevel, sizes[archive.DefaultLevel])
+	}
+}
