@@ -86,7 +86,8 @@ for i in $(seq 1 "$RUNS"); do
   warm /tmp/vulcan-bench-base.tar.gz /tmp/vulcan-bench-base.sql
   base[restore]+="$(secs sh -c "mkdir /tmp/vulcan-bench-x && tar -xzf /tmp/vulcan-bench-base.tar.gz -C /tmp/vulcan-bench-x && psql -q '$admin' -c 'CREATE DATABASE vulcan_bench_baseline' && psql -q -v ON_ERROR_STOP=1 '$restoredb' < /tmp/vulcan-bench-base.sql") "
 done
-archive=$(ls -S "$data"/backups/vulcan_backup_*.tar.gz | head -1)
+# The last round's manual backup (emergency backups compress Huffman-only).
+archive=$data/backups/vulcan_backup_$id.tar.gz
 # The same content as ours (the tree and the dump) through tar -czf, for the size.
 (cd "$data" && cp /tmp/vulcan-bench-base.sql storage.sql && tar -czf /tmp/vulcan-bench-same.tar.gz storage storage.sql && rm storage.sql)
 printf '\n%-34s %10s %10s %8s\n' "stage ($RUNS runs, medians)" "ours (s)" "base (s)" "ratio"

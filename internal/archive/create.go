@@ -46,9 +46,9 @@ const DefaultLevel = 4
 
 // HuffmanOnly is the fastest compression that still compresses: no search
 // for repeated strings, only Huffman coding of the bytes (flate level -2).
-// On the reference data it compresses about three times faster than level
-// 4, for an archive about 15 % larger. It suits an emergency backup, taken
-// while a restore waits for it.
+// On the reference data (make bench) the archive is about 22 % larger than
+// at level 4, and text compresses about three times faster. It suits an
+// emergency backup, taken while a restore waits for it.
 const HuffmanOnly = -2
 
 // CreateOptions says what to archive.
