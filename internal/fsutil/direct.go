@@ -104,9 +104,6 @@ func NewDirectWriter(f *os.File, direct bool, buf []byte) *DirectWriter {
 // Direct reports whether the writer still writes around the page cache.
 func (w *DirectWriter) Direct() bool { return w.direct }
 
-// Name returns the file's name.
-func (w *DirectWriter) Name() string { return w.f.Name() }
-
 // Write gathers p and writes every full chunk.
 func (w *DirectWriter) Write(p []byte) (int, error) {
 	if w.err != nil {
@@ -326,10 +323,6 @@ func openDirect(name string, direct int) (*DirectReader, error) {
 
 // Direct reports whether the reader still reads around the page cache.
 func (r *DirectReader) Direct() bool { return r.direct }
-
-// File returns the open file, for Stat and the like; reading it directly
-// bypasses the reader.
-func (r *DirectReader) File() *os.File { return r.f }
 
 // Read reads up to len(p) bytes.
 func (r *DirectReader) Read(p []byte) (int, error) {
