@@ -264,14 +264,8 @@ func (w *DirectWriter) Finish() error {
 
 // Sync writes what is gathered and fsyncs the file. It ends writing.
 func (w *DirectWriter) Sync() error {
-	if w.err != nil {
-		return w.err
-	}
-	w.synced = true
-	if w.n > 0 {
-		if err := w.flush(); err != nil {
-			return err
-		}
+	if err := w.Finish(); err != nil {
+		return err
 	}
 	if err := w.f.Sync(); err != nil {
 		w.err = err
