@@ -16,13 +16,10 @@ import (
 	"github.com/project-vulcan/vulcan-backup/internal/manifest"
 )
 
-// writebackMin is the size from which an extracted file's writeback is
-// started as soon as it is written; smaller files wait for the final syncfs.
-const writebackMin = 1 << 20
-
-// directMin is the size from which an extracted file is written around the
-// page cache.
-const directMin = 1 << 20
+// largeFile is the size from which an extracted file is written around the
+// page cache (or, where the file system refuses, has its writeback started
+// as soon as it is written); smaller files wait for the final syncfs.
+const largeFile = 1 << 20
 
 // directFlag is the open flag that asks for direct I/O, or 0.
 func directFlag(direct bool) int {
@@ -91,7 +88,8 @@ func Extract(ctx context.Context, r io.Reader, m *manifest.Manifest, opts Extrac
 			// Large files go around the page cache (see fsutil.DirectWriter):
 			// a restore then takes no memory the kernel must find and fill
 			// for them. The syncfs below makes them durable, as the rest.
-			direct := hdr.Size >= directMin && fsutil.DirectFlag != 0
+			large := hdr.Size >= largeFile
+			direct := large && fsutil.DirectFlag != 0
 			f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|directFlag(direct), 0o600)
 			if err != nil && direct && fsutil.IsDirectRefused(err) {
 				direct = false
@@ -100,22 +98,19 @@ func Extract(ctx context.Context, r io.Reader, m *manifest.Manifest, opts Extrac
 			if err != nil {
 				return fmt.Errorf("extract %s: %w", name, err)
 			}
-			if direct {
-				if dbuf == nil {
+			if large {
+				if direct && dbuf == nil {
 					dbuf = fsutil.AlignedBuffer(fsutil.DirectChunk)
 				}
-				w := fsutil.NewDirectWriter(f, true, dbuf)
+				w := fsutil.NewDirectWriter(f, direct, dbuf)
 				_, err = io.CopyBuffer(w, content, buf)
 				if err == nil {
 					err = w.Finish()
 				}
 			} else {
-				w := fsutil.NewWritebackWriter(f)
-				_, err = io.CopyBuffer(w, content, buf)
-				if hdr.Size >= writebackMin {
-					// The disk starts on it now rather than at the syncfs below.
-					w.StartRest()
-				}
+				// Hides os.File's ReadFrom, which would allocate a buffer
+				// of its own for every file instead of using buf.
+				_, err = io.CopyBuffer(struct{ io.Writer }{f}, content, buf)
 			}
 			if err != nil {
 				f.Close()
