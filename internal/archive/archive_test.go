@@ -268,7 +268,23 @@ func TestFlippedByteNamesTheChecksum(t *testing.T) {
 		if !errors.Is(err, archive.ErrIntegrity) || !strings.Contains(err.Error(), "checksum mismatch") {
 			t.Errorf("flip at %d: want an integrity error naming the checksum, got %v", off, err)
 		}
+		// The same when the damage surfaces while a file is written out.
+		if err := extractFile(t, p, m); !errors.Is(err, archive.ErrIntegrity) || !strings.Contains(err.Error(), "checksum mismatch") {
+			t.Errorf("extract, flip at %d: want an integrity error naming the checksum, got %v", off, err)
+		}
 	}
+}
+
+// extractFile extracts the archive at p into a new directory.
+func extractFile(t *testing.T, p string, m *manifest.Manifest) error {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	_, err = archive.Extract(context.Background(), f, m, archive.ExtractOptions{Dest: t.TempDir()})
+	return err
 }
 
 func TestTruncatedArchive(t *testing.T) {
@@ -281,6 +297,9 @@ func TestTruncatedArchive(t *testing.T) {
 	_, err := verifyFile(t, p, m)
 	if !errors.Is(err, archive.ErrIntegrity) || !strings.Contains(err.Error(), "truncated") {
 		t.Fatalf("want an integrity error saying truncated, got %v", err)
+	}
+	if err := extractFile(t, p, m); !errors.Is(err, archive.ErrIntegrity) || !strings.Contains(err.Error(), "truncated") {
+		t.Fatalf("extract: want an integrity error saying truncated, got %v", err)
 	}
 }
 

@@ -155,6 +155,11 @@ func walk(ctx context.Context, r io.Reader, m *manifest.Manifest, progress func(
 			h := sha256.New()
 			content := &hashingReader{r: tr, h: h}
 			if err := visit(hdr, name, want, content); err != nil {
+				if content.err != nil {
+					// The archive failed under the writer (extraction): the
+					// damage is reported as such, not as a write error.
+					return nil, streamFailure(content.err)
+				}
 				return nil, err
 			}
 			if _, err := io.CopyBuffer(io.Discard, content, buf); err != nil {
@@ -260,15 +265,19 @@ func headerType(hdr *tar.Header) string {
 }
 
 type hashingReader struct {
-	r io.Reader
-	h interface{ Write([]byte) (int, error) }
-	n int64
+	r   io.Reader
+	h   interface{ Write([]byte) (int, error) }
+	n   int64
+	err error // the first read error other than io.EOF
 }
 
 func (h *hashingReader) Read(p []byte) (int, error) {
 	n, err := h.r.Read(p)
 	h.h.Write(p[:n])
 	h.n += int64(n)
+	if err != nil && err != io.EOF && h.err == nil {
+		h.err = err
+	}
 	return n, err
 }
 
