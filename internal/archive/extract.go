@@ -62,22 +62,25 @@ func Extract(ctx context.Context, r io.Reader, m *manifest.Manifest, opts Extrac
 	buf := make([]byte, 256<<10)
 	var dbuf []byte // aligned, for the files written around the page cache
 
+	parents := &parentDirs{root: root}
+	defer parents.close()
 	rep, err := walk(ctx, r, m, opts.Progress, func(hdr *tar.Header, name string, want manifest.Entry, content io.Reader) error {
 		if opts.Include != nil && !opts.Include(name) {
 			return nil
 		}
-		if parent := path.Dir(name); parent != "." {
-			if err := root.MkdirAll(parent, 0o700); err != nil {
-				return fmt.Errorf("extract %s: %w", name, err)
-			}
-		}
 		switch hdr.Typeflag {
 		case tar.TypeDir:
+			if err := parents.mkdirAll(path.Dir(name)); err != nil {
+				return fmt.Errorf("extract %s: %w", name, err)
+			}
 			if err := root.Mkdir(name, 0o700); err != nil && !os.IsExist(err) {
 				return fmt.Errorf("extract %s: %w", name, err)
 			}
 			dirs = append(dirs, dirMeta{name, fileMode(uint32(hdr.Mode)), hdr.ModTime, hdr.Uid, hdr.Gid})
 		case tar.TypeSymlink:
+			if err := parents.mkdirAll(path.Dir(name)); err != nil {
+				return fmt.Errorf("extract %s: %w", name, err)
+			}
 			if err := root.Symlink(hdr.Linkname, name); err != nil {
 				return fmt.Errorf("extract %s: %w", name, err)
 			}
@@ -85,48 +88,11 @@ func Extract(ctx context.Context, r io.Reader, m *manifest.Manifest, opts Extrac
 				_ = root.Lchown(name, hdr.Uid, hdr.Gid)
 			}
 		default:
-			// Large files go around the page cache (see fsutil.DirectWriter):
-			// a restore then takes no memory the kernel must find and fill
-			// for them. The syncfs below makes them durable, as the rest.
-			large := hdr.Size >= largeFile
-			direct := large && fsutil.DirectFlag != 0
-			f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|directFlag(direct), 0o600)
-			if err != nil && direct && fsutil.IsDirectRefused(err) {
-				direct = false
-				f, err = root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-			}
+			dir, err := parents.open(path.Dir(name))
 			if err != nil {
 				return fmt.Errorf("extract %s: %w", name, err)
 			}
-			if large {
-				if direct && dbuf == nil {
-					dbuf = fsutil.AlignedBuffer(fsutil.DirectChunk)
-				}
-				w := fsutil.NewDirectWriter(f, direct, dbuf)
-				_, err = io.CopyBuffer(w, content, buf)
-				if err == nil {
-					err = w.Finish()
-				}
-			} else {
-				// Hides os.File's ReadFrom, which would allocate a buffer
-				// of its own for every file instead of using buf.
-				_, err = io.CopyBuffer(struct{ io.Writer }{f}, content, buf)
-			}
-			if err != nil {
-				f.Close()
-				return fmt.Errorf("extract %s: %w", name, err)
-			}
-			if chown {
-				_ = f.Chown(hdr.Uid, hdr.Gid)
-			}
-			if err := f.Chmod(fileMode(uint32(hdr.Mode))); err != nil {
-				f.Close()
-				return fmt.Errorf("extract %s: %w", name, err)
-			}
-			if err := f.Close(); err != nil {
-				return fmt.Errorf("extract %s: %w", name, err)
-			}
-			if err := root.Chtimes(name, hdr.ModTime, hdr.ModTime); err != nil {
+			if err := writeFile(dir, path.Base(name), hdr, content, chown, buf, &dbuf); err != nil {
 				return fmt.Errorf("extract %s: %w", name, err)
 			}
 		}
@@ -152,6 +118,115 @@ func Extract(ctx context.Context, r io.Reader, m *manifest.Manifest, opts Extrac
 		return nil, fmt.Errorf("extract: %w", err)
 	}
 	return rep, nil
+}
+
+// The owner of the files this process creates.
+var euid, egid = os.Geteuid(), os.Getegid()
+
+// writeFile creates the file base in the directory dir (an open descriptor
+// inside the extraction root) and writes content to it with the header's
+// owner, mode and time. The name is a single component created with O_EXCL
+// and O_NOFOLLOW, so nothing outside dir is reached: a symlink or any
+// existing file of that name makes it fail. Large files go around the page
+// cache (see fsutil.DirectWriter): a restore then takes no memory the kernel
+// must find and fill for them; the final syncfs makes them durable, as the
+// rest.
+func writeFile(dir int, base string, hdr *tar.Header, content io.Reader, chown bool, buf []byte, dbuf *[]byte) error {
+	large := hdr.Size >= largeFile
+	direct := large && fsutil.DirectFlag != 0
+	const flags = unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	fd, err := unix.Openat(dir, base, flags|directFlag(direct), 0o600)
+	if err != nil && direct && fsutil.IsDirectRefused(err) {
+		direct = false
+		fd, err = unix.Openat(dir, base, flags, 0o600)
+	}
+	if err != nil {
+		return &os.PathError{Op: "create", Path: base, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), base)
+	if large {
+		if direct && *dbuf == nil {
+			*dbuf = fsutil.AlignedBuffer(fsutil.DirectChunk)
+		}
+		w := fsutil.NewDirectWriter(f, direct, *dbuf)
+		_, err = io.CopyBuffer(w, content, buf)
+		if err == nil {
+			err = w.Finish()
+		}
+	} else {
+		// Hides os.File's ReadFrom, which would allocate a buffer of its own
+		// for every file instead of using buf.
+		_, err = io.CopyBuffer(struct{ io.Writer }{f}, content, buf)
+	}
+	if err == nil && chown && (hdr.Uid != euid || hdr.Gid != egid) {
+		_ = f.Chown(hdr.Uid, hdr.Gid)
+	}
+	if err == nil {
+		err = f.Chmod(fileMode(uint32(hdr.Mode)))
+	}
+	if err == nil {
+		t := unix.NsecToTimespec(hdr.ModTime.UnixNano())
+		err = unix.UtimesNanoAt(dir, base, []unix.Timespec{t, t}, unix.AT_SYMLINK_NOFOLLOW)
+		if err != nil {
+			err = &os.PathError{Op: "chtimes", Path: base, Err: err}
+		}
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// parentDirs keeps the directory that the last file was written to open:
+// the files of an archive come directory by directory, so each is created
+// relative to it with one system call, instead of walking its whole path
+// through the root for every file and every operation on it.
+type parentDirs struct {
+	root    *os.Root
+	name    string
+	dir     *os.File
+	created map[string]bool
+}
+
+// mkdirAll creates the directory name (and its parents) inside the root,
+// once.
+func (p *parentDirs) mkdirAll(name string) error {
+	if name == "." || p.created[name] {
+		return nil
+	}
+	if err := p.root.MkdirAll(name, 0o700); err != nil {
+		return err
+	}
+	if p.created == nil {
+		p.created = map[string]bool{}
+	}
+	p.created[name] = true
+	return nil
+}
+
+// open returns a descriptor of the directory name inside the root, creating
+// it if needed; it stays valid until the next call.
+func (p *parentDirs) open(name string) (int, error) {
+	if p.dir != nil && p.name == name {
+		return int(p.dir.Fd()), nil
+	}
+	if err := p.mkdirAll(name); err != nil {
+		return -1, err
+	}
+	d, err := p.root.Open(name)
+	if err != nil {
+		return -1, err
+	}
+	p.close()
+	p.dir, p.name = d, name
+	return int(d.Fd()), nil
+}
+
+func (p *parentDirs) close() {
+	if p.dir != nil {
+		p.dir.Close()
+		p.dir = nil
+	}
 }
 
 // syncFS flushes the whole file system holding dir: one call instead of an
