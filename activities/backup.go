@@ -173,7 +173,7 @@ func (a *Activities) ArchiveStorage(ctx context.Context, plan workflows.BackupPl
 	}
 	if plan.Kind == workflows.KindEmergency {
 		// A restore waits for this one: speed before size.
-		opts.Level = archive.HuffmanOnly
+		opts.Level = archive.Stored
 	}
 	if db != nil || wait != nil {
 		opts.Extra = []archive.ExtraFile{{ArchivePath: manifest.DumpName(plan.ID), Source: a.Backups.TempDumpPath(plan.ID), Wait: wait}}

@@ -522,21 +522,22 @@ func TestVerifyThroughDirectReader(t *testing.T) {
 	}
 }
 
-// Emergency backups use HuffmanOnly: the archive still compresses text, is
-// read by every gzip reader, and verifies and extracts as any other.
-func TestHuffmanOnlyArchives(t *testing.T) {
+// The fast levels (emergency backups are Stored): the archive is read by
+// every gzip reader, and verifies and extracts as any other; HuffmanOnly
+// still compresses text, Stored does not compress at all.
+func TestFastLevelArchives(t *testing.T) {
 	src := t.TempDir()
 	tree(t, src, 1<<20)
 	os.WriteFile(filepath.Join(src, "storage/logs/big.log"), []byte(strings.Repeat("2025-12-01T10:00:00Z info trade filled AAPL qty 100\n", 40000)), 0o644)
 	sizes := map[int]int64{}
-	for _, level := range []int{archive.HuffmanOnly, archive.DefaultLevel} {
+	for _, level := range []int{archive.Stored, archive.HuffmanOnly, archive.DefaultLevel} {
 		var buf bytes.Buffer
 		res, err := archive.Create(context.Background(), &buf, archive.CreateOptions{Root: src, Paths: []string{"storage"}, Level: level})
 		if err != nil {
 			t.Fatalf("level %d: %v", level, err)
 		}
 		sizes[level] = res.Size
-		if res.Size >= res.TotalBytes {
+		if compresses := res.Size < res.TotalBytes; compresses != (level != archive.Stored) {
 			t.Fatalf("level %d: %d bytes of archive for %d of content", level, res.Size, res.TotalBytes)
 		}
 		m := &manifest.Manifest{FormatVersion: 1, ID: "20250101_010101", Kind: manifest.KindEmergency, Paths: []string{"storage"},
@@ -558,7 +559,8 @@ func TestHuffmanOnlyArchives(t *testing.T) {
 			t.Fatalf("level %d: a plain gzip reader read %d bytes: %v", level, n, err)
 		}
 	}
-	if sizes[archive.HuffmanOnly] <= sizes[archive.DefaultLevel] {
-		t.Fatalf("HuffmanOnly %d bytes, level %d %d bytes: the levels were not applied", sizes[archive.HuffmanOnly], archive.DefaultLevel, sizes[archive.DefaultLevel])
+	if sizes[archive.Stored] <= sizes[archive.HuffmanOnly] || sizes[archive.HuffmanOnly] <= sizes[archive.DefaultLevel] {
+		t.Fatalf("Stored %d bytes, HuffmanOnly %d bytes, level %d %d bytes: the levels were not applied",
+			sizes[archive.Stored], sizes[archive.HuffmanOnly], archive.DefaultLevel, sizes[archive.DefaultLevel])
 	}
 }
