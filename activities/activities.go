@@ -96,6 +96,7 @@ func (a *Activities) Register(r interface {
 		workflows.StageStorageActivity:     a.StageStorage,
 		workflows.StageDatabaseActivity:    a.StageDatabase,
 		workflows.DiscardStagingActivity:   a.DiscardStaging,
+		workflows.ValidateAndStageActivity: a.ValidateAndStage,
 	} {
 		r.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 	}

@@ -293,3 +293,126 @@ func TestVerifyBackupFindsADamagedDumpOrArchive(t *testing.T) {
 		})
 	}
 }
+
+// Step 1 of a restore that goes ahead validates the archive by extracting it
+// into the staging directory: a sound backup is staged (and a retry reuses
+// it), a damaged one fails non-retryably, and a database that is down stops
+// it before anything is written. Nothing in place changes in any case.
+func TestValidateAndStage(t *testing.T) {
+	url := testutil.NewDatabase(t)
+	testutil.LoadVulcanDB(t, url, 100)
+	a := newActivities(t, url)
+	ctx := context.Background()
+	good := backup(t, a, workflows.KindManual, time.Date(2025, 1, 1, 2, 0, 0, 0, time.UTC))
+	live := filepath.Join(a.Root, "storage", "logs", "a.log")
+	os.WriteFile(live, []byte("changed later\n"), 0o644)
+	unchanged := func() {
+		t.Helper()
+		if data, _ := os.ReadFile(live); string(data) != "changed later\n" {
+			t.Fatal("step 1 changed the files in place")
+		}
+	}
+
+	t.Run("sound", func(t *testing.T) {
+		in := workflows.StageInput{Archive: good.ID, RestoreID: "20250105_000000"}
+		sp, err := a.ValidateAndStage(ctx, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sp.Plan.BackupID != good.ID || sp.Plan.Manifest != a.abs(good.Manifest) || !sp.Plan.HasDatabase || sp.Plan.FreeBytes == 0 || sp.Staged.Files == 0 {
+			t.Fatalf("plan %+v", sp)
+		}
+		tree := staging.Tree{Root: a.Root, ID: in.RestoreID}
+		if data, err := os.ReadFile(tree.Staged("storage/logs/a.log")); err != nil || string(data) != "first\n" {
+			t.Fatalf("staged copy: %q %v", data, err)
+		}
+		unchanged()
+		// A retry after a complete extraction reuses it.
+		again, err := a.ValidateAndStage(ctx, in)
+		if err != nil || again.Staged.Files != sp.Plan.Files {
+			t.Fatalf("retry: %+v %v", again, err)
+		}
+		// Step 4 swaps what step 1 staged.
+		step := workflows.StepInput{RestoreID: in.RestoreID, Archive: sp.Plan.Archive, Manifest: sp.Plan.Manifest}
+		if _, err := a.RestoreStorage(ctx, step); err != nil {
+			t.Fatal(err)
+		}
+		if data, _ := os.ReadFile(live); string(data) != "first\n" {
+			t.Fatalf("storage not swapped in: %q", data)
+		}
+		if _, err := a.RollbackStorage(ctx, workflows.RollbackInput{RestoreID: in.RestoreID}); err != nil {
+			t.Fatal(err)
+		}
+		unchanged()
+		if err := a.DiscardStaging(ctx, step); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("database beside it", func(t *testing.T) {
+		// Started with the backup's name only, as beside step 1.
+		in := workflows.StepInput{RestoreID: "20250108_000000", Archive: good.ID}
+		out, err := a.StageDatabase(ctx, in)
+		if err != nil || !out.Staged || out.Mode != pgdump.ModeRename {
+			t.Fatalf("stage database by name: %+v %v", out, err)
+		}
+		fresh := "SELECT count(*) FROM pg_database WHERE datname = '" + a.DB.RestoreName(in.RestoreID) + "'"
+		if n := testutil.Psql(t, url, "-tAc", fresh); strings.TrimSpace(n) != "1" {
+			t.Fatal("no fresh database")
+		}
+		if err := a.DiscardStaging(ctx, workflows.StepInput{RestoreID: in.RestoreID}); err != nil {
+			t.Fatal(err)
+		}
+		if n := testutil.Psql(t, url, "-tAc", fresh); strings.TrimSpace(n) != "0" {
+			t.Fatal("fresh database left after discard")
+		}
+		if _, err := a.StageDatabase(ctx, workflows.StepInput{RestoreID: "20250109_000000", Archive: "no-such-backup"}); err == nil || !strings.Contains(err.Error(), "no-such-backup") {
+			t.Fatalf("unknown backup: %v", err)
+		}
+	})
+
+	t.Run("damaged", func(t *testing.T) {
+		archivePath := a.abs(good.Archive)
+		orig, err := os.ReadFile(archivePath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.WriteFile(archivePath, orig, 0o600) })
+		bad := append([]byte(nil), orig...)
+		bad[len(bad)/2] ^= 0x20
+		os.WriteFile(archivePath, bad, 0o600)
+		in := workflows.StageInput{Archive: good.ID, RestoreID: "20250106_000000"}
+		_, err = a.ValidateAndStage(ctx, in)
+		var app *temporal.ApplicationError
+		if !errors.As(err, &app) || app.Type() != workflows.ErrTypeIntegrity || !app.NonRetryable() {
+			t.Fatalf("damaged archive: got %v, want a non-retryable integrity error", err)
+		}
+		unchanged()
+		if err := a.DiscardStaging(ctx, workflows.StepInput{RestoreID: in.RestoreID}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(staging.Tree{Root: a.Root, ID: in.RestoreID}.Dir()); !os.IsNotExist(err) {
+			t.Fatalf("staging directory left: %v", err)
+		}
+	})
+
+	t.Run("database down", func(t *testing.T) {
+		down, err := pgdump.Parse("postgres://vulcan@127.0.0.1:1/vulcan?connect_timeout=2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := *a
+		b.DB = down
+		in := workflows.StageInput{Archive: good.ID, RestoreID: "20250107_000000"}
+		if _, err := b.ValidateAndStage(ctx, in); err == nil || !strings.Contains(err.Error(), "database to restore into") {
+			t.Fatalf("database down: got %v", err)
+		}
+		if _, err := os.Stat(staging.Tree{Root: a.Root, ID: in.RestoreID}.Dir()); !os.IsNotExist(err) {
+			t.Fatalf("a restore that cannot go ahead wrote a staging directory: %v", err)
+		}
+		// Discarding needs no database when none was created.
+		if err := b.DiscardStaging(ctx, workflows.StepInput{RestoreID: in.RestoreID}); err != nil {
+			t.Fatalf("discard with the database down: %v", err)
+		}
+	})
+}

@@ -22,24 +22,67 @@ import (
 // dbModeMarker is the staging file that records how the database was restored.
 const dbModeMarker = "database-mode"
 
-// ValidateArchive is step 1: it finds the archive and its manifest, reads the
-// whole archive against the manifest (hash of the archive, of every entry,
-// safety of every entry), checks free space for staging and that the
-// database answers. It changes nothing.
+// ValidateArchive is step 1 of a dry run (and of restores begun by an older
+// worker): it finds the archive and its manifest, reads the whole archive
+// against the manifest (hash of the archive, of every entry, safety of every
+// entry), checks free space for staging and that the database answers. It
+// changes nothing.
 func (a *Activities) ValidateArchive(ctx context.Context, in workflows.RestoreInput) (workflows.RestorePlan, error) {
 	hb := startHeartbeat(ctx)
 	defer hb.end()
-	archivePath, manifestPath, err := a.Backups.Resolve(a.Root, in.Archive)
+	plan, m, err := a.readPlan(in.Archive)
 	if err != nil {
-		return workflows.RestorePlan{}, badInput("restore %s: %v", in.Archive, err)
+		return workflows.RestorePlan{}, err
+	}
+	faultpoint.Hit(faultpoint.Validate)
+	if err := VerifyArchiveFile(ctx, plan.Archive, m, func(p archive.Progress) { hb.set(p) }); err != nil {
+		return workflows.RestorePlan{}, classify(err)
+	}
+	return plan, a.checkTargets(ctx, &plan)
+}
+
+// ValidateAndStage is step 1 of a restore that goes ahead. It makes the same
+// checks as ValidateArchive, and reads the archive against the manifest by
+// extracting it into the restore's staging directory: one pass over the
+// archive both proves it sound and prepares step 4. Nothing in place is
+// touched; on failure the workflow discards the staging directory. A retry
+// after a complete extraction of the same backup reuses it.
+func (a *Activities) ValidateAndStage(ctx context.Context, in workflows.StageInput) (workflows.StagedPlan, error) {
+	hb := startHeartbeat(ctx)
+	defer hb.end()
+	plan, m, err := a.readPlan(in.Archive)
+	if err != nil {
+		return workflows.StagedPlan{}, err
+	}
+	// Space and database first: a restore that cannot go ahead writes nothing.
+	if err := a.checkTargets(ctx, &plan); err != nil {
+		return workflows.StagedPlan{Plan: plan}, err
+	}
+	faultpoint.Hit(faultpoint.Validate)
+	if err := checkArchiveSize(plan.Archive, m); err != nil {
+		return workflows.StagedPlan{Plan: plan}, classify(err)
+	}
+	out := workflows.StagedPlan{Plan: plan, Staged: workflows.StorageOutput{Paths: m.Paths}}
+	tree := staging.Tree{Root: a.Root, ID: in.RestoreID}
+	if err := a.stageUnlessSwapped(ctx, hb, tree, plan.Archive, m, true, &out.Staged); err != nil {
+		return out, classify(err)
+	}
+	if out.Staged.Files == 0 { // staged by an earlier attempt
+		out.Staged.Files, out.Staged.Bytes = plan.Files, plan.Bytes
+	}
+	return out, nil
+}
+
+// readPlan finds the backup named by archiveName, reads its manifest and
+// describes the restore; it reads nothing of the archive.
+func (a *Activities) readPlan(archiveName string) (workflows.RestorePlan, *manifest.Manifest, error) {
+	archivePath, manifestPath, err := a.Backups.Resolve(a.Root, archiveName)
+	if err != nil {
+		return workflows.RestorePlan{}, nil, badInput("restore %s: %v", archiveName, err)
 	}
 	m, err := manifest.Read(manifestPath)
 	if err != nil {
-		return workflows.RestorePlan{}, classify(err)
-	}
-	faultpoint.Hit(faultpoint.Validate)
-	if err := VerifyArchiveFile(ctx, archivePath, m, func(p archive.Progress) { hb.set(p) }); err != nil {
-		return workflows.RestorePlan{}, classify(err)
+		return workflows.RestorePlan{}, nil, classify(err)
 	}
 	plan := workflows.RestorePlan{
 		Archive: archivePath, Manifest: manifestPath, BackupID: m.ID, Kind: string(m.Kind), CreatedAt: m.CreatedAt,
@@ -58,20 +101,38 @@ func (a *Activities) ValidateArchive(ctx context.Context, in workflows.RestoreIn
 		plan.DatabaseNote = "DATABASE_URL is not set: the backup's database dump is not restored"
 	default:
 		plan.Database = a.DB.String()
+	}
+	return plan, m, nil
+}
+
+// checkTargets checks that the database to restore into answers and that
+// there is room to stage the backup; it records the free space in plan.
+func (a *Activities) checkTargets(ctx context.Context, plan *workflows.RestorePlan) error {
+	if plan.Database != "" {
 		if err := a.DB.Ping(ctx); err != nil {
-			return plan, classify(fmt.Errorf("database to restore into: %w", err))
+			return classify(fmt.Errorf("database to restore into: %w", err))
 		}
 	}
 	free, err := fsutil.FreeBytes(a.Root)
 	if err != nil {
-		return plan, classify(err)
+		return classify(err)
 	}
 	plan.FreeBytes = free
 	// Staging holds a full copy beside the current one; keep a margin.
 	if need := plan.NeededBytes + plan.NeededBytes/20 + 64<<20; free < need {
-		return plan, errNoSpace("restore needs about %d MiB free under %s for staging, %d MiB are free", need>>20, a.Root, free>>20)
+		return errNoSpace("restore needs about %d MiB free under %s for staging, %d MiB are free", need>>20, a.Root, free>>20)
 	}
-	return plan, nil
+	return nil
+}
+
+// checkArchiveSize fails at once, as an integrity error, when the archive at
+// path is not the size the manifest records.
+func checkArchiveSize(path string, m *manifest.Manifest) error {
+	if st, err := os.Stat(path); err == nil && st.Size() != m.Archive.Size {
+		return &archive.EntryError{Kind: archive.ErrIntegrity, Path: path,
+			Reason: fmt.Sprintf("archive is %d bytes, the manifest says %d (truncated or replaced); checksum not matched", st.Size(), m.Archive.Size)}
+	}
+	return nil
 }
 
 // VerifyArchiveFile checks the archive at path against m.
@@ -81,9 +142,8 @@ func VerifyArchiveFile(ctx context.Context, path string, m *manifest.Manifest, p
 		return fmt.Errorf("open archive: %w", err)
 	}
 	defer f.Close()
-	if st, err := f.Stat(); err == nil && st.Size() != m.Archive.Size {
-		return &archive.EntryError{Kind: archive.ErrIntegrity, Path: path,
-			Reason: fmt.Sprintf("archive is %d bytes, the manifest says %d (truncated or replaced); checksum not matched", st.Size(), m.Archive.Size)}
+	if err := checkArchiveSize(path, m); err != nil {
+		return err
 	}
 	if _, err := archive.Verify(ctx, f, m, progress); err != nil {
 		return err
@@ -279,6 +339,15 @@ func (a *Activities) loadProgress(hb *heartbeat, m *manifest.Manifest) func(int6
 // renames. Where the role may not create databases it stages nothing and
 // step 5 loads in place.
 func (a *Activities) StageDatabase(ctx context.Context, in workflows.StepInput) (workflows.DatabaseOutput, error) {
+	if in.Manifest == "" {
+		// Started beside step 1, before the workflow knew the files: the
+		// backup is found here as step 1 finds it.
+		archivePath, manifestPath, err := a.Backups.Resolve(a.Root, in.Archive)
+		if err != nil {
+			return workflows.DatabaseOutput{}, badInput("restore %s: %v", in.Archive, err)
+		}
+		in.Archive, in.Manifest = archivePath, manifestPath
+	}
 	m, err := manifest.Read(in.Manifest)
 	if err != nil {
 		return workflows.DatabaseOutput{}, classify(err)
@@ -327,7 +396,10 @@ func (a *Activities) StageDatabase(ctx context.Context, in workflows.StepInput) 
 // own undo.
 func (a *Activities) DiscardStaging(ctx context.Context, in workflows.StepInput) error {
 	tree := staging.Tree{Root: a.Root, ID: in.RestoreID}
-	if a.DB != nil && a.recordedMode(tree) != pgdump.ModeInPlace {
+	// The rename mode is recorded before a fresh database is created: without
+	// it there is none to drop, and a database that is down (the reason step 1
+	// failed, say) does not hold up the discard.
+	if a.DB != nil && a.recordedMode(tree) == pgdump.ModeRename {
 		if err := a.DB.DropUnswapped(ctx, in.RestoreID); err != nil {
 			return classify(fmt.Errorf("discard staged database: %w", err))
 		}

@@ -122,6 +122,56 @@ func TestRestoreWithDatabaseDown(t *testing.T) {
 	}
 }
 
+// A damaged archive with a sound standalone dump: step 1 finds the damage
+// while the dump loads into a fresh database beside it. The load is stopped
+// and that database dropped with the partial staged copy; the files, the
+// database and the backups are as they were.
+func TestDamagedArchiveStopsTheDatabaseLoad(t *testing.T) {
+	dbURL := testutil.NewDatabase(t)
+	testutil.LoadVulcanDB(t, dbURL, 2000)
+	s := newSystem(t, "DATABASE_URL="+dbURL)
+	makeStorage(t, s.root, 4)
+	s.start()
+	b := s.backup()
+	wantFiles := treeDigest(t, filepath.Join(s.root, "storage"))
+	wantDB := testutil.Fingerprint(t, dbURL)
+	// Near the end, where the archive holds the dump: the files before it
+	// have been extracted when the damage is found.
+	archive := filepath.Join(s.root, b.Result.Archive)
+	data, err := os.ReadFile(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)-200] ^= 0x40
+	os.WriteFile(archive, data, 0o600)
+
+	_, errOut, code := s.starter("restore", b.Result.ID, "--yes")
+	if code != 3 || !strings.Contains(errOut, "checksum mismatch") {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+	name := dbURL[strings.LastIndex(dbURL, "/")+1:]
+	if i := strings.IndexByte(name, '?'); i >= 0 {
+		name = name[:i]
+	}
+	left := testutil.Psql(t, dbURL, "-tAc", "SELECT count(*) FROM pg_database WHERE datname LIKE '"+name+"\\_%'")
+	if strings.TrimSpace(left) != "0" {
+		t.Fatalf("%s temporary databases of %s left", strings.TrimSpace(left), name)
+	}
+	if l := leftovers(t, s.root); len(l) > 0 {
+		t.Fatalf("leftovers: %v", l)
+	}
+	diffDigests(t, "storage", wantFiles, treeDigest(t, filepath.Join(s.root, "storage")))
+	got := testutil.Fingerprint(t, dbURL)
+	for k, v := range wantDB {
+		if got[k] != v {
+			t.Errorf("database %s changed", k)
+		}
+	}
+	if n := backupCount(t, s); n != 1 {
+		t.Fatalf("%d backups: the refused restore took an emergency backup", n)
+	}
+}
+
 // The worker (with its embedded server) is killed with SIGKILL in the middle
 // of writing the archive and started again: the backup completes with
 // exactly one verified archive and manifest and no temporary file anywhere.

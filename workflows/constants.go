@@ -59,6 +59,7 @@ const (
 	StageStorageActivity     = "StageStorage"
 	StageDatabaseActivity    = "StageDatabase"
 	DiscardStagingActivity   = "DiscardStaging"
+	ValidateAndStageActivity = "ValidateAndStage"
 )
 
 // AllActivities lists every activity name, for the check that the worker
@@ -69,6 +70,7 @@ var AllActivities = []string{
 	StartAfterBackupActivity, ReportOutcomeActivity, ValidateArchiveActivity, RunningServicesActivity, StopServicesActivity,
 	RestoreStorageActivity, RestoreDatabaseActivity, StartServicesActivity, VerifyRestoreActivity, FinishRestoreActivity,
 	RollbackStorageActivity, RollbackDatabaseActivity, StageStorageActivity, StageDatabaseActivity, DiscardStagingActivity,
+	ValidateAndStageActivity,
 }
 
 // Application error types: the starter maps them to exit codes and messages.

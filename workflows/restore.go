@@ -59,9 +59,36 @@ func RestoreWorkflow(ctx workflow.Context, in RestoreInput) (_ *RestoreResult, e
 	}
 
 	// 1. Validate: nothing is touched before the archive is proven sound.
+	// Since this version a restore that goes ahead reads the archive once:
+	// it is checked as it is extracted into the staging directory, which
+	// step 4 then swaps in (a dry run only reads it). Before, step 1 read it
+	// and staging read it again.
 	step(1)
 	var plan RestorePlan
-	if err := workflow.ExecuteActivity(long(ctx, 3), ValidateArchiveActivity, in).Get(ctx, &plan); err != nil {
+	var stagedFiles StorageOutput
+	// The dump is loaded into a fresh database beside it: it is checked
+	// against the manifest before it is loaded, and the load touches nothing
+	// in place; step 2 waits for it.
+	validateByStaging := !in.DryRun && workflow.GetVersion(ctx, "validate-by-staging", workflow.DefaultVersion, 1) == 1
+	var dbStaged workflow.Future
+	if validateByStaging {
+		dbctx, cancelDB := workflow.WithCancel(ctx)
+		dbStaged = workflow.ExecuteActivity(waitForCancel(database(dbctx)), StageDatabaseActivity, StepInput{RestoreID: restoreID, Archive: in.Archive})
+		var sp StagedPlan
+		sin := StageInput{Archive: in.Archive, RestoreID: restoreID}
+		if err := workflow.ExecuteActivity(long(ctx, 3), ValidateAndStageActivity, sin).Get(ctx, &sp); err != nil {
+			// Stop the load before its database is discarded.
+			cancelDB()
+			_ = dbStaged.Get(ctx, nil)
+			dctx, _ := workflow.NewDisconnectedContext(ctx)
+			if derr := workflow.ExecuteActivity(quick(dctx), DiscardStagingActivity, StepInput{RestoreID: restoreID}).Get(dctx, nil); derr != nil {
+				logger.Error("discarding the staged copy failed", "error", derr)
+			}
+			prog.State, prog.Message = StateFailed, err.Error()
+			return nil, stepErr(1, err)
+		}
+		plan, stagedFiles = sp.Plan, sp.Staged
+	} else if err := workflow.ExecuteActivity(long(ctx, 3), ValidateArchiveActivity, in).Get(ctx, &plan); err != nil {
 		prog.State, prog.Message = StateFailed, err.Error()
 		return nil, stepErr(1, err)
 	}
@@ -74,10 +101,11 @@ func RestoreWorkflow(ctx workflow.Context, in RestoreInput) (_ *RestoreResult, e
 	}
 
 	// 2. Emergency backup of the current state, as a child workflow. Beside
-	// it, while the application still runs, the backup is staged: files
-	// extracted into the staging directory and the dump loaded into a fresh
-	// database. Neither touches what is in place; steps 4 and 5 then only
-	// swap. Before this version staging happened in steps 4 and 5.
+	// it, while the application still runs, the backup is staged: the dump
+	// loaded into a fresh database and the files extracted into the staging
+	// directory (since validate-by-staging both begin in step 1). Neither
+	// touches what is in place; steps 4 and 5 then only swap. Before this
+	// version staging happened in steps 4 and 5.
 	step(2)
 	in4 := StepInput{RestoreID: restoreID, Archive: plan.Archive, Manifest: plan.Manifest}
 	var emergency BackupResult
@@ -88,11 +116,19 @@ func RestoreWorkflow(ctx workflow.Context, in RestoreInput) (_ *RestoreResult, e
 	emergencyDone := workflow.ExecuteChildWorkflow(cctx, BackupWorkflowName, BackupInput{Kind: KindEmergency, LockHeld: true})
 	staged := workflow.GetVersion(ctx, "stage-before-stop", workflow.DefaultVersion, 1) == 1
 	var stageErr error
-	var stagedFiles StorageOutput
 	if staged {
-		storageDone := workflow.ExecuteActivity(long(ctx, 3), StageStorageActivity, in4)
-		dbDone := workflow.ExecuteActivity(database(ctx), StageDatabaseActivity, in4)
-		stageErr = errors.Join(storageDone.Get(ctx, &stagedFiles), dbDone.Get(ctx, nil))
+		var storageDone workflow.Future
+		if !validateByStaging {
+			storageDone = workflow.ExecuteActivity(long(ctx, 3), StageStorageActivity, in4)
+		}
+		dbDone := dbStaged
+		if dbDone == nil {
+			dbDone = workflow.ExecuteActivity(database(ctx), StageDatabaseActivity, in4)
+		}
+		if storageDone != nil {
+			stageErr = storageDone.Get(ctx, &stagedFiles)
+		}
+		stageErr = errors.Join(stageErr, dbDone.Get(ctx, nil))
 	}
 	err = errors.Join(emergencyDone.Get(ctx, &emergency), stageErr)
 	if staged && err != nil {

@@ -2,6 +2,7 @@ package workflows_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +21,9 @@ import (
 func stubLock(ctx activityCtx, _ wf.LockRequest) error { return nil }
 func stubValidate(ctx activityCtx, _ wf.RestoreInput) (wf.RestorePlan, error) {
 	return wf.RestorePlan{}, nil
+}
+func stubValidateAndStage(ctx activityCtx, _ wf.StageInput) (wf.StagedPlan, error) {
+	return wf.StagedPlan{}, nil
 }
 func stubRunning(ctx activityCtx) ([]string, error)  { return nil, nil }
 func stubServices(ctx activityCtx, _ []string) error { return nil }
@@ -65,8 +69,9 @@ func register(env *testsuite.TestWorkflowEnvironment) {
 	env.RegisterWorkflowWithOptions(wf.RestoreCleanupWorkflow, workflow.RegisterOptions{Name: wf.RestoreCleanupWorkflowName})
 	for name, fn := range map[string]any{
 		wf.AcquireLockActivity: stubLock, wf.ReleaseLockActivity: stubLock,
-		wf.ValidateArchiveActivity: stubValidate, wf.RunningServicesActivity: stubRunning,
-		wf.StopServicesActivity: stubServices, wf.StartServicesActivity: stubServices,
+		wf.ValidateArchiveActivity: stubValidate, wf.ValidateAndStageActivity: stubValidateAndStage,
+		wf.RunningServicesActivity: stubRunning,
+		wf.StopServicesActivity:    stubServices, wf.StartServicesActivity: stubServices,
 		wf.RestoreStorageActivity: stubStorage, wf.RestoreDatabaseActivity: stubDatabase,
 		wf.VerifyRestoreActivity: stubVerify, wf.FinishRestoreActivity: stubFinish,
 		wf.RollbackStorageActivity: stubRollback, wf.RollbackDatabaseActivity: stubRollback,
@@ -98,6 +103,7 @@ func restoreEnv(t *testing.T, overrides ...func(*testsuite.TestWorkflowEnvironme
 	env.OnActivity(wf.AcquireLockActivity, mock.Anything, mock.Anything).Return(nil)
 	env.OnActivity(wf.ReleaseLockActivity, mock.Anything, mock.Anything).Return(nil)
 	env.OnActivity(wf.ValidateArchiveActivity, mock.Anything, mock.Anything).Return(plan, nil)
+	env.OnActivity(wf.ValidateAndStageActivity, mock.Anything, mock.Anything).Return(wf.StagedPlan{Plan: plan, Staged: wf.StorageOutput{Paths: []string{"storage"}, Files: 3}}, nil)
 	env.OnWorkflow(wf.BackupWorkflowName, mock.Anything, wf.BackupInput{Kind: wf.KindEmergency, LockHeld: true}).Return(&emergency, nil)
 	env.OnActivity(wf.StageStorageActivity, mock.Anything, mock.Anything).Return(wf.StorageOutput{Paths: []string{"storage"}, Files: 3}, nil)
 	env.OnActivity(wf.StageDatabaseActivity, mock.Anything, mock.Anything).Return(wf.DatabaseOutput{Mode: "rename", Staged: true}, nil)
@@ -133,7 +139,16 @@ func TestRestoreHappyPath(t *testing.T) {
 		t.Fatalf("cleanup workflow %q", res.CleanupWorkflowID)
 	}
 	env.AssertActivityNumberOfCalls(t, wf.FinishRestoreActivity, 1)
-	env.AssertActivityNumberOfCalls(t, wf.StageStorageActivity, 1)
+	// Step 1 validates by staging the files: one read of the archive, and
+	// no second extraction beside the emergency backup.
+	env.AssertActivityCalled(t, wf.ValidateAndStageActivity, mock.Anything, mock.MatchedBy(func(in wf.StageInput) bool {
+		return in.Archive == "a.tar.gz" && in.RestoreID == res.RestoreID && res.RestoreID != ""
+	}))
+	env.AssertActivityNumberOfCalls(t, wf.ValidateArchiveActivity, 0)
+	env.AssertActivityNumberOfCalls(t, wf.StageStorageActivity, 0)
+	if res.Storage == nil || res.Storage.Files != 3 {
+		t.Fatalf("storage %+v: want the staged count", res.Storage)
+	}
 	env.AssertActivityNumberOfCalls(t, wf.StageDatabaseActivity, 1)
 	env.AssertActivityNumberOfCalls(t, wf.DiscardStagingActivity, 0)
 	env.AssertActivityNumberOfCalls(t, wf.RollbackStorageActivity, 0)
@@ -168,7 +183,10 @@ func TestRestoreDryRunTouchesNothing(t *testing.T) {
 	for _, a := range []string{wf.AcquireLockActivity, wf.RunningServicesActivity, wf.StopServicesActivity, wf.RestoreStorageActivity, wf.RestoreDatabaseActivity} {
 		env.AssertActivityNumberOfCalls(t, a, 0)
 	}
+	// A dry run reads the archive; it stages nothing.
 	env.AssertActivityNumberOfCalls(t, wf.ValidateArchiveActivity, 1)
+	env.AssertActivityNumberOfCalls(t, wf.ValidateAndStageActivity, 0)
+	env.AssertActivityNumberOfCalls(t, wf.DiscardStagingActivity, 0)
 }
 
 // A failure in steps 1–3 touches no data; a failure in steps 4–7 rolls back
@@ -183,7 +201,7 @@ func TestRestoreFailureAtEachStep(t *testing.T) {
 		stopServices     int
 	}{
 		{1, func(env *testsuite.TestWorkflowEnvironment) {
-			env.OnActivity(wf.ValidateArchiveActivity, mock.Anything, mock.Anything).Return(wf.RestorePlan{}, temporal.NewNonRetryableApplicationError("checksum mismatch", wf.ErrTypeIntegrity, nil))
+			env.OnActivity(wf.ValidateAndStageActivity, mock.Anything, mock.Anything).Return(wf.StagedPlan{}, temporal.NewNonRetryableApplicationError("checksum mismatch", wf.ErrTypeIntegrity, nil))
 		}, 0, 0, 0, 0},
 		{2, func(env *testsuite.TestWorkflowEnvironment) {
 			env.OnWorkflow(wf.BackupWorkflowName, mock.Anything, mock.Anything).Return(nil, boom("disk full"))
@@ -224,12 +242,9 @@ func TestRestoreFailureAtEachStep(t *testing.T) {
 			env.AssertActivityNumberOfCalls(t, wf.StartServicesActivity, tc.startServices)
 			env.AssertActivityNumberOfCalls(t, wf.StopServicesActivity, tc.stopServices)
 			env.AssertActivityNumberOfCalls(t, wf.FinishRestoreActivity, 0)
-			// From step 2 on the staged copies exist and are discarded once.
-			discards := 0
-			if tc.step >= 2 {
-				discards = 1
-			}
-			env.AssertActivityNumberOfCalls(t, wf.DiscardStagingActivity, discards)
+			// Step 1 stages the files: whichever step fails, what was
+			// staged is discarded once.
+			env.AssertActivityNumberOfCalls(t, wf.DiscardStagingActivity, 1)
 			env.AssertActivityNumberOfCalls(t, wf.ReleaseLockActivity, 1)
 			env.AssertActivityCalled(t, wf.ReportOutcomeActivity, mock.Anything, mock.MatchedBy(func(o wf.Outcome) bool {
 				return o.Operation == "restore" && !o.Succeeded && o.Step == wf.RestoreSteps[tc.step-1] && o.RolledBack == (tc.step >= 3) && o.Error != ""
@@ -297,14 +312,20 @@ func TestRestoreTransientFailureIsRetried(t *testing.T) {
 
 func TestRestoreNonRetryableIsNotRetried(t *testing.T) {
 	env := restoreEnv(t, func(env *testsuite.TestWorkflowEnvironment) {
-		env.OnActivity(wf.ValidateArchiveActivity, mock.Anything, mock.Anything).Return(wf.RestorePlan{},
+		env.OnActivity(wf.ValidateAndStageActivity, mock.Anything, mock.Anything).Return(wf.StagedPlan{},
 			temporal.NewNonRetryableApplicationError("unsafe entry ../x", wf.ErrTypeIntegrity, nil))
 	})
 	env.ExecuteWorkflow(wf.RestoreWorkflowName, wf.RestoreInput{Archive: "a.tar.gz"})
 	if env.GetWorkflowError() == nil {
 		t.Fatal("restore succeeded")
 	}
-	env.AssertActivityNumberOfCalls(t, wf.ValidateArchiveActivity, 1)
+	env.AssertActivityNumberOfCalls(t, wf.ValidateAndStageActivity, 1)
+	// The partial staged copies go (the database load begun beside step 1
+	// included); nothing else runs.
+	env.AssertActivityCalled(t, wf.DiscardStagingActivity, mock.Anything, mock.MatchedBy(func(in wf.StepInput) bool { return in.RestoreID != "" }))
+	for _, a := range []string{wf.RunningServicesActivity, wf.StopServicesActivity, wf.RestoreStorageActivity, wf.RestoreDatabaseActivity} {
+		env.AssertActivityNumberOfCalls(t, a, 0)
+	}
 }
 
 func TestRestoreBusyIsRefused(t *testing.T) {
@@ -317,7 +338,7 @@ func TestRestoreBusyIsRefused(t *testing.T) {
 	if err := env.GetWorkflowError(); !errors.As(err, &app) || app.Type() != wf.ErrTypeBusy {
 		t.Fatalf("want busy, got %v", err)
 	}
-	env.AssertActivityNumberOfCalls(t, wf.ValidateArchiveActivity, 0)
+	env.AssertActivityNumberOfCalls(t, wf.ValidateAndStageActivity, 0)
 	env.AssertActivityNumberOfCalls(t, wf.ReleaseLockActivity, 0)
 }
 
@@ -337,4 +358,47 @@ func TestRestoreCleanupFailureIsReported(t *testing.T) {
 	for _, a := range []string{wf.RollbackStorageActivity, wf.RollbackDatabaseActivity, wf.StopServicesActivity, wf.StartServicesActivity} {
 		env.AssertActivityNumberOfCalls(t, a, 0)
 	}
+}
+
+// A bad archive found in step 1 while the dump is still loading beside it:
+// the load is stopped first, then the staged copies are discarded.
+func TestValidationFailureStopsTheDatabaseLoad(t *testing.T) {
+	var loadStopped, discardedAfterStop bool
+	env := restoreEnv(t, func(env *testsuite.TestWorkflowEnvironment) {
+		env.OnActivity(wf.StageDatabaseActivity, mock.Anything, mock.Anything).Return(
+			func(ctx activityCtx, in wf.StepInput) (wf.DatabaseOutput, error) {
+				if in.Manifest != "" || in.Archive != "a.tar.gz" {
+					return wf.DatabaseOutput{}, fmt.Errorf("want the backup's name and no manifest yet, got %+v", in)
+				}
+				// Cancellation reaches an activity through its heartbeat.
+				for ctx.Err() == nil {
+					activity.RecordHeartbeat(ctx)
+					time.Sleep(time.Millisecond)
+				}
+				return wf.DatabaseOutput{}, ctx.Err()
+			})
+		env.OnActivity(wf.ValidateAndStageActivity, mock.Anything, mock.Anything).Return(wf.StagedPlan{},
+			temporal.NewNonRetryableApplicationError("checksum mismatch", wf.ErrTypeIntegrity, nil))
+		// The test environment resolves a cancelled activity at once (it does
+		// not wait as WaitForCancellation asks): the order is what is checked.
+		env.SetOnActivityCanceledListener(func(info *activity.Info) {
+			if info.ActivityType.Name == wf.StageDatabaseActivity {
+				loadStopped = true
+			}
+		})
+		env.OnActivity(wf.DiscardStagingActivity, mock.Anything, mock.Anything).Return(func(ctx activityCtx, in wf.StepInput) error {
+			discardedAfterStop = loadStopped
+			return nil
+		})
+	})
+	env.ExecuteWorkflow(wf.RestoreWorkflowName, wf.RestoreInput{Archive: "a.tar.gz"})
+	var app *temporal.ApplicationError
+	if err := env.GetWorkflowError(); !errors.As(err, &app) || app.Type() != wf.ErrTypeIntegrity {
+		t.Fatalf("want the validation error, got %v", err)
+	}
+	if !loadStopped || !discardedAfterStop {
+		t.Fatalf("load stopped %v, discarded after it stopped %v", loadStopped, discardedAfterStop)
+	}
+	env.AssertActivityNumberOfCalls(t, wf.DiscardStagingActivity, 1)
+	env.AssertActivityNumberOfCalls(t, wf.ReleaseLockActivity, 1)
 }

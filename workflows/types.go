@@ -93,6 +93,21 @@ type RestoreInput struct {
 	DryRun bool `json:"dry_run,omitempty"`
 }
 
+// StageInput asks step 1 of a restore that goes ahead (not a dry run) to
+// validate the backup by extracting it into the restore's staging directory.
+type StageInput struct {
+	// Archive names the backup, as in RestoreInput.
+	Archive string `json:"archive"`
+	// RestoreID names the staging directory.
+	RestoreID string `json:"restore_id"`
+}
+
+// StagedPlan is what ValidateAndStage returns: the plan, and what it staged.
+type StagedPlan struct {
+	Plan   RestorePlan   `json:"plan"`
+	Staged StorageOutput `json:"staged"`
+}
+
 // RestorePlan is what validation found and what the restore will do.
 type RestorePlan struct {
 	Archive      string    `json:"archive"`
@@ -114,8 +129,10 @@ type RestorePlan struct {
 // StepInput is what the restore steps after validation need.
 type StepInput struct {
 	RestoreID string `json:"restore_id"`
-	Archive   string `json:"archive"`
-	Manifest  string `json:"manifest"`
+	// Archive is the archive's path; or, with no Manifest, the backup's name
+	// as the operator gave it (StageDatabase started beside step 1).
+	Archive  string `json:"archive"`
+	Manifest string `json:"manifest"`
 }
 
 // StorageOutput says what the storage step did.
