@@ -99,6 +99,10 @@ for k in backup verify restore cleanup; do
   fi
   printf '%-34s %10.2f %10.2f %7.2fx\n' "$k" "$o" "$b" "$(echo "$b / $o" | bc -l)"
 done
+# Every run, in order, so the spread shows beside the medians.
+for k in backup verify restore; do
+  printf '  %-8s runs: ours %s| base %s\n' "$k" "$(printf '%.2f ' ${ours[$k]})" "$(printf '%.2f ' ${base[$k]})"
+done
 ratio() { echo "$(stat -c %s "$1") / $(stat -c %s "$2")" | bc -l; }
 printf '%-34s %10d %10d %7.3fx\n' "archive bytes vs tar -czf, same content" "$(stat -c %s "$archive")" "$(stat -c %s /tmp/vulcan-bench-same.tar.gz)" "$(ratio "$archive" /tmp/vulcan-bench-same.tar.gz)"
 printf '%-34s %10d %10d %7.3fx\n' "  (baseline's storage-only tar.gz)" "$(stat -c %s "$archive")" "$(stat -c %s /tmp/vulcan-bench-base.tar.gz)" "$(ratio "$archive" /tmp/vulcan-bench-base.tar.gz)"
