@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"unsafe"
 )
 
@@ -43,15 +44,32 @@ func aligned(p []byte) bool {
 //
 // Sync writes what is still gathered and fsyncs the file: the caller must
 // call it, once, before it trusts the file; nothing may be written after it.
+//
+// A full chunk is written on a goroutine of its own while the caller fills a
+// second buffer: a direct write waits for the device, and the caller (an
+// archive's hashing, an extraction's inflating) goes on meanwhile. The error
+// of such a write is returned by a later Write, Finish or Sync.
 type DirectWriter struct {
-	f      *os.File
-	direct bool
-	buf    []byte // aligned, DirectChunk bytes; nil when not direct
-	n      int    // bytes gathered in buf
-	wb     *WritebackWriter
-	synced bool
-	err    error // the first write error; every later call returns it
+	f        *os.File
+	direct   bool
+	buf      []byte // aligned, DirectChunk bytes; nil when not direct
+	n        int    // bytes gathered in buf
+	spare    []byte // the second buffer, from chunkPool, while none is in flight
+	inflight chan chunkWritten
+	wb       *WritebackWriter
+	synced   bool
+	err      error // the first write error; every later call returns it
 }
+
+// chunkWritten is the outcome of a chunk written in the background.
+type chunkWritten struct {
+	buf []byte
+	n   int
+	err error
+}
+
+// chunkPool holds the second buffers of DirectWriters.
+var chunkPool = sync.Pool{New: func() any { b := AlignedBuffer(DirectChunk); return &b }}
 
 // CreateDirect creates or truncates name for writing, around the page cache
 // where the file system allows it.
@@ -139,7 +157,24 @@ func (w *DirectWriter) Write(p []byte) (int, error) {
 
 // flush writes the gathered bytes: the whole blocks around the page cache,
 // a last part shorter than a block through it (which ends direct writing).
+// A full chunk is written in the background (see DirectWriter).
 func (w *DirectWriter) flush() error {
+	if err := w.wait(); err != nil {
+		return err
+	}
+	if w.direct && w.n == DirectChunk && len(w.buf) == DirectChunk {
+		if w.spare == nil {
+			w.spare = *chunkPool.Get().(*[]byte)
+		}
+		full := w.buf
+		w.buf, w.spare, w.n = w.spare, nil, 0
+		w.inflight = make(chan chunkWritten, 1)
+		go func(f *os.File, done chan<- chunkWritten) {
+			n, err := f.Write(full)
+			done <- chunkWritten{full, n, err}
+		}(w.f, w.inflight)
+		return nil
+	}
 	whole := w.n &^ (DirectAlign - 1)
 	if err := w.writeAll(w.buf[:whole]); err != nil {
 		w.err = err
@@ -157,6 +192,42 @@ func (w *DirectWriter) flush() error {
 	}
 	w.n = 0
 	return nil
+}
+
+// wait waits for the chunk written in the background, if any, and finishes
+// it the way writeAll would: what the device refused or left unaligned goes
+// on through the cache.
+func (w *DirectWriter) wait() error {
+	if w.inflight == nil {
+		return w.err
+	}
+	r := <-w.inflight
+	w.inflight = nil
+	w.spare = r.buf
+	if w.err != nil {
+		return w.err
+	}
+	rest := r.buf[max(r.n, 0):]
+	switch {
+	case r.err != nil && !isInvalid(r.err):
+		w.err = r.err
+	case len(rest) > 0:
+		// Refused (EINVAL) or cut short at an unaligned offset.
+		w.err = w.buffered()
+		if w.err == nil {
+			_, w.err = w.wb.Write(rest)
+		}
+	}
+	return w.err
+}
+
+// release hands the second buffer back once nothing is in flight.
+func (w *DirectWriter) release() {
+	if w.inflight == nil && w.spare != nil {
+		b := w.spare
+		w.spare = nil
+		chunkPool.Put(&b)
+	}
 }
 
 // writeAll writes p, a whole number of aligned blocks, at the file's offset.
@@ -186,8 +257,14 @@ func (w *DirectWriter) writeAll(p []byte) error {
 	return nil
 }
 
-// buffered turns direct writing off for the rest of the file.
+// buffered turns direct writing off for the rest of the file, once the chunk
+// in flight, if any, is written.
 func (w *DirectWriter) buffered() error {
+	if w.inflight != nil {
+		if err := w.wait(); err != nil {
+			return err
+		}
+	}
 	if !w.direct {
 		return nil
 	}
@@ -256,6 +333,10 @@ func (w *DirectWriter) Finish() error {
 			return err
 		}
 	}
+	if err := w.wait(); err != nil {
+		return err
+	}
+	w.release()
 	if w.wb != nil {
 		w.wb.StartRest() // the disk starts on the cached part now
 	}
@@ -274,8 +355,15 @@ func (w *DirectWriter) Sync() error {
 	return nil
 }
 
-// Close closes the file. Without a Sync first, what is gathered is lost.
-func (w *DirectWriter) Close() error { return w.f.Close() }
+// Close closes the file, once a chunk in flight is written. Without a Sync
+// first, what is gathered is lost.
+func (w *DirectWriter) Close() error {
+	if w.inflight != nil {
+		_ = w.wait()
+	}
+	w.release()
+	return w.f.Close()
+}
 
 // DirectReader reads a file around the page cache (O_DIRECT) where the file
 // system allows it, so the bytes come from the device, not from the copy

@@ -50,7 +50,7 @@ func TestAlignedBuffer(t *testing.T) {
 }
 
 func TestDirectWriterWritesEverything(t *testing.T) {
-	want := randomBytes(2*DirectChunk+12345, 1)
+	want := randomBytes(5*DirectChunk+12345, 1)
 	for mode, flag := range directModes(t) {
 		t.Run(mode, func(t *testing.T) {
 			name := filepath.Join(t.TempDir(), "out")
