@@ -349,28 +349,6 @@ func TestValidateAndStage(t *testing.T) {
 		}
 	})
 
-	t.Run("database beside it", func(t *testing.T) {
-		// Started with the backup's name only, as beside step 1.
-		in := workflows.StepInput{RestoreID: "20250108_000000", Archive: good.ID}
-		out, err := a.StageDatabase(ctx, in)
-		if err != nil || !out.Staged || out.Mode != pgdump.ModeRename {
-			t.Fatalf("stage database by name: %+v %v", out, err)
-		}
-		fresh := "SELECT count(*) FROM pg_database WHERE datname = '" + a.DB.RestoreName(in.RestoreID) + "'"
-		if n := testutil.Psql(t, url, "-tAc", fresh); strings.TrimSpace(n) != "1" {
-			t.Fatal("no fresh database")
-		}
-		if err := a.DiscardStaging(ctx, workflows.StepInput{RestoreID: in.RestoreID}); err != nil {
-			t.Fatal(err)
-		}
-		if n := testutil.Psql(t, url, "-tAc", fresh); strings.TrimSpace(n) != "0" {
-			t.Fatal("fresh database left after discard")
-		}
-		if _, err := a.StageDatabase(ctx, workflows.StepInput{RestoreID: "20250109_000000", Archive: "no-such-backup"}); err == nil || !strings.Contains(err.Error(), "no-such-backup") {
-			t.Fatalf("unknown backup: %v", err)
-		}
-	})
-
 	t.Run("damaged", func(t *testing.T) {
 		archivePath := a.abs(good.Archive)
 		orig, err := os.ReadFile(archivePath)

@@ -339,15 +339,6 @@ func (a *Activities) loadProgress(hb *heartbeat, m *manifest.Manifest) func(int6
 // renames. Where the role may not create databases it stages nothing and
 // step 5 loads in place.
 func (a *Activities) StageDatabase(ctx context.Context, in workflows.StepInput) (workflows.DatabaseOutput, error) {
-	if in.Manifest == "" {
-		// Started beside step 1, before the workflow knew the files: the
-		// backup is found here as step 1 finds it.
-		archivePath, manifestPath, err := a.Backups.Resolve(a.Root, in.Archive)
-		if err != nil {
-			return workflows.DatabaseOutput{}, badInput("restore %s: %v", in.Archive, err)
-		}
-		in.Archive, in.Manifest = archivePath, manifestPath
-	}
 	m, err := manifest.Read(in.Manifest)
 	if err != nil {
 		return workflows.DatabaseOutput{}, classify(err)

@@ -122,11 +122,12 @@ func TestRestoreWithDatabaseDown(t *testing.T) {
 	}
 }
 
-// A damaged archive with a sound standalone dump: step 1 finds the damage
-// while the dump loads into a fresh database beside it. The load is stopped
-// and that database dropped with the partial staged copy; the files, the
-// database and the backups are as they were.
-func TestDamagedArchiveStopsTheDatabaseLoad(t *testing.T) {
+// A damaged archive with a sound standalone dump and a database to restore
+// into: step 1 finds the damage while it extracts the files (those before
+// the damage are in the staging directory by then). The partial staged copy
+// goes, no database is created, and the files, the database and the backups
+// are as they were.
+func TestDamagedArchiveWithDatabaseChangesNothing(t *testing.T) {
 	dbURL := testutil.NewDatabase(t)
 	testutil.LoadVulcanDB(t, dbURL, 2000)
 	s := newSystem(t, "DATABASE_URL="+dbURL)

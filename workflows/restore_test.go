@@ -2,7 +2,6 @@ package workflows_test
 
 import (
 	"errors"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -320,10 +319,9 @@ func TestRestoreNonRetryableIsNotRetried(t *testing.T) {
 		t.Fatal("restore succeeded")
 	}
 	env.AssertActivityNumberOfCalls(t, wf.ValidateAndStageActivity, 1)
-	// The partial staged copies go (the database load begun beside step 1
-	// included); nothing else runs.
+	// The partial staged copy goes; nothing else runs.
 	env.AssertActivityCalled(t, wf.DiscardStagingActivity, mock.Anything, mock.MatchedBy(func(in wf.StepInput) bool { return in.RestoreID != "" }))
-	for _, a := range []string{wf.RunningServicesActivity, wf.StopServicesActivity, wf.RestoreStorageActivity, wf.RestoreDatabaseActivity} {
+	for _, a := range []string{wf.StageDatabaseActivity, wf.RunningServicesActivity, wf.StopServicesActivity, wf.RestoreStorageActivity, wf.RestoreDatabaseActivity} {
 		env.AssertActivityNumberOfCalls(t, a, 0)
 	}
 }
@@ -358,47 +356,4 @@ func TestRestoreCleanupFailureIsReported(t *testing.T) {
 	for _, a := range []string{wf.RollbackStorageActivity, wf.RollbackDatabaseActivity, wf.StopServicesActivity, wf.StartServicesActivity} {
 		env.AssertActivityNumberOfCalls(t, a, 0)
 	}
-}
-
-// A bad archive found in step 1 while the dump is still loading beside it:
-// the load is stopped first, then the staged copies are discarded.
-func TestValidationFailureStopsTheDatabaseLoad(t *testing.T) {
-	var loadStopped, discardedAfterStop bool
-	env := restoreEnv(t, func(env *testsuite.TestWorkflowEnvironment) {
-		env.OnActivity(wf.StageDatabaseActivity, mock.Anything, mock.Anything).Return(
-			func(ctx activityCtx, in wf.StepInput) (wf.DatabaseOutput, error) {
-				if in.Manifest != "" || in.Archive != "a.tar.gz" {
-					return wf.DatabaseOutput{}, fmt.Errorf("want the backup's name and no manifest yet, got %+v", in)
-				}
-				// Cancellation reaches an activity through its heartbeat.
-				for ctx.Err() == nil {
-					activity.RecordHeartbeat(ctx)
-					time.Sleep(time.Millisecond)
-				}
-				return wf.DatabaseOutput{}, ctx.Err()
-			})
-		env.OnActivity(wf.ValidateAndStageActivity, mock.Anything, mock.Anything).Return(wf.StagedPlan{},
-			temporal.NewNonRetryableApplicationError("checksum mismatch", wf.ErrTypeIntegrity, nil))
-		// The test environment resolves a cancelled activity at once (it does
-		// not wait as WaitForCancellation asks): the order is what is checked.
-		env.SetOnActivityCanceledListener(func(info *activity.Info) {
-			if info.ActivityType.Name == wf.StageDatabaseActivity {
-				loadStopped = true
-			}
-		})
-		env.OnActivity(wf.DiscardStagingActivity, mock.Anything, mock.Anything).Return(func(ctx activityCtx, in wf.StepInput) error {
-			discardedAfterStop = loadStopped
-			return nil
-		})
-	})
-	env.ExecuteWorkflow(wf.RestoreWorkflowName, wf.RestoreInput{Archive: "a.tar.gz"})
-	var app *temporal.ApplicationError
-	if err := env.GetWorkflowError(); !errors.As(err, &app) || app.Type() != wf.ErrTypeIntegrity {
-		t.Fatalf("want the validation error, got %v", err)
-	}
-	if !loadStopped || !discardedAfterStop {
-		t.Fatalf("load stopped %v, discarded after it stopped %v", loadStopped, discardedAfterStop)
-	}
-	env.AssertActivityNumberOfCalls(t, wf.DiscardStagingActivity, 1)
-	env.AssertActivityNumberOfCalls(t, wf.ReleaseLockActivity, 1)
 }

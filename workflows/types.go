@@ -129,10 +129,8 @@ type RestorePlan struct {
 // StepInput is what the restore steps after validation need.
 type StepInput struct {
 	RestoreID string `json:"restore_id"`
-	// Archive is the archive's path; or, with no Manifest, the backup's name
-	// as the operator gave it (StageDatabase started beside step 1).
-	Archive  string `json:"archive"`
-	Manifest string `json:"manifest"`
+	Archive   string `json:"archive"`
+	Manifest  string `json:"manifest"`
 }
 
 // StorageOutput says what the storage step did.
