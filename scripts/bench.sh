@@ -32,7 +32,16 @@ psql -q "$admin" -c "DROP DATABASE IF EXISTS vulcan_bench WITH (FORCE)" -c "CREA
 psql -q "$db" -v ON_ERROR_STOP=1 -v rows="$ROWS" -f "$shared/bench/vulcan_db.sql" >/dev/null 2>&1
 
 export VULCAN_ROOT=$data DATABASE_URL=$db TEMPORAL_ADDRESS=127.0.0.1:27233 VULCAN_UI_PORT=0 VULCAN_API_ADDR= VULCAN_RETENTION_DAYS=1
-rm -rf "$data/backups" "$data/.vulcan" "$PWD/bench-data/.vulcan"
+rm -rf "$data/backups" "$data/.vulcan" "$PWD/bench-data/.vulcan" /tmp/vulcan-bench-x*
+# Creating many files just after many were deleted is slow on some file
+# systems: ext4 without a journal (this machine's) skips every inode freed in
+# the last 60 s when it allocates one, and tar -xzf of the reference tree took
+# 5.5 s instead of 4.4 s right after an rm -rf of the same tree. No timed
+# restore, ours or the baseline's, starts within a minute of a mass deletion:
+# settle waits that out where one happened, and the baseline extracts into a
+# new directory each round, all removed at the end.
+settle() { sync; sleep "${BENCH_SETTLE:-65}"; }
+settle
 # The embedded server runs on its own (worker --dev --server-only), so the
 # worker's memory is the worker's alone, as in the compose stack.
 pids=()
@@ -80,11 +89,12 @@ for i in $(seq 1 "$RUNS"); do
   # restore: timed on its own, and waited for, so it takes nothing from the
   # baseline's turn.
   ours[cleanup]+="$(secs sh -c "while ls -d '$data'/storage.pre-restore-* '$data'/.vulcan-restore-* >/dev/null 2>&1; do sleep 0.05; done") "
-  # The previous copy and database go untimed, as ours go in its cleanup.
-  rm -rf /tmp/vulcan-bench-x
+  # The previous database goes untimed, as ours goes in its cleanup; our
+  # cleanup has just deleted the pre-restore tree.
   dropbase
+  settle
   warm /tmp/vulcan-bench-base.tar.gz /tmp/vulcan-bench-base.sql
-  base[restore]+="$(secs sh -c "mkdir /tmp/vulcan-bench-x && tar -xzf /tmp/vulcan-bench-base.tar.gz -C /tmp/vulcan-bench-x && psql -q '$admin' -c 'CREATE DATABASE vulcan_bench_baseline' && psql -q -v ON_ERROR_STOP=1 '$restoredb' < /tmp/vulcan-bench-base.sql") "
+  base[restore]+="$(secs sh -c "mkdir /tmp/vulcan-bench-x$i && tar -xzf /tmp/vulcan-bench-base.tar.gz -C /tmp/vulcan-bench-x$i && psql -q '$admin' -c 'CREATE DATABASE vulcan_bench_baseline' && psql -q -v ON_ERROR_STOP=1 '$restoredb' < /tmp/vulcan-bench-base.sql") "
 done
 # The last round's manual backup (emergency backups compress Huffman-only).
 archive=$data/backups/vulcan_backup_$id.tar.gz
@@ -109,6 +119,7 @@ printf '%-34s %10d %10d %7.3fx\n' "  (baseline's storage-only tar.gz)" "$(stat -
 echo "bin/worker peak RSS over all of the above (the binary that also holds the embedded server, not running it): $(grep VmHWM /proc/$wpid/status | awk '{print $2, $3}')"
 echo "data: $(du -sh "$data/storage" | cut -f1) in $(find "$data/storage" -type f | wc -l) files; database rows=$ROWS; $(nproc) cores"
 kill $wpid; wait $wpid 2>/dev/null || true
+rm -rf /tmp/vulcan-bench-x*
 
 # Worker memory against the data size: a fresh worker per tree, one backup,
 # built as the production image builds it (without the embedded server).
