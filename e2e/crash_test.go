@@ -87,12 +87,7 @@ func (f *crashFixture) assertWhole(t *testing.T, restored bool) {
 		wantTree, wantDB, what = f.restoredTree, f.restoredDB, "restored"
 	}
 	diffDigests(t, "storage "+what, wantTree, treeDigest(t, filepath.Join(f.s.root, "storage")))
-	gotDB := testutil.Fingerprint(t, f.dbURL)
-	for k, v := range wantDB {
-		if gotDB[k] != v {
-			t.Errorf("database %s: %s differs", what, k)
-		}
-	}
+	diffDigests(t, "database "+what, wantDB, testutil.Fingerprint(t, f.dbURL))
 	if _, err := os.Stat(filepath.Join(f.s.root, "app.running")); err != nil {
 		t.Error("the application is not running")
 	}

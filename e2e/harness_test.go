@@ -336,6 +336,8 @@ func treeDigest(t *testing.T, dir string) map[string]string {
 	return d
 }
 
+// diffDigests reports every key whose value differs between want and got (up
+// to ten): tree digests, database fingerprints.
 func diffDigests(t *testing.T, what string, want, got map[string]string) {
 	t.Helper()
 	var keys []string

@@ -92,12 +92,7 @@ func TestDocumentedProcedure(t *testing.T) {
 		t.Fatalf("restore output: %s", out)
 	}
 	diffDigests(t, "storage", wantTree, treeDigest(t, filepath.Join(s.root, "storage")))
-	gotDB := testutil.Fingerprint(t, dbURL)
-	for k, v := range wantDB {
-		if gotDB[k] != v {
-			t.Errorf("database %s differs after restore", k)
-		}
-	}
+	diffDigests(t, "database after restore", wantDB, testutil.Fingerprint(t, dbURL))
 	if l := leftovers(t, s.root); len(l) > 0 {
 		t.Errorf("restore leftovers: %v", l)
 	}
@@ -128,12 +123,7 @@ func TestDocumentedProcedure(t *testing.T) {
 	}
 	freshDB := testutil.NewDatabase(t)
 	testutil.Psql(t, freshDB, "-f", filepath.Join(manual2, "database", "vulcan_db_"+b.Result.ID+".sql"))
-	gotManual := testutil.Fingerprint(t, freshDB)
-	for k, v := range wantDB {
-		if gotManual[k] != v {
-			t.Errorf("manual restore: database %s differs", k)
-		}
-	}
+	diffDigests(t, "manual restore: database", wantDB, testutil.Fingerprint(t, freshDB))
 	// psql over the existing database replaces it too (the dump cleans first).
 	testutil.Psql(t, dbURL, "-c", "DELETE FROM trades WHERE id > 10")
 	testutil.Psql(t, dbURL, "-f", filepath.Join(s.root, "backups", "database", "vulcan_db_"+b.Result.ID+".sql"))
