@@ -85,6 +85,9 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 				if code != tc.code || !strings.Contains(errOut, tc.reason) {
 					t.Errorf("%s: exit %d (want %d), stderr %q (want %q), stdout %q", cmd[0], code, tc.code, errOut, tc.reason, out)
 				}
+				if n := strings.Count(errOut, "integrity check failed"); n > 1 {
+					t.Errorf("%s: the message says %q %d times: %q", cmd[0], "integrity check failed", n, errOut)
+				}
 			}
 			diffDigests(t, "storage after refused restore", before, treeDigest(t, filepath.Join(s.root, "storage")))
 			if l := leftovers(t, s.root); len(l) > 0 {

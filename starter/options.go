@@ -17,6 +17,7 @@ import (
 	sdklog "go.temporal.io/sdk/log"
 
 	"github.com/project-vulcan/vulcan-backup/control"
+	"github.com/project-vulcan/vulcan-backup/internal/archive"
 	"github.com/project-vulcan/vulcan-backup/internal/config"
 	"github.com/project-vulcan/vulcan-backup/internal/store"
 	"github.com/project-vulcan/vulcan-backup/workflows"
@@ -153,7 +154,9 @@ func (g *globalOptions) workflowError(what string, run client.WorkflowRun, err e
 	case has(workflows.ErrTypeRolledBack):
 		return fail(ExitFailed, "%s failed and was rolled back: %s%s", what, err.Error(), suffix)
 	case has(workflows.ErrTypeIntegrity):
-		return fail(ExitIntegrity, "%s: integrity check failed: %s%s", what, msg, suffix)
+		// The archive's own message may already say it.
+		msg = strings.TrimPrefix(msg, archive.ErrIntegrity.Error()+": ")
+		return fail(ExitIntegrity, "%s: %v: %s%s", what, archive.ErrIntegrity, msg, suffix)
 	case has(workflows.ErrTypeBadInput):
 		return fail(ExitUsage, "%s: %s%s", what, msg, suffix)
 	case has(workflows.ErrTypeNoSpace):
