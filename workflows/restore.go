@@ -99,7 +99,8 @@ func RestoreWorkflow(ctx workflow.Context, in RestoreInput) (_ *RestoreResult, e
 	// happened in steps 4 and 5. The load is not begun beside step 1: it
 	// would slow the extraction there (the longer of the two, on two cores)
 	// more than it gains, where beside the emergency backup it fills a core
-	// the backup leaves idle (make bench: 6.4 s against 6.9 s).
+	// the backup leaves idle (one restore of the reference data each way,
+	// timed through the starter: 6.4 s against 6.9 s).
 	step(2)
 	in4 := StepInput{RestoreID: restoreID, Archive: plan.Archive, Manifest: plan.Manifest}
 	var emergency BackupResult
