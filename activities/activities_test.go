@@ -245,6 +245,10 @@ func TestStageThenSwapOrDiscard(t *testing.T) {
 	if err := a.FinishRestore(ctx, in); err != nil {
 		t.Fatal(err)
 	}
+	// The clean-up gave the restored tables their statistics.
+	if out := testutil.Psql(t, url, "-Atc", "SELECT count(*) FROM pg_stat_user_tables WHERE last_analyze IS NULL"); strings.TrimSpace(out) != "0" {
+		t.Errorf("%s restored tables without statistics after FinishRestore", strings.TrimSpace(out))
+	}
 }
 
 // The read-back checks the standalone dump too (hashed beside the archive):

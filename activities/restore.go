@@ -503,12 +503,19 @@ func (a *Activities) VerifyRestore(ctx context.Context, in workflows.VerifyInput
 	return out, nil
 }
 
-// FinishRestore removes the pre-restore copies, the staging directory and the
-// kept database, once step 7 has passed.
+// FinishRestore runs once step 7 has passed: it gives a database the restore
+// loaded its planner statistics (a failure there is logged: autovacuum will
+// get to it), then removes the pre-restore copies, the staging directory and
+// the kept database.
 func (a *Activities) FinishRestore(ctx context.Context, in workflows.StepInput) error {
 	hb := startHeartbeat(ctx) // removing a large tree takes a while
 	defer hb.end()
 	tree := staging.Tree{Root: a.Root, ID: in.RestoreID}
+	if a.DB != nil && a.recordedMode(tree) != "" {
+		if err := a.DB.Analyze(ctx); err != nil {
+			a.log(ctx).Warn("analyzing the restored database failed; autovacuum will do it", "error", err)
+		}
+	}
 	if a.DB != nil {
 		if err := a.DB.DropPreRestore(ctx, in.RestoreID); err != nil {
 			return classify(fmt.Errorf("drop pre-restore database: %w", err))

@@ -3,6 +3,7 @@ package pgdump_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -143,6 +144,35 @@ func TestRestoreDropPreRestore(t *testing.T) {
 	}
 	if err := tg.CheckCounts(ctx, res.Tables); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A restore loads without analyzing (it is left to the restore's clean-up):
+// Analyze then gives every restored table its statistics.
+func TestAnalyzeAfterRestore(t *testing.T) {
+	url := testutil.NewDatabase(t)
+	testutil.LoadVulcanDB(t, url, 200)
+	tg := mustParse(t, url)
+	path, res := dump(t, tg)
+	ctx := context.Background()
+	if err := tg.RestoreFresh(ctx, path, "20250105_000000", res.Tables, nil); err != nil {
+		t.Fatal(err)
+	}
+	analyzed := func() (done, all int) {
+		out := testutil.Psql(t, url, "-Atc", `SELECT count(*) FILTER (WHERE last_analyze IS NOT NULL), count(*) FROM pg_stat_user_tables`)
+		if _, err := fmt.Sscanf(strings.TrimSpace(out), "%d|%d", &done, &all); err != nil {
+			t.Fatalf("read statistics state %q: %v", out, err)
+		}
+		return done, all
+	}
+	if done, all := analyzed(); done != 0 || all < len(res.Tables) {
+		t.Fatalf("after the load %d of %d tables are analyzed, want none of at least %d", done, all, len(res.Tables))
+	}
+	if err := tg.Analyze(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if done, all := analyzed(); done != all {
+		t.Fatalf("%d of %d tables analyzed, want all", done, all)
 	}
 }
 

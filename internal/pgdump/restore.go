@@ -102,8 +102,8 @@ func (t *Target) RestoreFresh(ctx context.Context, dumpPath, restoreID string, w
 }
 
 // LoadFresh creates RestoreName(restoreID) (dropping a leftover of an earlier
-// attempt), loads the dump into it, checks its row counts against want and
-// runs VACUUM (ANALYZE) on it.
+// attempt), loads the dump into it and checks its row counts against want.
+// Its statistics come later, from Analyze once it is in place.
 // The current database is not touched, so this can run while the
 // application still uses it. After a completed swap it does nothing. It
 // returns ErrRenameNotAllowed, having changed nothing, where the role may not
@@ -150,25 +150,22 @@ func (t *Target) LoadFresh(ctx context.Context, dumpPath, restoreID string, want
 		dropFresh()
 		return err
 	}
-	if err := t.vacuumAnalyze(ctx, fresh); err != nil {
-		dropFresh()
-		return err
-	}
 	return nil
 }
 
-// vacuumAnalyze runs VACUUM (ANALYZE) on a freshly loaded database. The
-// restored database then has planner statistics at once, and autovacuum has
-// nothing left to do on it: an autovacuum worker busy there held up the
-// rename swap by seconds (seen in make bench).
-func (t *Target) vacuumAnalyze(ctx context.Context, db string) error {
-	conn, err := t.Connect(ctx, db)
+// Analyze runs VACUUM (ANALYZE) on the target database: planner statistics
+// and a visibility map for a database that was just loaded, instead of
+// waiting for autovacuum. A restore runs it once it has passed, off its own
+// path: on the loaded copy before the swap it took 0.6 s of CPU beside the
+// emergency backup.
+func (t *Target) Analyze(ctx context.Context) error {
+	conn, err := t.Connect(ctx, t.Name)
 	if err != nil {
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	if _, err := conn.Exec(ctx, "VACUUM (ANALYZE)"); err != nil {
-		return fmt.Errorf("vacuum %s: %w", t.redactedFor(db), err)
+		return fmt.Errorf("vacuum %s: %w", t, err)
 	}
 	return nil
 }
