@@ -232,8 +232,10 @@ func (a *Activities) ArchiveStorage(ctx context.Context, plan workflows.BackupPl
 	return workflows.ArchiveOutput{Files: files, Bytes: res.TotalBytes, Size: res.Size, SHA256: res.SHA256, Warnings: len(res.Warnings)}, nil
 }
 
-// VerifyBackup reads the written archive back and checks it, and the
-// standalone dump, against the pending manifest.
+// VerifyBackup reads the written archive back from the disk and checks it,
+// and the standalone dump, against the pending manifest. The archive's
+// SHA-256 was computed on its way to the file and is not computed again
+// (archive.VerifyWritten): every entry, file hash and gzip member is.
 func (a *Activities) VerifyBackup(ctx context.Context, plan workflows.BackupPlan) (archive.Report, error) {
 	hb := startHeartbeat(ctx)
 	defer hb.end()
@@ -259,7 +261,7 @@ func (a *Activities) VerifyBackup(ctx context.Context, plan workflows.BackupPlan
 	} else {
 		dumpChecked <- nil
 	}
-	rep, err := archive.Verify(ctx, f, m, func(p archive.Progress) { hb.set(p) })
+	rep, err := archive.VerifyWritten(ctx, f, m, func(p archive.Progress) { hb.set(p) })
 	dumpErr := <-dumpChecked
 	if err != nil {
 		return archive.Report{}, classify(fmt.Errorf("verify archive: %w", err))

@@ -275,6 +275,52 @@ func TestFlippedByteNamesTheChecksum(t *testing.T) {
 	}
 }
 
+// The read-back of a freshly written archive does not hash the stream again,
+// yet a damaged byte in a member's header, data or trailer still fails it:
+// through the member's fixed header, the entry it belongs to or the member's
+// CRC-32 and size.
+func TestVerifyWrittenFindsDamage(t *testing.T) {
+	src := t.TempDir()
+	tree(t, src, 1<<20)
+	path, m := create(t, src, true)
+	verifyWritten := func(p string) (*archive.Report, error) {
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		return archive.VerifyWritten(context.Background(), f, m, nil)
+	}
+	got, err := verifyWritten(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want, _ := verifyFile(t, path, m); *got != *want {
+		t.Fatalf("report %+v, Verify says %+v", *got, *want)
+	}
+	data, _ := os.ReadFile(path)
+	write := func(b []byte) string {
+		p := filepath.Join(t.TempDir(), "bad.tar.gz")
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, off := range []int{4, 17, 20, len(data) / 3, len(data) / 2, len(data) - 3} {
+		bad := bytes.Clone(data)
+		bad[off] ^= 0x01
+		if _, err := verifyWritten(write(bad)); !errors.Is(err, archive.ErrIntegrity) {
+			t.Errorf("flip at %d: want an integrity error, got %v", off, err)
+		}
+	}
+	if _, err := verifyWritten(write(data[:len(data)/3])); !errors.Is(err, archive.ErrIntegrity) {
+		t.Errorf("truncated: want an integrity error, got %v", err)
+	}
+	if _, err := verifyWritten(write(append(bytes.Clone(data), 0))); !errors.Is(err, archive.ErrIntegrity) {
+		t.Errorf("one byte more: want an integrity error, got %v", err)
+	}
+}
+
 // extractFile extracts the archive at p into a new directory.
 func extractFile(t *testing.T, p string, m *manifest.Manifest) error {
 	t.Helper()

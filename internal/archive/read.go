@@ -29,13 +29,26 @@ type visitFunc func(hdr *tar.Header, name string, want manifest.Entry, content i
 
 // walk reads the archive stream r entry by entry and checks it against m:
 // every entry safe, expected, once; every file's size and SHA-256; nothing
-// missing; and the SHA-256 and size of the compressed stream itself. The
-// content of each file is only read once, by visit or by walk.
-func walk(ctx context.Context, r io.Reader, m *manifest.Manifest, progress func(Progress), visit visitFunc) (*Report, error) {
+// missing; and the size of the compressed stream itself and, if hashStream,
+// its SHA-256. The content of each file is only read once, by visit or by
+// walk.
+func walk(ctx context.Context, r io.Reader, m *manifest.Manifest, hashStream bool, progress func(Progress), visit visitFunc) (*Report, error) {
 	// The work is shared: one goroutine reads and hashes the compressed
 	// stream (hashAhead), one splits it into gzip members, one per core
 	// inflates them, and this one checks and hashes the entries.
 	raw := newCountingHasher(io.Discard)
+	if !hashStream {
+		raw.h = nil
+	}
+	// streamMismatch reports whether the stream read so far differs from
+	// the manifest's archive, and its SHA-256 ("" if not hashed).
+	streamMismatch := func() (string, bool) {
+		if !hashStream {
+			return "", raw.n != m.Archive.Size
+		}
+		sum := raw.Sum()
+		return sum, sum != m.Archive.SHA256 || raw.n != m.Archive.Size
+	}
 	src := newHashAhead(r, raw)
 	defer src.Close()
 
@@ -76,7 +89,7 @@ func walk(ctx context.Context, r io.Reader, m *manifest.Manifest, progress func(
 		if _, err := io.Copy(io.Discard, src); err != nil {
 			return fmt.Errorf("read archive: %w", err)
 		}
-		if sum := raw.Sum(); sum != m.Archive.SHA256 || raw.n != m.Archive.Size {
+		if sum, bad := streamMismatch(); bad {
 			return checksumError(m, sum, raw.n, cause)
 		}
 		return nil
@@ -190,7 +203,7 @@ func walk(ctx context.Context, r io.Reader, m *manifest.Manifest, progress func(
 	if _, err := io.Copy(io.Discard, src); err != nil {
 		return nil, fmt.Errorf("read archive: %w", err)
 	}
-	if sum := raw.Sum(); sum != m.Archive.SHA256 || raw.n != m.Archive.Size {
+	if sum, bad := streamMismatch(); bad {
 		return nil, checksumError(m, sum, raw.n, nil)
 	}
 	for _, e := range m.Files {
@@ -204,8 +217,13 @@ func walk(ctx context.Context, r io.Reader, m *manifest.Manifest, progress func(
 	return rep, nil
 }
 
+// checksumError describes an archive that is not the manifest's; sum is ""
+// where the stream was not hashed (only its size differs).
 func checksumError(m *manifest.Manifest, sum string, size int64, cause error) error {
 	msg := fmt.Sprintf("archive checksum mismatch: sha256 %s (%d bytes), manifest says %s (%d bytes)", sum, size, m.Archive.SHA256, m.Archive.Size)
+	if sum == "" {
+		msg = fmt.Sprintf("archive size mismatch: %d bytes, manifest says %d", size, m.Archive.Size)
+	}
 	if size < m.Archive.Size {
 		msg += "; the archive is truncated"
 	}
@@ -285,7 +303,18 @@ func (h *hashingReader) Read(p []byte) (int, error) {
 // an error wrapping ErrIntegrity or ErrUnsafe when the archive cannot be
 // trusted.
 func Verify(ctx context.Context, r io.Reader, m *manifest.Manifest, progress func(Progress)) (*Report, error) {
-	return walk(ctx, r, m, progress, func(*tar.Header, string, manifest.Entry, io.Reader) error { return nil })
+	return walk(ctx, r, m, true, progress, func(*tar.Header, string, manifest.Entry, io.Reader) error { return nil })
+}
+
+// VerifyWritten is the read-back of an archive Create just wrote: it checks
+// what Verify checks (every entry against m, every file's size and SHA-256,
+// every gzip member's header, CRC-32 and size, the stream's size) but does
+// not hash the stream again, as Create computed its SHA-256 over the same
+// bytes on their way to the file. A byte that differs on disk fails the
+// member or the entry it belongs to. Any later read (Verify, Extract) checks
+// the archive's SHA-256 too.
+func VerifyWritten(ctx context.Context, r io.Reader, m *manifest.Manifest, progress func(Progress)) (*Report, error) {
+	return walk(ctx, r, m, false, progress, func(*tar.Header, string, manifest.Entry, io.Reader) error { return nil })
 }
 
 // IsIntegrity reports whether err says the archive cannot be trusted.

@@ -9,7 +9,8 @@ import (
 
 // hashAhead reads r ahead of its reader, in chunks, and hashes every byte
 // into h: one goroutine reads (waiting on the disk when r reads around the
-// page cache), another hashes, and Read hands out the chunks in order.
+// page cache), another hashes (see countingHasher), and Read hands out the
+// chunks in order.
 // Reading, hashing the compressed stream and decompressing it thus overlap.
 // The chunks are aligned (fsutil.AlignedBuffer), so an fsutil.DirectReader
 // reads straight into them. h may be read once Read has returned io.EOF (or
