@@ -64,6 +64,10 @@ type Activities struct {
 	Namespace string
 	// Log receives structured logs.
 	Log *slog.Logger
+
+	// manifests spares the steps of one operation decoding the same
+	// manifest again.
+	manifests manifest.Cache
 }
 
 // Register registers every activity on r under its workflows name.

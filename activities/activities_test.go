@@ -385,8 +385,10 @@ func TestValidateAndStage(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		b := *a
+		b := a
+		up := a.DB
 		b.DB = down
+		defer func() { a.DB = up }()
 		in := workflows.StageInput{Archive: good.ID, RestoreID: "20250107_000000"}
 		if _, err := b.ValidateAndStage(ctx, in); err == nil || !strings.Contains(err.Error(), "database to restore into") {
 			t.Fatalf("database down: got %v", err)

@@ -220,6 +220,7 @@ func (a *Activities) ArchiveStorage(ctx context.Context, plan workflows.BackupPl
 	if err := manifest.Write(a.Backups.PendingManifestPath(plan.ID), m); err != nil {
 		return workflows.ArchiveOutput{}, classify(err)
 	}
+	a.manifests.Put(a.Backups.PendingManifestPath(plan.ID), m) // for the verify and commit steps
 	for _, w := range res.Warnings {
 		a.log(ctx).Warn("backup warning", "path", w.Path, "warning", w.Message)
 	}
@@ -239,7 +240,7 @@ func (a *Activities) ArchiveStorage(ctx context.Context, plan workflows.BackupPl
 func (a *Activities) VerifyBackup(ctx context.Context, plan workflows.BackupPlan) (archive.Report, error) {
 	hb := startHeartbeat(ctx)
 	defer hb.end()
-	m, err := manifest.Read(a.Backups.PendingManifestPath(plan.ID))
+	m, err := a.manifests.Read(a.Backups.PendingManifestPath(plan.ID))
 	if err != nil {
 		return archive.Report{}, classify(err)
 	}
@@ -276,10 +277,10 @@ func (a *Activities) VerifyBackup(ctx context.Context, plan workflows.BackupPlan
 // place, then the manifest (with its verification time) written last.
 func (a *Activities) CommitBackup(ctx context.Context, plan workflows.BackupPlan) (workflows.BackupResult, error) {
 	final := a.Backups.ManifestPath(plan.ID)
-	if m, err := manifest.Read(final); err == nil && m.RunID == plan.RunID {
+	if m, err := a.manifests.Read(final); err == nil && m.RunID == plan.RunID {
 		return a.result(m), nil // committed by an earlier attempt
 	}
-	m, err := manifest.Read(a.Backups.PendingManifestPath(plan.ID))
+	m, err := a.manifests.Read(a.Backups.PendingManifestPath(plan.ID))
 	if err != nil {
 		return workflows.BackupResult{}, classify(err)
 	}

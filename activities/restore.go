@@ -80,7 +80,7 @@ func (a *Activities) readPlan(archiveName string) (workflows.RestorePlan, *manif
 	if err != nil {
 		return workflows.RestorePlan{}, nil, badInput("restore %s: %v", archiveName, err)
 	}
-	m, err := manifest.Read(manifestPath)
+	m, err := a.manifests.Read(manifestPath)
 	if err != nil {
 		return workflows.RestorePlan{}, nil, classify(err)
 	}
@@ -195,7 +195,7 @@ func (a *Activities) StartServices(ctx context.Context, names []string) error {
 func (a *Activities) StageStorage(ctx context.Context, in workflows.StepInput) (workflows.StorageOutput, error) {
 	hb := startHeartbeat(ctx)
 	defer hb.end()
-	m, err := manifest.Read(in.Manifest)
+	m, err := a.manifests.Read(in.Manifest)
 	if err != nil {
 		return workflows.StorageOutput{}, classify(err)
 	}
@@ -253,7 +253,7 @@ const storageStagedMarker = "storage-staged"
 func (a *Activities) RestoreStorage(ctx context.Context, in workflows.StepInput) (workflows.StorageOutput, error) {
 	hb := startHeartbeat(ctx)
 	defer hb.end()
-	m, err := manifest.Read(in.Manifest)
+	m, err := a.manifests.Read(in.Manifest)
 	if err != nil {
 		return workflows.StorageOutput{}, classify(err)
 	}
@@ -339,7 +339,7 @@ func (a *Activities) loadProgress(hb *heartbeat, m *manifest.Manifest) func(int6
 // renames. Where the role may not create databases it stages nothing and
 // step 5 loads in place.
 func (a *Activities) StageDatabase(ctx context.Context, in workflows.StepInput) (workflows.DatabaseOutput, error) {
-	m, err := manifest.Read(in.Manifest)
+	m, err := a.manifests.Read(in.Manifest)
 	if err != nil {
 		return workflows.DatabaseOutput{}, classify(err)
 	}
@@ -403,7 +403,7 @@ func (a *Activities) DiscardStaging(ctx context.Context, in workflows.StepInput)
 
 // directory first, so a rollback knows what to undo even after a crash.
 func (a *Activities) RestoreDatabase(ctx context.Context, in workflows.StepInput) (workflows.DatabaseOutput, error) {
-	m, err := manifest.Read(in.Manifest)
+	m, err := a.manifests.Read(in.Manifest)
 	if err != nil {
 		return workflows.DatabaseOutput{}, classify(err)
 	}
@@ -467,7 +467,7 @@ func (a *Activities) recordedMode(tree staging.Tree) string {
 func (a *Activities) VerifyRestore(ctx context.Context, in workflows.VerifyInput) (workflows.VerifyOutput, error) {
 	hb := startHeartbeat(ctx)
 	defer hb.end()
-	m, err := manifest.Read(a.abs(in.Manifest))
+	m, err := a.manifests.Read(a.abs(in.Manifest))
 	if err != nil {
 		return workflows.VerifyOutput{}, classify(err)
 	}
@@ -541,7 +541,7 @@ func (a *Activities) RollbackStorage(ctx context.Context, in workflows.RollbackI
 		return workflows.RollbackOutput{}, classify(fmt.Errorf("roll back storage: %w", err))
 	}
 	a.log(ctx).Warn("pre-restore copy missing; restoring storage from the emergency backup", "error", err)
-	m, err := manifest.Read(a.abs(in.EmergencyManifest))
+	m, err := a.manifests.Read(a.abs(in.EmergencyManifest))
 	if err != nil {
 		return workflows.RollbackOutput{}, classify(err)
 	}
@@ -578,7 +578,7 @@ func (a *Activities) RollbackDatabase(ctx context.Context, in workflows.Rollback
 	defer hb.end()
 	tree := staging.Tree{Root: a.Root, ID: in.RestoreID}
 	if a.recordedMode(tree) == pgdump.ModeInPlace {
-		m, err := manifest.Read(a.abs(in.EmergencyManifest))
+		m, err := a.manifests.Read(a.abs(in.EmergencyManifest))
 		if err != nil {
 			return workflows.RollbackOutput{}, classify(err)
 		}
