@@ -18,7 +18,8 @@ import (
 
 // largeFile is the size from which an extracted file is written around the
 // page cache (or, where the file system refuses, has its writeback started
-// as soon as it is written); smaller files wait for the final syncfs.
+// as soon as it is written); smaller files are made durable by the syncs of
+// the file system (see fsSyncer).
 const largeFile = 1 << 20
 
 // directFlag is the open flag that asks for direct I/O, or 0.
@@ -50,6 +51,11 @@ func Extract(ctx context.Context, r io.Reader, m *manifest.Manifest, opts Extrac
 		return nil, fmt.Errorf("open extraction directory: %w", err)
 	}
 	defer root.Close()
+	syncer, err := startSync(opts.Dest, syncEvery)
+	if err != nil {
+		return nil, fmt.Errorf("open extraction directory: %w", err)
+	}
+	defer syncer.Close()
 	chown := os.Geteuid() == 0
 	type dirMeta struct {
 		name  string
@@ -114,7 +120,7 @@ func Extract(ctx context.Context, r io.Reader, m *manifest.Manifest, opts Extrac
 			return nil, fmt.Errorf("extract %s: %w", d.name, err)
 		}
 	}
-	if err := syncFS(opts.Dest); err != nil {
+	if err := syncer.Finish(); err != nil {
 		return nil, fmt.Errorf("extract: %w", err)
 	}
 	return rep, nil
@@ -227,18 +233,4 @@ func (p *parentDirs) close() {
 		p.dir.Close()
 		p.dir = nil
 	}
-}
-
-// syncFS flushes the whole file system holding dir: one call instead of an
-// fsync per extracted file.
-func syncFS(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := unix.Syncfs(int(f.Fd())); err != nil {
-		return fmt.Errorf("sync file system of %s: %w", dir, err)
-	}
-	return nil
 }
