@@ -402,3 +402,31 @@ func TestValidateAndStage(t *testing.T) {
 		}
 	})
 }
+
+// Step 7 checks files, rows and services at once and lists the problems in
+// that order: a verified state has none, and a file and a row that changed
+// afterwards are both reported.
+func TestVerifyRestoreListsEveryProblem(t *testing.T) {
+	url := testutil.NewDatabase(t)
+	testutil.LoadVulcanDB(t, url, 100)
+	a := newActivities(t, url)
+	ctx := context.Background()
+	b := backup(t, a, workflows.KindManual, time.Date(2025, 1, 1, 2, 0, 0, 0, time.UTC))
+	for _, layoutOnly := range []bool{false, true} {
+		out, err := a.VerifyRestore(ctx, workflows.VerifyInput{Manifest: b.Manifest, LayoutOnly: layoutOnly})
+		if err != nil || len(out.Problems) != 0 || out.Files == 0 || out.Tables == 0 {
+			t.Fatalf("layout only %v: the backed-up state: %+v, %v", layoutOnly, out, err)
+		}
+	}
+	if err := os.Remove(filepath.Join(a.Root, "storage", "logs", "a.log")); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Psql(t, url, "-c", "DELETE FROM validation_attachments WHERE ctid IN (SELECT ctid FROM validation_attachments LIMIT 1)")
+	out, err := a.VerifyRestore(ctx, workflows.VerifyInput{Manifest: b.Manifest, LayoutOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Problems) != 2 || !strings.Contains(out.Problems[0], "a.log") || !strings.Contains(out.Problems[1], "validation_attachments") {
+		t.Fatalf("problems %q: want the missing file, then the row count", out.Problems)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/project-vulcan/vulcan-backup/internal/archive"
@@ -477,28 +478,50 @@ func (a *Activities) VerifyRestore(ctx context.Context, in workflows.VerifyInput
 	if in.LayoutOnly {
 		check = archive.CheckTreeLayout
 	}
-	rep, err := check(ctx, a.Root, m, func(p archive.Progress) { hb.set(p) })
+	// The three checks are independent and run at once (the files on the
+	// disk, the rows in PostgreSQL, the services); their problems are
+	// listed in this order.
+	checkRows := m.Database != nil && a.DB != nil && !in.SkipDatabase
+	var (
+		wg                      sync.WaitGroup
+		rep                     *archive.Report
+		treeErr, rowsErr, upErr error
+	)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		rep, treeErr = check(ctx, a.Root, m, func(p archive.Progress) { hb.set(p) })
+	}()
+	go func() {
+		defer wg.Done()
+		if checkRows {
+			rowsErr = a.DB.CheckCounts(ctx, m.Database.Tables)
+		}
+	}()
+	upErr = a.Services.Healthy(ctx, in.Services)
+	wg.Wait()
+
 	var mis *archive.TreeMismatch
 	switch {
-	case errors.As(err, &mis):
+	case errors.As(treeErr, &mis):
 		out.Problems = append(out.Problems, mis.Error())
-	case err != nil:
-		return out, classify(err)
+	case treeErr != nil:
+		return out, classify(treeErr)
 	}
 	if rep != nil {
 		out.Files, out.Bytes = rep.Files, rep.Bytes
 	}
-	if m.Database != nil && a.DB != nil && !in.SkipDatabase {
+	if checkRows {
 		out.Tables = len(m.Database.Tables)
-		if err := a.DB.CheckCounts(ctx, m.Database.Tables); err != nil {
-			if !errors.Is(err, pgdump.ErrRowCounts) {
-				return out, classify(err)
+		if rowsErr != nil {
+			if !errors.Is(rowsErr, pgdump.ErrRowCounts) {
+				return out, classify(rowsErr)
 			}
-			out.Problems = append(out.Problems, err.Error())
+			out.Problems = append(out.Problems, rowsErr.Error())
 		}
 	}
-	if err := a.Services.Healthy(ctx, in.Services); err != nil {
-		out.Problems = append(out.Problems, fmt.Sprintf("services not healthy: %v", err))
+	if upErr != nil {
+		out.Problems = append(out.Problems, fmt.Sprintf("services not healthy: %v", upErr))
 	}
 	return out, nil
 }
