@@ -10,21 +10,28 @@ import (
 // restored and of the emergency backup, with room to spare.
 const cacheSize = 4
 
-// Cache keeps the last few manifests read or written through it, so that the
-// steps of one operation, which run on the same worker one after another,
-// decode a manifest once: the reference data's manifest (21,867 entries,
-// 5.5 MB) took 31-48 ms to read, and a restore read it in five of its steps.
-// Every use checks that the file is still the one decoded (same file, size
-// and modification time); a file written again under the same name, as every
-// write here renames a new file into place, is read afresh.
+// cacheBytes bounds the size of the manifest files a Cache keeps (decoded,
+// a manifest takes two to three times its file's size): a tree of very many
+// files has a manifest that is read afresh every time rather than held.
+const cacheBytes = 16 << 20
+
+// Cache keeps the last few manifests read or written through it (at most
+// cacheSize, of cacheBytes in all), so that the steps of one operation, which
+// run on the same worker one after another, decode a manifest once: the
+// reference data's manifest (21,867 entries, 5.5 MB) took 31-48 ms to read,
+// and a restore read it in five of its steps. Every use checks that the file
+// is still the one decoded (same file, size and modification time); a file
+// written again under the same name, as every write here renames a new file
+// into place, is read afresh.
 //
 // A manifest it returns is a copy of the cached struct that shares its
 // slices: a caller may set fields but must not change the elements of
 // Files, Warnings or Paths, nor the Database it points to. The zero value is
 // ready to use.
 type Cache struct {
-	mu      sync.Mutex
-	entries []cached // most recently used first
+	mu       sync.Mutex
+	entries  []cached // most recently used first
+	maxBytes int64    // 0 means cacheBytes
 }
 
 type cached struct {
@@ -87,10 +94,23 @@ func (c *Cache) put(path string, info fs.FileInfo, m *Manifest) {
 			break
 		}
 	}
+	limit := c.maxBytes
+	if limit == 0 {
+		limit = cacheBytes
+	}
+	if info.Size() > limit {
+		return
+	}
 	c.entries = append([]cached{{path: path, info: info, m: m}}, c.entries...)
-	if len(c.entries) > cacheSize {
-		c.entries[cacheSize] = cached{}
-		c.entries = c.entries[:cacheSize]
+	// The newest first, as many as fit.
+	total := int64(0)
+	for i, e := range c.entries {
+		total += e.info.Size()
+		if i == cacheSize || total > limit {
+			clear(c.entries[i:])
+			c.entries = c.entries[:i]
+			break
+		}
 	}
 }
 

@@ -72,4 +72,23 @@ func TestCache(t *testing.T) {
 	if len(c.entries) != cacheSize || c.entries[0].path != filepath.Join(dir, fmt.Sprintf("m%d.json", cacheSize+1)) {
 		t.Fatalf("%d entries, newest %s", len(c.entries), c.entries[0].path)
 	}
+
+	// Within the byte budget only: the newest that fit, and none larger.
+	st, err := os.Stat(filepath.Join(dir, "m0.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	small := Cache{maxBytes: 2*st.Size() + 1}
+	for i := range 3 {
+		if _, err := small.Read(filepath.Join(dir, fmt.Sprintf("m%d.json", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(small.entries) != 2 || small.entries[0].path != filepath.Join(dir, "m2.json") {
+		t.Fatalf("%d entries within two manifests' bytes, newest %s", len(small.entries), small.entries[0].path)
+	}
+	tiny := Cache{maxBytes: st.Size() - 1}
+	if _, err := tiny.Read(filepath.Join(dir, "m0.json")); err != nil || len(tiny.entries) != 0 {
+		t.Fatalf("a manifest larger than the budget: %d entries, %v", len(tiny.entries), err)
+	}
 }
