@@ -109,7 +109,13 @@ func BackupWorkflow(ctx workflow.Context, in BackupInput) (_ *BackupResult, err 
 	// of the archive once it is complete. Before this version the dump ran
 	// first, on its own.
 	var dump DumpOutput
-	dumped := workflow.ExecuteActivity(database(ctx), DumpDatabaseActivity, plan)
+	dctx := database(ctx)
+	if in.AwaitProceed {
+		// Cancelled while it waits, the backup removes its partial dump:
+		// the dump must have stopped writing first.
+		dctx = waitForCancel(dctx)
+	}
+	dumped := workflow.ExecuteActivity(dctx, DumpDatabaseActivity, plan)
 	beside := workflow.GetVersion(ctx, "dump-beside-archive", workflow.DefaultVersion, 1) == 1
 	if !beside {
 		if err := dumped.Get(ctx, &dump); err != nil {
@@ -120,6 +126,15 @@ func BackupWorkflow(ctx workflow.Context, in BackupInput) (_ *BackupResult, err 
 		}
 	}
 	plan.DumpBeside = beside
+	if in.AwaitProceed {
+		if err := awaitProceed(ctx, dumped); err != nil {
+			if temporal.IsCanceledError(err) {
+				discardAttempt(ctx)
+				return fail(err)
+			}
+			return fail(wrap("dump database", err))
+		}
+	}
 
 	step(3)
 	// Stores that are unsafe to copy live (label vulcan.stop-during-backup)
@@ -197,6 +212,55 @@ func BackupWorkflow(ctx workflow.Context, in BackupInput) (_ *BackupResult, err 
 	prog.Completed = append(prog.Completed, prog.StepName)
 	prog.State = StateCompleted
 	return &res, nil
+}
+
+// awaitProceed waits for ProceedSignal while the dump runs. It returns the
+// dump's error if the dump fails first, and the cancellation if the backup is
+// cancelled first, once the dump has stopped.
+func awaitProceed(ctx workflow.Context, dumped workflow.Future) error {
+	proceed := workflow.GetSignalChannel(ctx, ProceedSignal)
+	var dumpErr error
+	for {
+		proceeded, cancelled, dumpDone := false, false, false
+		sel := workflow.NewSelector(ctx)
+		sel.AddReceive(proceed, func(c workflow.ReceiveChannel, _ bool) {
+			c.Receive(ctx, nil)
+			proceeded = true
+		})
+		sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) { cancelled = true })
+		if dumped != nil {
+			sel.AddFuture(dumped, func(f workflow.Future) {
+				dumpErr = f.Get(ctx, nil)
+				dumpDone = true
+			})
+		}
+		sel.Select(ctx)
+		switch {
+		case proceeded:
+			return nil
+		case cancelled:
+			if dumped != nil {
+				_ = dumped.Get(ctx, nil) // the dump activity, cancelled too, has stopped
+			}
+			return ctx.Err()
+		case dumpDone && dumpErr != nil && !temporal.IsCanceledError(dumpErr):
+			return dumpErr
+		case dumpDone:
+			dumped = nil // dumped: wait for the signal alone
+		}
+	}
+}
+
+// discardAttempt removes what a cancelled backup wrote (its temporary dump
+// and dump record) the way the next backup would: PrepareBackup clears the
+// debris of unfinished attempts. The operation lock is still held, so no
+// other backup's files are among them.
+func discardAttempt(ctx workflow.Context) {
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	req := BackupPlan{Kind: KindEmergency, StartedAt: workflow.Now(ctx).UTC()}
+	if err := workflow.ExecuteActivity(quick(dctx), PrepareBackupActivity, req).Get(dctx, nil); err != nil {
+		workflow.GetLogger(ctx).Warn("removing the cancelled backup's partial files failed", "error", err)
+	}
 }
 
 // CleanupWorkflow applies retention on demand, holding the operation lock.

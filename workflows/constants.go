@@ -10,6 +10,9 @@ const (
 	ScheduleID = "vulcan-daily-backup"
 	// ProgressQuery returns a Progress.
 	ProgressQuery = "progress"
+	// ProceedSignal tells an emergency backup started with AwaitProceed
+	// that its restore's validation has passed.
+	ProceedSignal = "proceed"
 
 	// Workflow types.
 	BackupWorkflowName  = "BackupWorkflow"

@@ -58,6 +58,41 @@ func RestoreWorkflow(ctx workflow.Context, in RestoreInput) (_ *RestoreResult, e
 		defer release()
 	}
 
+	// The emergency backup of step 2 is a child workflow. Since this
+	// version it starts here, beside step 1: its database dump only reads
+	// the current state, and runs on the CPU that step 1's extraction
+	// leaves idle; the child archives the files, verifies and commits only
+	// once step 1 has passed and sent it ProceedSignal. A step 1 that fails
+	// or is cancelled cancels the child, which then commits nothing and
+	// removes its partial dump. Before this version the child started in
+	// step 2.
+	var emergency BackupResult
+	var emergencyDone workflow.ChildWorkflowFuture
+	cancelEmergency := func() {}
+	emergencyOptions := workflow.ChildWorkflowOptions{
+		WorkflowID: info.WorkflowExecution.ID + "-emergency",
+		TaskQueue:  info.TaskQueueName,
+	}
+	early := !in.DryRun && workflow.GetVersion(ctx, "emergency-beside-validate", workflow.DefaultVersion, 1) == 1
+	if early {
+		emergencyOptions.WaitForCancellation = true
+		ectx, cancel := workflow.WithCancel(workflow.WithChildOptions(ctx, emergencyOptions))
+		cancelEmergency = cancel
+		emergencyDone = workflow.ExecuteChildWorkflow(ectx, BackupWorkflowName, BackupInput{Kind: KindEmergency, LockHeld: true, AwaitProceed: true})
+	}
+	// abandonEmergency stops an early emergency backup after a failed step
+	// 1 and waits until it has cleaned up.
+	abandonEmergency := func() {
+		if !early {
+			return
+		}
+		cancelEmergency()
+		dctx, _ := workflow.NewDisconnectedContext(ctx)
+		if err := emergencyDone.Get(dctx, nil); err != nil && !temporal.IsCanceledError(err) {
+			logger.Warn("the emergency backup begun beside step 1 failed", "error", err)
+		}
+	}
+
 	// 1. Validate: nothing is touched before the archive is proven sound.
 	// Since this version a restore that goes ahead reads the archive once:
 	// it is checked as it is extracted into the staging directory, which
@@ -71,6 +106,7 @@ func RestoreWorkflow(ctx workflow.Context, in RestoreInput) (_ *RestoreResult, e
 		var sp StagedPlan
 		sin := StageInput{Archive: in.Archive, RestoreID: restoreID}
 		if err := workflow.ExecuteActivity(long(ctx, 3), ValidateAndStageActivity, sin).Get(ctx, &sp); err != nil {
+			abandonEmergency()
 			dctx, _ := workflow.NewDisconnectedContext(ctx)
 			if derr := workflow.ExecuteActivity(quick(dctx), DiscardStagingActivity, StepInput{RestoreID: restoreID}).Get(dctx, nil); derr != nil {
 				logger.Error("discarding the staged copy failed", "error", derr)
@@ -80,6 +116,7 @@ func RestoreWorkflow(ctx workflow.Context, in RestoreInput) (_ *RestoreResult, e
 		}
 		plan, stagedFiles = sp.Plan, sp.Staged
 	} else if err := workflow.ExecuteActivity(long(ctx, 3), ValidateArchiveActivity, in).Get(ctx, &plan); err != nil {
+		abandonEmergency()
 		prog.State, prog.Message = StateFailed, err.Error()
 		return nil, stepErr(1, err)
 	}
@@ -91,27 +128,34 @@ func RestoreWorkflow(ctx workflow.Context, in RestoreInput) (_ *RestoreResult, e
 		return res, nil
 	}
 
-	// 2. Emergency backup of the current state, as a child workflow. Beside
-	// it, while the application still runs, the backup is staged: the dump
-	// loaded into a fresh database and (unless step 1 did it) the files
-	// extracted into the staging directory. Neither touches what is in
-	// place; steps 4 and 5 then only swap. Before this version staging
-	// happened in steps 4 and 5. The load is not begun beside step 1: it
-	// would slow the extraction there (the longer of the two, on two cores)
-	// more than it gains, where beside the emergency backup it fills a core
-	// the backup leaves idle (one restore of the reference data each way,
-	// timed through the starter: 6.4 s against 6.9 s).
+	// 2. Emergency backup of the current state, as a child workflow (begun
+	// beside step 1, see above; told here to go on). Beside it, while the
+	// application still runs, the backup is staged: the dump loaded into a
+	// fresh database and (unless step 1 did it) the files extracted into
+	// the staging directory. Neither touches what is in place; steps 4 and
+	// 5 then only swap. Before this version staging happened in steps 4
+	// and 5. The load is not begun beside step 1: it would slow the
+	// extraction there (the longer of the two, on two cores) more than it
+	// gains, where beside the emergency backup it fills a core the backup
+	// leaves idle (one restore of the reference data each way, timed
+	// through the starter: 6.4 s against 6.9 s).
 	step(2)
 	in4 := StepInput{RestoreID: restoreID, Archive: plan.Archive, Manifest: plan.Manifest}
-	var emergency BackupResult
-	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
-		WorkflowID: info.WorkflowExecution.ID + "-emergency",
-		TaskQueue:  info.TaskQueueName,
-	})
-	emergencyDone := workflow.ExecuteChildWorkflow(cctx, BackupWorkflowName, BackupInput{Kind: KindEmergency, LockHeld: true})
+	var emergencyErr error
+	var proceeded workflow.Future
+	switch {
+	case !early:
+		emergencyDone = workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, emergencyOptions), BackupWorkflowName, BackupInput{Kind: KindEmergency, LockHeld: true})
+	case emergencyDone.IsReady():
+		// It waits for the signal, so only a failure (its dump's) ends it
+		// before step 1 does: nothing is staged beside it then.
+		emergencyErr = emergencyDone.Get(ctx, &emergency)
+	default:
+		proceeded = emergencyDone.SignalChildWorkflow(ctx, ProceedSignal, true)
+	}
 	staged := workflow.GetVersion(ctx, "stage-before-stop", workflow.DefaultVersion, 1) == 1
 	var stageErr error
-	if staged {
+	if staged && emergencyErr == nil {
 		var storageDone workflow.Future
 		if !validateByStaging {
 			storageDone = workflow.ExecuteActivity(long(ctx, 3), StageStorageActivity, in4)
@@ -122,7 +166,15 @@ func RestoreWorkflow(ctx workflow.Context, in RestoreInput) (_ *RestoreResult, e
 		}
 		stageErr = errors.Join(stageErr, dbDone.Get(ctx, nil))
 	}
-	err = errors.Join(emergencyDone.Get(ctx, &emergency), stageErr)
+	if emergencyErr == nil {
+		if proceeded != nil && proceeded.Get(ctx, nil) != nil && !emergencyDone.IsReady() {
+			// Only a child that has already ended can miss the signal;
+			// should one still wait for it, it is stopped, not waited on.
+			cancelEmergency()
+		}
+		emergencyErr = emergencyDone.Get(ctx, &emergency)
+	}
+	err = errors.Join(emergencyErr, stageErr)
 	if staged && err != nil {
 		// Nothing was swapped: only the staged copies go.
 		dctx, _ := workflow.NewDisconnectedContext(ctx)

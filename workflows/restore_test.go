@@ -93,6 +93,14 @@ var (
 // restoreEnv returns an environment where every step succeeds, except what
 // the overrides (registered first, so they match first) change.
 func restoreEnv(t *testing.T, overrides ...func(*testsuite.TestWorkflowEnvironment)) *testsuite.TestWorkflowEnvironment {
+	return newRestoreEnv(t, true, overrides...)
+}
+
+// newRestoreEnv is restoreEnv; without mockEmergency the emergency backup is
+// the real BackupWorkflow, whose activities the overrides must mock. (A
+// mocked child that waits for a signal never counts as started in the test
+// environment, so it could not receive one.)
+func newRestoreEnv(t *testing.T, mockEmergency bool, overrides ...func(*testsuite.TestWorkflowEnvironment)) *testsuite.TestWorkflowEnvironment {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
 	register(env)
@@ -103,7 +111,9 @@ func restoreEnv(t *testing.T, overrides ...func(*testsuite.TestWorkflowEnvironme
 	env.OnActivity(wf.ReleaseLockActivity, mock.Anything, mock.Anything).Return(nil)
 	env.OnActivity(wf.ValidateArchiveActivity, mock.Anything, mock.Anything).Return(plan, nil)
 	env.OnActivity(wf.ValidateAndStageActivity, mock.Anything, mock.Anything).Return(wf.StagedPlan{Plan: plan, Staged: wf.StorageOutput{Paths: []string{"storage"}, Files: 3}}, nil)
-	env.OnWorkflow(wf.BackupWorkflowName, mock.Anything, wf.BackupInput{Kind: wf.KindEmergency, LockHeld: true}).Return(&emergency, nil)
+	if mockEmergency {
+		env.OnWorkflow(wf.BackupWorkflowName, mock.Anything, wf.BackupInput{Kind: wf.KindEmergency, LockHeld: true, AwaitProceed: true}).Return(&emergency, nil)
+	}
 	env.OnActivity(wf.StageStorageActivity, mock.Anything, mock.Anything).Return(wf.StorageOutput{Paths: []string{"storage"}, Files: 3}, nil)
 	env.OnActivity(wf.StageDatabaseActivity, mock.Anything, mock.Anything).Return(wf.DatabaseOutput{Mode: "rename", Staged: true}, nil)
 	env.OnActivity(wf.DiscardStagingActivity, mock.Anything, mock.Anything).Return(nil)

@@ -10,6 +10,11 @@ type BackupInput struct {
 	// LockHeld is set by a restore that already holds the operation lock
 	// for its emergency backup.
 	LockHeld bool `json:"lock_held,omitempty"`
+	// AwaitProceed is set by a restore that starts its emergency backup
+	// beside its validation: the backup dumps the database at once, but
+	// archives the files only once ProceedSignal arrives. Cancelled before
+	// that, it commits nothing.
+	AwaitProceed bool `json:"await_proceed,omitempty"`
 }
 
 // LockRequest takes or drops the operation lock.
