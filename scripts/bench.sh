@@ -32,7 +32,7 @@ psql -q "$admin" -c "DROP DATABASE IF EXISTS vulcan_bench WITH (FORCE)" -c "CREA
 psql -q "$db" -v ON_ERROR_STOP=1 -v rows="$ROWS" -f "$shared/bench/vulcan_db.sql" >/dev/null 2>&1
 
 export VULCAN_ROOT=$data DATABASE_URL=$db TEMPORAL_ADDRESS=127.0.0.1:27233 VULCAN_UI_PORT=0 VULCAN_API_ADDR= VULCAN_RETENTION_DAYS=1
-rm -rf "$data/backups" "$data/.vulcan" "$PWD/bench-data/.vulcan" /tmp/vulcan-bench-x*
+rm -rf "$data/backups" "$data/.vulcan" "$PWD/bench-data/.vulcan" /tmp/vulcan-bench-x* "$data"/baseline-restore-*
 # Creating many files just after many were deleted is slow on some file
 # systems: ext4 without a journal (this machine's) skips every inode freed in
 # the last 60 s when it allocates one, and tar -xzf of the reference tree took
@@ -94,7 +94,18 @@ for i in $(seq 1 "$RUNS"); do
   dropbase
   settle
   warm /tmp/vulcan-bench-base.tar.gz /tmp/vulcan-bench-base.sql
-  base[restore]+="$(secs sh -c "mkdir /tmp/vulcan-bench-x$i && tar -xzf /tmp/vulcan-bench-base.tar.gz -C /tmp/vulcan-bench-x$i && psql -q '$admin' -c 'CREATE DATABASE vulcan_bench_baseline' && psql -q -v ON_ERROR_STOP=1 '$restoredb' < /tmp/vulcan-bench-base.sql") "
+  # The baseline extracts at the application root, beside the live tree, as
+  # the manual procedure does and as ours stages (.vulcan-restore-<id>).
+  # Until session 7 it extracted under /tmp, which on this machine's ext4
+  # without a journal handed it fresh inodes, while ours, under the root,
+  # met those the previous round's clean-up had just freed: such a file
+  # system skips inodes freed in the last 60 s (360 s while their inode
+  # table block is dirty, which creating files beside them makes it) when
+  # it allocates one (recently_deleted in the kernel's profile), and new
+  # directories under one parent draw on the same groups. 20,000 small
+  # files took 3.15 s under the root and 0.75 s in a new directory under
+  # /tmp, minutes after the bench's last deletion.
+  base[restore]+="$(secs sh -c "mkdir '$data/baseline-restore-$i' && tar -xzf /tmp/vulcan-bench-base.tar.gz -C '$data/baseline-restore-$i' && psql -q '$admin' -c 'CREATE DATABASE vulcan_bench_baseline' && psql -q -v ON_ERROR_STOP=1 '$restoredb' < /tmp/vulcan-bench-base.sql") "
 done
 # The last round's manual backup (emergency backups compress Huffman-only).
 archive=$data/backups/vulcan_backup_$id.tar.gz
@@ -119,7 +130,7 @@ printf '%-34s %10d %10d %7.3fx\n' "  (baseline's storage-only tar.gz)" "$(stat -
 echo "bin/worker peak RSS over all of the above (the binary that also holds the embedded server, not running it): $(grep VmHWM /proc/$wpid/status | awk '{print $2, $3}')"
 echo "data: $(du -sh "$data/storage" | cut -f1) in $(find "$data/storage" -type f | wc -l) files; database rows=$ROWS; $(nproc) cores"
 kill $wpid; wait $wpid 2>/dev/null || true
-rm -rf /tmp/vulcan-bench-x*
+rm -rf "$data"/baseline-restore-*
 
 # Worker memory against the data size: a fresh worker per tree, one backup,
 # built as the production image builds it (without the embedded server).
