@@ -249,3 +249,56 @@ func FuzzMemberReader(f *testing.F) {
 		}
 	})
 }
+
+// Blocks of random bytes are stored; text, and random bytes with text in
+// any sampled place, are compressed; every block reads back as written.
+func TestIncompressibleBlocksAreStored(t *testing.T) {
+	rng := rand.New(rand.NewSource(3))
+	random := make([]byte, memberBlock)
+	rng.Read(random)
+	text := []byte(strings.Repeat("2025-12-01T10:00:00Z info trade filled symbol AAPL qty 100\n", memberBlock/40)[:memberBlock])
+	tail := append(append([]byte(nil), random[:memberBlock*3/4]...), text[:memberBlock/4]...)
+	p := newProber()
+	for _, c := range []struct {
+		name  string
+		block []byte
+		want  bool
+	}{
+		{"random", random, true},
+		{"text", text, false},
+		{"random with text in its last quarter", tail, false},
+		{"random, shorter than a probed block", random[:probeMinBlock-1], false},
+	} {
+		if got := p.incompressible(c.block); got != c.want {
+			t.Errorf("%s: incompressible %v, want %v", c.name, got, c.want)
+		}
+	}
+
+	data := append(append(append([]byte(nil), random...), text...), tail...)
+	stream := writeMembers(t, data, 2)
+	ms := members(t, stream)
+	if len(ms) != 3 {
+		t.Fatalf("%d members, want 3", len(ms))
+	}
+	// A stored member is its input, the stored blocks' 5-byte headers and
+	// the gzip header and trailer; the compressed ones are much smaller.
+	if n := len(ms[0]); n < memberBlock || n > memberBlock+memberBlock/1000 {
+		t.Errorf("random block: member of %d bytes for %d", n, memberBlock)
+	}
+	if n := len(ms[1]); n > memberBlock/10 {
+		t.Errorf("text block: member of %d bytes for %d", n, memberBlock)
+	}
+	if n := len(ms[2]); n > memberBlock*3/4+memberBlock/10 {
+		t.Errorf("random with text: member of %d bytes for %d, the text was not compressed", n, memberBlock)
+	}
+	if got, err := readMembers(stream, 2); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read back %d bytes, %v", len(got), err)
+	}
+	zr, err := stdgzip.NewReader(bytes.NewReader(stream))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := io.ReadAll(zr); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("compress/gzip read back %d bytes, %v", len(got), err)
+	}
+}
