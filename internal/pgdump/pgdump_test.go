@@ -258,3 +258,64 @@ func TestParse(t *testing.T) {
 		}
 	}
 }
+
+// The fresh database is loaded on several sessions, the largest tables'
+// rows shared between them, and holds exactly what one psql would load.
+func TestParallelLoadKeepsEverything(t *testing.T) {
+	url := testutil.NewDatabase(t)
+	testutil.LoadVulcanDB(t, url, 3000)
+	before := testutil.Fingerprint(t, url)
+	tg := mustParse(t, url)
+	path, res := dump(t, tg)
+	defer pgdump.ForceSessions(2, 64<<10)()
+	if n, err := pgdump.PlannedSessions(path); err != nil || n != 2 {
+		t.Fatalf("the reference dump is loaded on %d sessions (%v), want 2", n, err)
+	}
+	testutil.Psql(t, url, "-c", "DELETE FROM validations; UPDATE trades SET qty = 0")
+	id := "20250101_000001"
+	if err := tg.RestoreFresh(context.Background(), path, id, res.Tables, nil); err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	diffFingerprints(t, before, testutil.Fingerprint(t, url))
+}
+
+// A row that does not load fails the load on its session, stops the
+// others, drops the fresh database and leaves the current one as it was.
+func TestParallelLoadFailureChangesNothing(t *testing.T) {
+	url := testutil.NewDatabase(t)
+	testutil.LoadVulcanDB(t, url, 3000)
+	before := testutil.Fingerprint(t, url)
+	tg := mustParse(t, url)
+	path, res := dump(t, tg)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A trade's quantity that is not a number, in the second half of the
+	// trades, which the second session loads.
+	lines := strings.Split(string(data), "\n")
+	copyAt := slices.IndexFunc(lines, func(l string) bool { return strings.HasPrefix(l, `COPY "public"."trades" `) })
+	endAt := copyAt + slices.Index(lines[copyAt:], `\.`)
+	bad := copyAt + (endAt-copyAt)*3/4
+	fields := strings.Split(lines[bad], "\t")
+	fields[4] = "not-a-number"
+	lines[bad] = strings.Join(fields, "\t")
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	defer pgdump.ForceSessions(2, 64<<10)()
+	if n, err := pgdump.PlannedSessions(path); err != nil || n != 2 {
+		t.Fatalf("loaded on %d sessions (%v), want 2", n, err)
+	}
+	id := "20250101_000002"
+	err = tg.RestoreFresh(context.Background(), path, id, res.Tables, nil)
+	if !errors.Is(err, pgdump.ErrScript) || !strings.Contains(err.Error(), "not-a-number") {
+		t.Fatalf("restore of a dump with a bad row: %v, want ErrScript naming the value", err)
+	}
+	for _, db := range []string{tg.RestoreName(id), tg.PreRestoreName(id)} {
+		if ok, err := tg.DatabaseExists(context.Background(), db); err != nil || ok {
+			t.Errorf("%s left behind (%v)", db, err)
+		}
+	}
+	diffFingerprints(t, before, testutil.Fingerprint(t, url))
+}

@@ -61,11 +61,17 @@ func (t *Target) LoadFile(ctx context.Context, db, dumpPath string, progress fun
 		return fmt.Errorf("open dump: %w", err)
 	}
 	defer f.Close()
+	return t.psql(ctx, db, &countingReader{r: f, progressCounter: progressCounter{progress: progress}})
+}
+
+// psql runs the SQL script read from stdin against database db in a single
+// transaction, stopping at the first error.
+func (t *Target) psql(ctx context.Context, db string, stdin io.Reader) error {
 	var stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction",
 		"--dbname="+t.url(db))
 	cmd.Env = t.env()
-	cmd.Stdin = &countingReader{r: f, progressCounter: progressCounter{progress: progress}}
+	cmd.Stdin = stdin
 	cmd.Stdout = io.Discard
 	cmd.Stderr = &limitedBuffer{buf: &stderr, max: 8 << 10}
 	cmd.WaitDelay = 10 * time.Second
@@ -142,7 +148,7 @@ func (t *Target) LoadFresh(ctx context.Context, dumpPath, restoreID string, want
 	dropFresh := func() {
 		_, _ = admin.Exec(context.WithoutCancel(ctx), "DROP DATABASE IF EXISTS "+ident(fresh)+" WITH (FORCE)")
 	}
-	if err := t.LoadFile(ctx, fresh, dumpPath, progress); err != nil {
+	if err := t.loadFresh(ctx, fresh, dumpPath, progress); err != nil {
 		dropFresh()
 		return err
 	}
@@ -151,6 +157,21 @@ func (t *Target) LoadFresh(ctx context.Context, dumpPath, restoreID string, want
 		return err
 	}
 	return nil
+}
+
+// loadFresh loads the dump into db, a database just created for it: on
+// several sessions where the dump allows it (see loadParallel), else by one
+// psql.
+func (t *Target) loadFresh(ctx context.Context, db, dumpPath string, progress func(int64)) error {
+	plan, err := planLoad(dumpPath)
+	switch {
+	case err == nil:
+		return t.loadParallel(ctx, db, dumpPath, plan, progress)
+	case errors.Is(err, errUnplanned):
+		return t.LoadFile(ctx, db, dumpPath, progress)
+	default:
+		return err
+	}
 }
 
 // Analyze runs VACUUM (ANALYZE) on the target database: planner statistics

@@ -178,7 +178,7 @@ func LoadVulcanDB(t testing.TB, dbURL string, rows int) {
 
 // Fingerprint describes a database's content and schema so that two can be
 // compared: every table's rows (hashed), sequence values, views, triggers,
-// functions, comments and column types.
+// functions, comments, constraints and column types.
 func Fingerprint(t testing.TB, dbURL string) map[string]string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -208,6 +208,8 @@ func Fingerprint(t testing.TB, dbURL string) map[string]string {
 	collect("comments", `SELECT c.relname||'.'||d.objsubid||' '||d.description FROM pg_description d JOIN pg_class c ON c.oid=d.objoid
 		JOIN pg_namespace n ON n.oid=c.relnamespace WHERE n.nspname='public' ORDER BY 1`)
 	collect("indexes", `SELECT indexdef FROM pg_indexes WHERE schemaname='public' ORDER BY 1`)
+	collect("constraints", `SELECT conrelid::regclass::text||' '||conname||' '||pg_get_constraintdef(oid)||' '||convalidated::text
+		FROM pg_constraint WHERE connamespace = 'public'::regnamespace ORDER BY 1`)
 	collect("types", `SELECT t.typname||' '||string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder) FROM pg_type t JOIN pg_enum e ON e.enumtypid=t.oid GROUP BY t.typname ORDER BY 1`)
 	rows, err := conn.Query(ctx, `SELECT c.relname, c.relkind::text FROM pg_class c JOIN pg_namespace n ON n.oid=c.relnamespace
 		WHERE n.nspname='public' AND c.relkind IN ('r','S') ORDER BY 1`)
