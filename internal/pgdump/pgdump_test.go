@@ -62,12 +62,7 @@ func dump(t *testing.T, tg *pgdump.Target) (string, *pgdump.DumpResult) {
 }
 
 func TestDumpRestoreFreshKeepsEverything(t *testing.T) {
-	url := testutil.NewDatabase(t)
-	testutil.LoadVulcanDB(t, url, 3000)
-	before := testutil.Fingerprint(t, url)
-	tg := mustParse(t, url)
-
-	path, res := dump(t, tg)
+	url, before, tg, path, res := dumpedReference(t, 3000)
 	if n, ok := countOf(res, "public.trades"); !ok || n != 3000 {
 		t.Fatalf("row count of public.trades = %d (%v), want 3000", n, ok)
 	}
@@ -115,6 +110,18 @@ func TestDumpRestoreFreshKeepsEverything(t *testing.T) {
 			t.Errorf("%s left behind", db)
 		}
 	}
+}
+
+// dumpedReference fills a new database with the reference data (rows
+// trades), then fingerprints and dumps it.
+func dumpedReference(t *testing.T, rows int) (url string, before map[string]string, tg *pgdump.Target, path string, res *pgdump.DumpResult) {
+	t.Helper()
+	url = testutil.NewDatabase(t)
+	testutil.LoadVulcanDB(t, url, rows)
+	before = testutil.Fingerprint(t, url)
+	tg = mustParse(t, url)
+	path, res = dump(t, tg)
+	return url, before, tg, path, res
 }
 
 func countOf(res *pgdump.DumpResult, table string) (int64, bool) {
@@ -262,11 +269,7 @@ func TestParse(t *testing.T) {
 // The fresh database is loaded on several sessions, the largest tables'
 // rows shared between them, and holds exactly what one psql would load.
 func TestParallelLoadKeepsEverything(t *testing.T) {
-	url := testutil.NewDatabase(t)
-	testutil.LoadVulcanDB(t, url, 3000)
-	before := testutil.Fingerprint(t, url)
-	tg := mustParse(t, url)
-	path, res := dump(t, tg)
+	url, before, tg, path, res := dumpedReference(t, 3000)
 	defer pgdump.ForceSessions(2, 64<<10)()
 	if n, err := pgdump.PlannedSessions(path); err != nil || n != 2 {
 		t.Fatalf("the reference dump is loaded on %d sessions (%v), want 2", n, err)
@@ -282,11 +285,7 @@ func TestParallelLoadKeepsEverything(t *testing.T) {
 // A row that does not load fails the load on its session, stops the
 // others, drops the fresh database and leaves the current one as it was.
 func TestParallelLoadFailureChangesNothing(t *testing.T) {
-	url := testutil.NewDatabase(t)
-	testutil.LoadVulcanDB(t, url, 3000)
-	before := testutil.Fingerprint(t, url)
-	tg := mustParse(t, url)
-	path, res := dump(t, tg)
+	url, before, tg, path, res := dumpedReference(t, 3000)
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
