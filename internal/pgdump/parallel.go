@@ -32,14 +32,15 @@ import (
 // across the sessions. An in-place restore keeps psql's single transaction.
 
 // loadSessions is how many sessions load table data at once: half the
-// cores, at most four, the other half left to the emergency backup that runs
-// beside the load. On two cores that is one, and the dump goes to one psql
+// cores this process may use (GOMAXPROCS, which follows a container's CPU
+// limit), at most four, the other half left to the emergency backup that
+// runs beside the load. On two cores that is one, and the dump goes to one psql
 // as it is: there, the reference dump loaded alone in 3.30-3.88 s on two
 // sessions against 4.05-4.88 s by psql (five loads each, alternating), but
 // beside the emergency backup, where a restore loads it, two sessions only
 // took CPU from the backup, and restores were slower (12.5 and 14.6 s
 // against 11.6 and 10.9 s, alternating).
-var loadSessions = min(max(runtime.NumCPU()/2, 1), 4)
+var loadSessions = min(max(runtime.GOMAXPROCS(0)/2, 1), 4)
 
 // splitMin is the smallest table data entry whose rows are shared between
 // sessions; a smaller one goes whole to one session.
