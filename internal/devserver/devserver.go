@@ -8,7 +8,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -54,6 +53,49 @@ type Server struct {
 
 // Start starts the server (and the UI) and returns once the frontend answers.
 func Start(ctx context.Context, opts Options) (*Server, error) {
+	cfg, err := prepare(&opts)
+	if err != nil {
+		return nil, err
+	}
+	// The server's own log is noisy (and alarming at shutdown); it is off
+	// unless VULCAN_DEVSERVER_LOG names a level (debug, info, warn, error).
+	var logger log.Logger = log.NewNoopLogger()
+	if level := os.Getenv("VULCAN_DEVSERVER_LOG"); level != "" {
+		logger = log.NewZapLogger(log.BuildZapLogger(log.Config{Level: level}))
+	}
+	srv, err := newServer(cfg, fatalLogger{logger})
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{srv: srv, opts: opts}
+	if err := s.waitReady(ctx); err != nil {
+		_ = srv.Stop()
+		return nil, err
+	}
+	if opts.UIPort > 0 {
+		host, _, _ := net.SplitHostPort(opts.Address)
+		s.ui = uiserver.NewServer(uioptions.WithConfigProvider(&uiconfig.Config{
+			Host:                host,
+			Port:                opts.UIPort,
+			TemporalGRPCAddress: s.opts.Address,
+			EnableUI:            true,
+			DefaultNamespace:    opts.Namespace,
+			HideLogs:            true,
+			CORS:                uiconfig.CORS{CookieInsecure: true},
+		}))
+		go func() { _ = s.ui.Start() }()
+		if err := waitHTTP(ctx, fmt.Sprintf("http://%s/", net.JoinHostPort(host, strconv.Itoa(opts.UIPort)))); err != nil {
+			s.Stop()
+			return nil, fmt.Errorf("dev server Web UI: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// prepare checks the ports, creates the SQLite store and the namespace, and
+// returns the server's configuration. It settles opts' host (127.0.0.1 for
+// none or localhost) and namespace (default).
+func prepare(opts *Options) (*config.Config, error) {
 	host, portStr, err := net.SplitHostPort(opts.Address)
 	if err != nil {
 		return nil, fmt.Errorf("dev server address %q: %w", opts.Address, err)
@@ -113,17 +155,15 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("dev server: create namespace %s: %w", opts.Namespace, err)
 	}
 
-	cfg, err := serverConfig(host, port, sqlCfg)
-	if err != nil {
-		return nil, err
-	}
-	// The server's own log is noisy (and alarming at shutdown); it is off
-	// unless VULCAN_DEVSERVER_LOG names a level (debug, info, warn, error).
-	var logger log.Logger = log.NewNoopLogger()
-	if level := os.Getenv("VULCAN_DEVSERVER_LOG"); level != "" {
-		logger = log.NewZapLogger(log.BuildZapLogger(log.Config{Level: level}))
-	}
-	srv, err := temporal.NewServer(
+	opts.Address = net.JoinHostPort(host, strconv.Itoa(port))
+	return serverConfig(host, port, sqlCfg)
+}
+
+// newServer creates and starts the server. A fatal error the server reports
+// while it starts (fatalLogger) is returned, not left to crash the process.
+func newServer(cfg *config.Config, logger log.Logger) (srv temporal.Server, err error) {
+	defer recoverFatal(&err)
+	srv, err = temporal.NewServer(
 		temporal.WithConfig(cfg),
 		temporal.ForServices(temporal.DefaultServices),
 		temporal.WithLogger(logger),
@@ -137,29 +177,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err := srv.Start(); err != nil {
 		return nil, fmt.Errorf("dev server: start: %w", err)
 	}
-	s := &Server{srv: srv, opts: opts}
-	s.opts.Address = net.JoinHostPort(host, strconv.Itoa(port))
-	if err := s.waitReady(ctx); err != nil {
-		_ = srv.Stop()
-		return nil, err
-	}
-	if opts.UIPort > 0 {
-		s.ui = uiserver.NewServer(uioptions.WithConfigProvider(&uiconfig.Config{
-			Host:                host,
-			Port:                opts.UIPort,
-			TemporalGRPCAddress: s.opts.Address,
-			EnableUI:            true,
-			DefaultNamespace:    opts.Namespace,
-			HideLogs:            true,
-			CORS:                uiconfig.CORS{CookieInsecure: true},
-		}))
-		go func() { _ = s.ui.Start() }()
-		if err := waitHTTP(ctx, fmt.Sprintf("http://%s/", net.JoinHostPort(host, strconv.Itoa(opts.UIPort)))); err != nil {
-			s.Stop()
-			return nil, fmt.Errorf("dev server Web UI: %w", err)
-		}
-	}
-	return s, nil
+	return srv, nil
 }
 
 // Address is the frontend host:port.
@@ -278,34 +296,6 @@ func serverConfig(host string, port int, sqlCfg *config.SQL) (*config.Config, er
 		}},
 		PublicClient: config.PublicClient{HostPort: addr},
 	}, nil
-}
-
-// FreePort returns a port on host that is free now, taken at random below
-// Linux's ephemeral range (32768 and up). The server binds its ports some
-// time after choosing them; a port from the ephemeral range can meanwhile be
-// taken as the source port of any outgoing connection, and the embedded
-// server then crashes (grpc Serve on a nil listener), which was seen in CI.
-func FreePort(host string) (int, error) {
-	var last error
-	for range 100 {
-		port := 10000 + rand.IntN(22000)
-		l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
-		if err != nil {
-			last = err
-			continue
-		}
-		l.Close()
-		return port, nil
-	}
-	return 0, fmt.Errorf("no free port on %s: %w", host, last)
-}
-
-func checkFree(host string, port int) error {
-	l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
-	if err != nil {
-		return fmt.Errorf("port %d on %s is not free: %w", port, host, err)
-	}
-	return l.Close()
 }
 
 func waitHTTP(ctx context.Context, url string) error {
