@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -56,7 +57,7 @@ func Dump(ctx context.Context, t *Target, w io.Writer, progress func(int64)) (*D
 	}
 
 	h := sha256.New()
-	cw := &countingWriter{w: io.MultiWriter(w, h), progressCounter: progressCounter{progress: progress}}
+	cw := &countingWriter{w: io.MultiWriter(w, h), progressCounter: newProgressCounter(progress)}
 	var stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, "pg_dump",
 		"--format=plain", "--no-owner", "--clean", "--if-exists", "--quote-all-identifiers",
@@ -139,13 +140,21 @@ func CompareCounts(want, got []manifest.TableCount) string {
 	return strings.Join(diffs, "; ")
 }
 
-// progressCounter counts bytes and reports them every MiB.
+// progressCounter counts bytes and reports them every MiB. Several readers
+// or writers may share one (the sessions of a parallel load).
 type progressCounter struct {
+	mu       sync.Mutex
 	n, last  int64
 	progress func(int64)
 }
 
+func newProgressCounter(progress func(int64)) *progressCounter {
+	return &progressCounter{progress: progress}
+}
+
 func (c *progressCounter) add(n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.n += int64(n)
 	if c.progress != nil && c.n-c.last >= 1<<20 {
 		c.last = c.n
@@ -155,7 +164,7 @@ func (c *progressCounter) add(n int) {
 
 type countingWriter struct {
 	w io.Writer
-	progressCounter
+	*progressCounter
 }
 
 func (c *countingWriter) Write(p []byte) (int, error) {

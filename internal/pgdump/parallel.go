@@ -345,8 +345,8 @@ func (t *Target) loadParallel(ctx context.Context, db, path string, plan *loadPl
 		return fmt.Errorf("open dump: %w", err)
 	}
 	defer f.Close()
-	prog := newSharedProgress(progress)
-	if err := t.psql(ctx, db, prog.reader(readerOf(f, plan.header, plan.pre))); err != nil {
+	prog := newProgressCounter(progress)
+	if err := t.psql(ctx, db, &countingReader{r: readerOf(f, plan.header, plan.pre), progressCounter: prog}); err != nil {
 		return err
 	}
 	dctx, cancel := context.WithCancel(ctx)
@@ -358,7 +358,7 @@ func (t *Target) loadParallel(ctx context.Context, db, path string, plan *loadPl
 			continue
 		}
 		wg.Go(func() {
-			if err := t.psql(dctx, db, prog.reader(readerOf(f, append([]piece{plan.header}, pieces...)...))); err != nil {
+			if err := t.psql(dctx, db, &countingReader{r: readerOf(f, append([]piece{plan.header}, pieces...)...), progressCounter: prog}); err != nil {
 				errs[i] = err
 				cancel()
 			}
@@ -377,29 +377,5 @@ func (t *Target) loadParallel(ctx context.Context, db, path string, plan *loadPl
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	return t.psql(ctx, db, prog.reader(readerOf(f, plan.header, plan.post)))
+	return t.psql(ctx, db, &countingReader{r: readerOf(f, plan.header, plan.post), progressCounter: prog})
 }
-
-// sharedProgress adds up what several sessions have read.
-type sharedProgress struct {
-	mu sync.Mutex
-	c  progressCounter
-}
-
-func newSharedProgress(progress func(int64)) *sharedProgress {
-	return &sharedProgress{c: progressCounter{progress: progress}}
-}
-
-func (s *sharedProgress) reader(r io.Reader) io.Reader {
-	return readerFunc(func(p []byte) (int, error) {
-		n, err := r.Read(p)
-		s.mu.Lock()
-		s.c.add(n)
-		s.mu.Unlock()
-		return n, err
-	})
-}
-
-type readerFunc func([]byte) (int, error)
-
-func (f readerFunc) Read(p []byte) (int, error) { return f(p) }

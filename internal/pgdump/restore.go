@@ -61,7 +61,7 @@ func (t *Target) LoadFile(ctx context.Context, db, dumpPath string, progress fun
 		return fmt.Errorf("open dump: %w", err)
 	}
 	defer f.Close()
-	return t.psql(ctx, db, &countingReader{r: f, progressCounter: progressCounter{progress: progress}})
+	return t.psql(ctx, db, &countingReader{r: f, progressCounter: newProgressCounter(progress)})
 }
 
 // psql runs the SQL script read from stdin against database db in a single
@@ -423,7 +423,7 @@ func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'
 
 type countingReader struct {
 	r io.Reader
-	progressCounter
+	*progressCounter
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
