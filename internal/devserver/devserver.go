@@ -110,7 +110,7 @@ func prepare(opts *Options) (*config.Config, error) {
 	if opts.Namespace == "" {
 		opts.Namespace = "default"
 	}
-	// Fail with a clear message, before the server panics on a taken port.
+	// Fail with a clear message before anything is created.
 	if err := checkFree(host, port); err != nil {
 		return nil, fmt.Errorf("dev server frontend: %w (is another Temporal server or worker --dev running?)", err)
 	}

@@ -24,6 +24,7 @@ type FatalError struct {
 	Tags string
 }
 
+// Error says what the server reported, with its tags (service, address, cause).
 func (e *FatalError) Error() string {
 	if e.Tags == "" {
 		return "dev server: " + e.Msg

@@ -37,9 +37,9 @@ const (
 var ports struct {
 	sync.Mutex
 	opened bool
-	window int // -1: none, random over the whole range
-	next   int // offset of the next port in the window
-	lock   *os.File
+	window int      // -1: none, random over the whole range
+	next   int      // offset of the next port in the window
+	lock   *os.File // held, so that the collector does not close it and its lock
 }
 
 // FreePort returns a port on host that is free now and that this process has
