@@ -97,7 +97,6 @@ func (a *Activities) Register(r interface {
 		workflows.FinishRestoreActivity:    a.FinishRestore,
 		workflows.RollbackStorageActivity:  a.RollbackStorage,
 		workflows.RollbackDatabaseActivity: a.RollbackDatabase,
-		workflows.StageStorageActivity:     a.StageStorage,
 		workflows.StageDatabaseActivity:    a.StageDatabase,
 		workflows.DiscardStagingActivity:   a.DiscardStaging,
 		workflows.ValidateAndStageActivity: a.ValidateAndStage,

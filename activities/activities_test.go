@@ -48,7 +48,6 @@ func backup(t *testing.T, a *Activities, kind string, at time.Time) workflows.Ba
 	}
 	// As the workflow does: the dump runs beside the archive step, which
 	// appends it once it is recorded.
-	plan.DumpBeside = true
 	dumped := make(chan error, 1)
 	go func() {
 		time.Sleep(20 * time.Millisecond) // let the archive start first
@@ -190,11 +189,11 @@ func TestStageThenSwapOrDiscard(t *testing.T) {
 	stage := func(id string) workflows.StepInput {
 		t.Helper()
 		in := workflows.StepInput{RestoreID: id, Archive: a.abs(good.Archive), Manifest: a.abs(good.Manifest)}
-		if _, err := a.StageStorage(ctx, in); err != nil {
+		if _, err := a.ValidateAndStage(ctx, workflows.StageInput{Archive: in.Archive, RestoreID: id}); err != nil {
 			t.Fatal(err)
 		}
 		out, err := a.StageDatabase(ctx, in)
-		if err != nil || !out.Staged {
+		if err != nil || out.Mode != pgdump.ModeRename {
 			t.Fatalf("stage database: %+v %v", out, err)
 		}
 		// The standalone dump was loaded: nothing was extracted for it.

@@ -26,12 +26,12 @@ const NoDatabaseNote = "DATABASE_URL is not set: files-only backup, no database 
 
 // AcquireLock takes the operation lock for a workflow.
 func (a *Activities) AcquireLock(ctx context.Context, req workflows.LockRequest) error {
-	me := lock.Holder{Operation: req.Operation, WorkflowID: req.WorkflowID, RunID: req.RunID, Since: time.Now().UTC()}
+	me := lock.Holder{Operation: req.Operation, WorkflowID: req.WorkflowID, State: req.State, Since: time.Now().UTC()}
 	err := lock.Acquire(a.Backups.Path, me, func(h lock.Holder) (bool, error) {
 		if a.Temporal == nil {
 			return true, nil
 		}
-		resp, err := a.Temporal.DescribeWorkflowExecution(ctx, h.WorkflowID, h.RunID)
+		resp, err := a.Temporal.DescribeWorkflowExecution(ctx, h.WorkflowID, "")
 		var nf *serviceerror.NotFound
 		if errors.As(err, &nf) {
 			return false, nil
@@ -46,7 +46,7 @@ func (a *Activities) AcquireLock(ctx context.Context, req workflows.LockRequest)
 
 // ReleaseLock drops the operation lock if the workflow holds it.
 func (a *Activities) ReleaseLock(ctx context.Context, req workflows.LockRequest) error {
-	return classify(lock.Release(a.Backups.Path, lock.Holder{WorkflowID: req.WorkflowID, RunID: req.RunID}))
+	return classify(lock.Release(a.Backups.Path, lock.Holder{WorkflowID: req.WorkflowID}))
 }
 
 // PrepareBackup clears the debris of crashed attempts and picks the backup id
@@ -143,7 +143,7 @@ func (a *Activities) ArchiveStorage(ctx context.Context, plan workflows.BackupPl
 	}
 	var wait func(context.Context) error
 	switch {
-	case db == nil && a.DB != nil && plan.DumpBeside:
+	case db == nil && a.DB != nil:
 		// The dump runs beside this step: append it once it is recorded.
 		wait = func(ctx context.Context) error {
 			t := time.NewTicker(50 * time.Millisecond)
@@ -159,8 +159,6 @@ func (a *Activities) ArchiveStorage(ctx context.Context, plan workflows.BackupPl
 				}
 			}
 		}
-	case db == nil && a.DB != nil:
-		return workflows.ArchiveOutput{}, fmt.Errorf("archive: the database dump of backup %s is missing", plan.ID)
 	}
 	opts := archive.CreateOptions{
 		Root: a.Root, Paths: a.Paths, AllowMissing: plan.Kind == workflows.KindEmergency,

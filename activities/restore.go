@@ -189,24 +189,6 @@ func (a *Activities) StartServices(ctx context.Context, names []string) error {
 	return nil
 }
 
-// StageStorage extracts the backed-up paths into the staging directory
-// while the application still runs (beside the emergency backup): every
-// entry is hashed and checked against the manifest as it is written, then
-// the tree is synced and marked complete. Nothing in place is touched.
-func (a *Activities) StageStorage(ctx context.Context, in workflows.StepInput) (workflows.StorageOutput, error) {
-	hb := startHeartbeat(ctx)
-	defer hb.end()
-	m, err := a.manifests.Read(in.Manifest)
-	if err != nil {
-		return workflows.StorageOutput{}, classify(err)
-	}
-	out := workflows.StorageOutput{Paths: m.Paths}
-	if err := a.stageUnlessSwapped(ctx, hb, staging.Tree{Root: a.Root, ID: in.RestoreID}, in.Archive, m, false, &out); err != nil {
-		return out, classify(fmt.Errorf("stage storage: %w", err))
-	}
-	return out, nil
-}
-
 // stageUnlessSwapped extracts the paths of m into tree unless the swap has
 // begun or, with reuse, a complete staged copy of this backup is already
 // there; out gets the counts of what it extracted.
@@ -379,7 +361,7 @@ func (a *Activities) StageDatabase(ctx context.Context, in workflows.StepInput) 
 	if err := fsutil.WriteFileAtomic(tree.MarkerPath(dbStagedMarker), []byte(m.ID), 0o600); err != nil {
 		return workflows.DatabaseOutput{}, classify(err)
 	}
-	return workflows.DatabaseOutput{Mode: pgdump.ModeRename, Staged: true}, nil
+	return workflows.DatabaseOutput{Mode: pgdump.ModeRename}, nil
 }
 
 // DiscardStaging removes what StageStorage and StageDatabase prepared, for a

@@ -173,14 +173,15 @@ func (s *Server) accepted(w http.ResponseWriter, run client.WorkflowRun) {
 	writeJSON(w, http.StatusAccepted, res)
 }
 
-// busy answers 409 when another operation holds the lock and still runs.
+// busy answers 409 when another operation holds the lock and still runs, or
+// holds it after a rollback that did not complete.
 func (s *Server) busy(ctx context.Context, w http.ResponseWriter) bool {
 	h, err := lock.Current(s.Backups.Path)
 	if err != nil || h == nil {
 		return false
 	}
-	resp, err := s.Temporal.DescribeWorkflowExecution(ctx, h.WorkflowID, h.RunID)
-	if err != nil || resp.GetWorkflowExecutionInfo().GetStatus() != enums.WORKFLOW_EXECUTION_STATUS_RUNNING {
+	resp, err := s.Temporal.DescribeWorkflowExecution(ctx, h.WorkflowID, "")
+	if h.State != lock.StateIncomplete && (err != nil || resp.GetWorkflowExecutionInfo().GetStatus() != enums.WORKFLOW_EXECUTION_STATUS_RUNNING) {
 		return false
 	}
 	writeError(w, http.StatusConflict, "%v", &lock.BusyError{Holder: *h})

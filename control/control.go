@@ -62,12 +62,11 @@ func scheduleOptions(taskQueue, cron string) client.ScheduleOptions {
 		ID:   workflows.ScheduleID,
 		Spec: client.ScheduleSpec{CronExpressions: []string{cron}, TimeZoneName: "UTC"},
 		Action: &client.ScheduleWorkflowAction{
-			ID:                       "vulcan-scheduled-backup",
-			Workflow:                 workflows.BackupWorkflowName,
-			Args:                     []any{workflows.BackupInput{Kind: workflows.KindScheduled}},
-			TaskQueue:                taskQueue,
-			WorkflowExecutionTimeout: 12 * time.Hour,
-			Memo:                     map[string]any{cronMemo: cron},
+			ID:        "vulcan-scheduled-backup",
+			Workflow:  workflows.BackupWorkflowName,
+			Args:      []any{workflows.BackupInput{Kind: workflows.KindScheduled}},
+			TaskQueue: taskQueue,
+			Memo:      map[string]any{cronMemo: cron},
 		},
 		Overlap:       enums.SCHEDULE_OVERLAP_POLICY_SKIP,
 		CatchupWindow: time.Hour,
@@ -84,7 +83,9 @@ const cronMemo = "vulcan_cron"
 func sameSchedule(desc *client.ScheduleDescription, taskQueue, cron string) bool {
 	s := desc.Schedule
 	a, ok := s.Action.(*client.ScheduleWorkflowAction)
-	if !ok || a.TaskQueue != taskQueue || a.Workflow != workflows.BackupWorkflowName {
+	// No execution timeout: a terminated backup skips its clean-up, and the
+	// activities' own budgets bound every step.
+	if !ok || a.TaskQueue != taskQueue || a.Workflow != workflows.BackupWorkflowName || a.WorkflowExecutionTimeout != 0 {
 		return false
 	}
 	if s.Spec == nil || s.Spec.TimeZoneName != "UTC" {

@@ -38,9 +38,8 @@ func StartCleanup(ctx context.Context, c client.Client, taskQueue string, in wor
 
 func start(ctx context.Context, c client.Client, taskQueue, prefix, wf string, arg any) (client.WorkflowRun, error) {
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:                       NewWorkflowID(prefix, time.Now()),
-		TaskQueue:                taskQueue,
-		WorkflowExecutionTimeout: 24 * time.Hour,
+		ID:        NewWorkflowID(prefix, time.Now()),
+		TaskQueue: taskQueue,
 	}, wf, arg)
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", wf, err)
@@ -48,31 +47,36 @@ func start(ctx context.Context, c client.Client, taskQueue, prefix, wf string, a
 	return run, nil
 }
 
+// AwaitingOperator is what Follow returns when the workflow, still running,
+// waits for an operator (a rollback that did not complete).
+type AwaitingOperator struct{ Progress workflows.Progress }
+
+func (e *AwaitingOperator) Error() string { return e.Progress.Message }
+
 // Follow waits for run to end, calling onProgress whenever the progress query
-// answers something new, and decodes the result into out.
+// answers something new, and decodes the result into out. It returns an
+// *AwaitingOperator as soon as the workflow waits for an operator.
 func Follow(ctx context.Context, c client.Client, run client.WorkflowRun, every time.Duration, onProgress func(workflows.Progress), out any) error {
 	done := make(chan error, 1)
 	go func() { done <- run.Get(ctx, out) }()
 	var last string
-	poll := func() {
-		if onProgress == nil {
-			return
-		}
+	poll := func() *workflows.Progress {
 		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		v, err := c.QueryWorkflow(qctx, run.GetID(), run.GetRunID(), workflows.ProgressQuery)
 		if err != nil {
-			return
+			return nil
 		}
 		var p workflows.Progress
 		if err := v.Get(&p); err != nil {
-			return
+			return nil
 		}
 		key := fmt.Sprintf("%d|%s|%s", p.Step, p.State, p.Message)
-		if key != last {
+		if key != last && onProgress != nil {
 			last = key
 			onProgress(p)
 		}
+		return &p
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -81,9 +85,25 @@ func Follow(ctx context.Context, c client.Client, run client.WorkflowRun, every 
 		case err := <-done:
 			return err
 		case <-t.C:
-			poll()
+			if p := poll(); p != nil && p.State == workflows.StateRollbackIncomplete {
+				return &AwaitingOperator{Progress: *p}
+			}
 		}
 	}
+}
+
+// Decide answers a workflow that waits for an operator, through the Update
+// workflows.DecideName; the workflow's validator refuses an action it does not
+// offer now.
+func Decide(ctx context.Context, c client.Client, workflowID, action string) error {
+	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID: workflowID, UpdateName: workflows.DecideName,
+		Args: []any{workflows.Decision{Action: action}}, WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", action, workflowID, err)
+	}
+	return h.Get(ctx, nil)
 }
 
 // ErrorTypes lists the application error types in err's chain, outermost
@@ -100,6 +120,17 @@ func ErrorTypes(err error) []string {
 		break
 	}
 	return types
+}
+
+// Outer returns the message of the outermost application error in err's
+// chain: the workflow's own sentence, which names the step and the cause,
+// without the activity and type clauses of the chain around it.
+func Outer(err error) string {
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) {
+		return app.Message()
+	}
+	return err.Error()
 }
 
 // Root returns the innermost error message of a Temporal error chain, which

@@ -15,15 +15,14 @@ import (
 )
 
 // recordHistories writes the history of the latest completed backup and
-// restore to workflows/testdata for the replay tests, when
-// VULCAN_RECORD_HISTORY is set: to <Workflow>-<value>.json, so histories of
-// every workflow version are kept side by side. Run it once after a
-// deliberate workflow change that is guarded by workflow.GetVersion.
+// restore, run with the real activities, to workflows/testdata for the replay
+// tests when VULCAN_RECORD_HISTORY is set (<Workflow>-procedure.json), beside
+// the branches TestWorkflowBranchHistories records.
 func recordHistories(t *testing.T, s *system) {
-	tag := os.Getenv("VULCAN_RECORD_HISTORY")
-	if tag == "" {
+	if os.Getenv("VULCAN_RECORD_HISTORY") == "" {
 		return
 	}
+	const tag = "procedure"
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c := s.temporalClient(t)

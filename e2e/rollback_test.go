@@ -60,3 +60,84 @@ func TestFailedRestoreIsRolledBack(t *testing.T) {
 	// The lock is free again.
 	s.backup()
 }
+
+// A rollback that cannot stop the application is not announced as a
+// rollback: the starter exits 6 with ROLLBACK INCOMPLETE, the lock stays so
+// the next backup is refused, and once the cause is gone `starter retry`
+// finishes the rollback: the files and rows are as before the restore, the
+// application runs, the lock is free.
+func TestIncompleteRollbackWaitsForTheOperator(t *testing.T) {
+	dbURL := testutil.NewDatabase(t)
+	testutil.LoadVulcanDB(t, dbURL, 300)
+	s := newSystem(t, "DATABASE_URL="+dbURL, "VULCAN_HEALTH_TIMEOUT=1s")
+	s.env = append(s.env, execServices(s.root)...)
+	broken := filepath.Join(s.root, "storage", "BROKEN")
+	stopFails := filepath.Join(s.root, "stop.fails")
+	log := filepath.Join(s.root, "services.log")
+	for i, e := range s.env {
+		switch {
+		case strings.HasPrefix(e, "VULCAN_EXEC_HEALTH="):
+			s.env[i] = e + " && test ! -f " + broken
+		case strings.HasPrefix(e, "VULCAN_EXEC_STOP="):
+			// Once the application has been started again (step 6), stopping
+			// it fails while stop.fails exists.
+			s.env[i] = "VULCAN_EXEC_STOP=if grep -q start " + log + " 2>/dev/null && test -f " + stopFails +
+				"; then echo 'cannot stop: permission denied' >&2; exit 1; fi; " + strings.TrimPrefix(e, "VULCAN_EXEC_STOP=")
+		}
+	}
+	makeStorage(t, s.root, 1)
+	os.WriteFile(broken, []byte("this data breaks the app"), 0o644)
+	os.WriteFile(filepath.Join(s.root, "app.running"), nil, 0o644)
+	s.start()
+	b := s.backup()
+	os.Remove(broken)
+	os.WriteFile(filepath.Join(s.root, "storage/logs/new-after-backup.log"), []byte("keep me"), 0o644)
+	testutil.Psql(t, dbURL, "-c", "INSERT INTO accounts (name) VALUES ('after backup')")
+	wantTree := treeDigest(t, filepath.Join(s.root, "storage"))
+	wantDB := testutil.Fingerprint(t, dbURL)
+	os.WriteFile(stopFails, nil, 0o644)
+
+	_, errOut, code := s.starter("restore", b.Result.Archive, "--yes")
+	if code != 6 || !strings.Contains(errOut, "ROLLBACK INCOMPLETE") || !strings.Contains(errOut, "stop the services for the rollback") {
+		t.Fatalf("restore: exit %d, want 6 and ROLLBACK INCOMPLETE; stderr:\n%s", code, errOut)
+	}
+	if strings.Contains(errOut, "wrapError") || strings.Contains(errOut, "retryable:") {
+		t.Errorf("the message carries the error chain:\n%s", errOut)
+	}
+	wf := workflowIDIn(t, errOut)
+	// Nothing was renamed under the running application: it still runs on
+	// the restored data, and the lock refuses a backup of that state.
+	if _, err := os.Stat(broken); err != nil {
+		t.Errorf("the restored tree was moved although the application could not be stopped")
+	}
+	_, errOut, code = s.starter("backup")
+	if code != 4 || !strings.Contains(errOut, "did not complete") {
+		t.Fatalf("backup over an incomplete rollback: exit %d\n%s", code, errOut)
+	}
+
+	os.Remove(stopFails)
+	_, errOut, code = s.starter("retry", wf)
+	if code != 1 || !strings.Contains(errOut, "rolled back") {
+		t.Fatalf("retry: exit %d, want 1 (rolled back)\n%s", code, errOut)
+	}
+	diffDigests(t, "storage after the retried rollback", wantTree, treeDigest(t, filepath.Join(s.root, "storage")))
+	diffDigests(t, "database after the retried rollback", wantDB, testutil.Fingerprint(t, dbURL))
+	if _, err := os.Stat(filepath.Join(s.root, "app.running")); err != nil {
+		t.Error("the application is not running after the rollback")
+	}
+	assertNoTempDatabases(t, dbURL)
+	s.backup() // the lock is free again
+}
+
+// workflowIDIn finds the restore's workflow id in the starter's output.
+func workflowIDIn(t *testing.T, out string) string {
+	t.Helper()
+	for _, f := range strings.Fields(out) {
+		f = strings.Trim(f, "`.,;:()")
+		if strings.HasPrefix(f, "vulcan-restore-") {
+			return f
+		}
+	}
+	t.Fatalf("no workflow id in:\n%s", out)
+	return ""
+}

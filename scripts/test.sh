@@ -39,7 +39,7 @@ fuzz FuzzMemberReader 20000x ./internal/archive
 fuzz FuzzExtract 3000x ./internal/archive
 
 echo "== embedded Temporal server (ports, fatal errors)"
-go test -count=1 ./internal/devserver
+go test -count=1 ./internal/devserver ./worker
 
 echo "== end-to-end tests (embedded Temporal server, real binaries)"
 go test -count=1 -timeout 15m ./e2e/...

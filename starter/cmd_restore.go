@@ -25,8 +25,9 @@ func newRestoreCommand(g *globalOptions) *cobra.Command {
 		Use:   "restore <archive>",
 		Short: "Restore a backup in seven steps, rolled back on any failure",
 		Long: `Restore a backup: validate, emergency backup, stop services, restore storage,
-restore database, start services, verify. A failure or an interruption from step 4 on
-puts the previous data back and starts the services again.
+restore database, start services, verify. A failure or a cancellation from step 3 on
+puts the previous data back and starts the services again. Ctrl-C asks whether to
+cancel the restore (it is then rolled back) or only to stop following it.
 
 <archive> is a path (relative to the root), a file name in the backup directory, or a
 backup id (YYYYMMDD_HHMMSS).`,

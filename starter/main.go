@@ -50,7 +50,9 @@ const exitCodesHelp = `Exit status:
   2  bad usage or input: unknown flag, wrong path, missing manifest, no confirmation
   3  integrity failure: the archive or manifest does not match (checksum, truncated, unsafe entry)
   4  another backup or restore is running (its workflow is named)
-  5  the Temporal server cannot be reached`
+  5  the Temporal server cannot be reached
+  6  needs an operator: a restore's rollback did not complete (the data may be mixed;
+     the operation keeps the lock and waits: fix the cause, then starter retry <workflow>)`
 
 func newRootCommand(g *globalOptions) *cobra.Command {
 	root := &cobra.Command{
@@ -74,6 +76,7 @@ Every flag defaults from its environment variable; see README.md.
 	root.AddCommand(
 		newBackupCommand(g), newRestoreCommand(g), newVerifyCommand(g), newListCommand(g),
 		newInfoCommand(g), newCleanupCommand(g), newScheduleCommand(g), newStatusCommand(g),
+		newRetryCommand(g), newCancelCommand(g),
 	)
 	return root
 }
@@ -86,6 +89,7 @@ const (
 	ExitIntegrity   = 3
 	ExitBusy        = 4
 	ExitUnreachable = 5
+	ExitOperator    = 6
 )
 
 // usageError marks bad usage.

@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/project-vulcan/vulcan-backup/control"
 	"github.com/project-vulcan/vulcan-backup/internal/archive"
@@ -131,38 +134,42 @@ func (g *globalOptions) follow(ctx context.Context, c client.Client, run client.
 	return control.Follow(ctx, c, run, 500*time.Millisecond, show, out)
 }
 
-// workflowError turns a failed workflow into an operator message and exit code.
+// workflowError turns a failed workflow into an operator message and exit
+// code: one sentence (what failed, at which step, what was done about it),
+// the Web UI link, and with --json the whole error chain.
 func (g *globalOptions) workflowError(what string, run client.WorkflowRun, err error) error {
-	types := control.ErrorTypes(err)
-	has := func(t string) bool {
-		for _, x := range types {
-			if x == t {
-				return true
-			}
-		}
-		return false
-	}
 	link := g.webURL(run.GetID(), run.GetRunID())
 	suffix := ""
 	if link != "" {
 		suffix = "\n  details: " + link
 	}
-	msg := control.Root(err)
+	if g.json {
+		_ = g.printJSON(map[string]any{"workflow_id": run.GetID(), "run_id": run.GetRunID(), "error": err.Error(), "error_types": control.ErrorTypes(err)})
+	}
+	var waiting *control.AwaitingOperator
+	if errors.As(err, &waiting) {
+		return fail(ExitOperator, "%s needs an operator: %s\n  the workflow %s keeps waiting%s", what, waiting.Progress.Message, run.GetID(), suffix)
+	}
+	types := control.ErrorTypes(err)
+	has := func(t string) bool { return slices.Contains(types, t) }
+	msg := control.Outer(err)
 	switch {
+	case has(workflows.ErrTypeRollbackIncomplete):
+		return fail(ExitOperator, "%s failed: %s%s", what, msg, suffix)
 	case has(workflows.ErrTypeBusy):
-		return fail(ExitBusy, "%s refused: %s%s", what, msg, suffix)
+		return fail(ExitBusy, "%s refused: %s%s", what, control.Root(err), suffix)
 	case has(workflows.ErrTypeRolledBack):
-		return fail(ExitFailed, "%s failed and was rolled back: %s%s", what, err.Error(), suffix)
+		return fail(ExitFailed, "%s failed and was rolled back: %s%s", what, msg, suffix)
 	case has(workflows.ErrTypeIntegrity):
 		// The archive's own message may already say it.
-		msg = strings.TrimPrefix(msg, archive.ErrIntegrity.Error()+": ")
-		return fail(ExitIntegrity, "%s: %v: %s%s", what, archive.ErrIntegrity, msg, suffix)
+		root := strings.TrimPrefix(control.Root(err), archive.ErrIntegrity.Error()+": ")
+		return fail(ExitIntegrity, "%s: %v: %s%s", what, archive.ErrIntegrity, root, suffix)
 	case has(workflows.ErrTypeBadInput):
-		return fail(ExitUsage, "%s: %s%s", what, msg, suffix)
-	case has(workflows.ErrTypeNoSpace):
-		return fail(ExitFailed, "%s: %s%s", what, msg, suffix)
+		return fail(ExitUsage, "%s: %s%s", what, control.Root(err), suffix)
+	case temporal.IsCanceledError(err):
+		return fail(ExitFailed, "%s cancelled%s", what, suffix)
 	}
-	return fail(ExitFailed, "%s failed: %s%s", what, err.Error(), suffix)
+	return fail(ExitFailed, "%s failed: %s%s", what, msg, suffix)
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -220,6 +227,9 @@ func (g *globalOptions) runWorkflow(ctx context.Context, what string, detach boo
 		fmt.Fprintf(g.errOut, "%s started: workflow %s\n", what, run.GetID())
 	}
 	if err := g.follow(ctx, c, run, out); err != nil {
+		if ctx.Err() != nil {
+			return run, false, g.interrupted(what, c, run, out)
+		}
 		return run, false, g.workflowError(what, run, err)
 	}
 	if g.json {

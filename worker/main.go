@@ -142,7 +142,7 @@ func run() error {
 	}
 	acts.NotifyOnSuccess = cfg.NotifyOnSuccess
 	seedMetrics(m, acts.Backups)
-	w := worker.New(c, cfg.TaskQueue, worker.Options{MaxHeartbeatThrottleInterval: workflows.HeartbeatEvery})
+	w := worker.New(c, cfg.TaskQueue, workerOptions())
 	Register(w, acts)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
@@ -179,6 +179,16 @@ func run() error {
 }
 
 // startAPI serves the HTTP API and /metrics on cfg.APIAddr.
+// workerOptions are the worker's options. On SIGTERM the worker stops taking
+// tasks and gives running activities WorkerStopTimeout to finish or record
+// their progress in a last heartbeat before their contexts are cancelled.
+func workerOptions() worker.Options {
+	return worker.Options{
+		MaxHeartbeatThrottleInterval: workflows.HeartbeatEvery,
+		WorkerStopTimeout:            15 * time.Second,
+	}
+}
+
 func startAPI(cfg config.Config, c client.Client, acts *activities.Activities, m *metrics.Metrics, webUI string, log *slog.Logger) (*http.Server, error) {
 	token, err := api.LoadToken(cfg.APIToken, cfg.APITokenFile)
 	if err != nil {

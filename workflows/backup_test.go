@@ -130,9 +130,6 @@ func TestDumpFailureCancelsTheArchive(t *testing.T) {
 			})
 		env.OnActivity(wf.ArchiveStorageActivity, mock.Anything, mock.Anything).Return(
 			func(ctx activityCtx, plan wf.BackupPlan) (wf.ArchiveOutput, error) {
-				if !plan.DumpBeside {
-					return wf.ArchiveOutput{}, errors.New("plan does not say the dump runs beside")
-				}
 				close(archiving)
 				select {
 				case <-ctx.Done():

@@ -13,6 +13,9 @@ const (
 	// ProceedSignal tells an emergency backup started with AwaitProceed
 	// that its restore's validation has passed.
 	ProceedSignal = "proceed"
+	// DecideName is the Update (and Signal) that answers an operation
+	// waiting for an operator with a Decision.
+	DecideName = "decide"
 
 	// Workflow types.
 	BackupWorkflowName  = "BackupWorkflow"
@@ -59,7 +62,6 @@ const (
 	FinishRestoreActivity    = "FinishRestore"
 	RollbackStorageActivity  = "RollbackStorage"
 	RollbackDatabaseActivity = "RollbackDatabase"
-	StageStorageActivity     = "StageStorage"
 	StageDatabaseActivity    = "StageDatabase"
 	DiscardStagingActivity   = "DiscardStaging"
 	ValidateAndStageActivity = "ValidateAndStage"
@@ -72,7 +74,7 @@ var AllActivities = []string{
 	VerifyBackupActivity, CommitBackupActivity, ApplyRetentionActivity, ListForBackupActivity, StopForBackupActivity,
 	StartAfterBackupActivity, ReportOutcomeActivity, ValidateArchiveActivity, RunningServicesActivity, StopServicesActivity,
 	RestoreStorageActivity, RestoreDatabaseActivity, StartServicesActivity, VerifyRestoreActivity, FinishRestoreActivity,
-	RollbackStorageActivity, RollbackDatabaseActivity, StageStorageActivity, StageDatabaseActivity, DiscardStagingActivity,
+	RollbackStorageActivity, RollbackDatabaseActivity, StageDatabaseActivity, DiscardStagingActivity,
 	ValidateAndStageActivity,
 }
 
@@ -86,6 +88,9 @@ const (
 	ErrTypeServices   = "ServiceError"
 	ErrTypeVerify     = "VerificationFailed"
 	ErrTypeRolledBack = "RestoreRolledBack"
+	// ErrTypeRollbackIncomplete: a restore's rollback stopped at a failure;
+	// the data may be mixed and an operator must look.
+	ErrTypeRollbackIncomplete = "RollbackIncomplete"
 )
 
 // HeartbeatTimeout is how long an activity that moves data may go without a

@@ -13,12 +13,13 @@ import (
 	wf "github.com/project-vulcan/vulcan-backup/workflows"
 )
 
-// Histories recorded from real runs (VULCAN_RECORD_HISTORY=<tag> with the
-// e2e TestDocumentedProcedure), one per workflow version, must replay against
-// the current code: a change that breaks this needs workflow.GetVersion.
+// Histories recorded from real runs (VULCAN_RECORD_HISTORY=1 with the e2e
+// TestWorkflowBranchHistories, every branch of every workflow, and
+// TestDocumentedProcedure, with the real activities) must replay against the
+// current code: a change that breaks this needs workflow.GetVersion.
 func TestReplayRecordedHistories(t *testing.T) {
 	files, _ := filepath.Glob(filepath.Join("testdata", "*.json"))
-	if len(files) < 2 {
+	if len(files) < 19 {
 		t.Fatalf("recorded histories: %v", files)
 	}
 	for _, file := range files {
@@ -38,6 +39,7 @@ func TestReplayRecordedHistories(t *testing.T) {
 			r.RegisterWorkflowWithOptions(wf.BackupWorkflow, workflow.RegisterOptions{Name: wf.BackupWorkflowName})
 			r.RegisterWorkflowWithOptions(wf.RestoreWorkflow, workflow.RegisterOptions{Name: wf.RestoreWorkflowName})
 			r.RegisterWorkflowWithOptions(wf.RestoreCleanupWorkflow, workflow.RegisterOptions{Name: wf.RestoreCleanupWorkflowName})
+			r.RegisterWorkflowWithOptions(wf.CleanupWorkflow, workflow.RegisterOptions{Name: wf.CleanupWorkflowName})
 			err = r.ReplayWorkflowHistoryWithOptions(nil, hist, worker.ReplayWorkflowHistoryOptions{
 				OriginalExecution: workflow.Execution{ID: f[0], RunID: f[1]},
 			})

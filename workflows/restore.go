@@ -21,338 +21,340 @@ var RestoreSteps = []string{
 // pre-restore copies and its temporary databases.
 func RestoreIDFor(t time.Time) string { return t.UTC().Format("20060102_150405") }
 
-// RestoreWorkflow restores a backup in seven steps. Steps 1–3 touch no data.
-// From step 4 on, a failure or a cancellation rolls everything back on a
-// disconnected context: the database and storage swaps are undone, the
-// services that were stopped are started again, and the old state is checked
-// against the emergency backup. Pre-restore copies are removed only once step
-// 7 has passed.
+// RestoreWorkflow restores a backup in seven steps, as a saga: each step that
+// changes something first registers how to undo it, and a failure or a
+// cancellation unwinds what was done, newest first, on a disconnected
+// context. A rollback that cannot complete keeps the operation lock and waits
+// for an operator (DecideName: retry or abort).
 func RestoreWorkflow(ctx workflow.Context, in RestoreInput) (_ *RestoreResult, err error) {
-	info := workflow.GetInfo(ctx)
-	logger := workflow.GetLogger(ctx)
-	restoreID := RestoreIDFor(info.WorkflowStartTime)
-	res := &RestoreResult{RestoreID: restoreID, DryRun: in.DryRun}
-	prog := &Progress{Operation: "restore", Steps: len(RestoreSteps), State: StateRunning}
-	if err := workflow.SetQueryHandler(ctx, ProgressQuery, func() (Progress, error) { return *prog, nil }); err != nil {
+	r, err := newRestore(ctx, in)
+	if err != nil {
 		return nil, err
 	}
-	if !in.DryRun {
-		defer func() { report(ctx, Outcome{Operation: "restore"}, err, prog) }()
-	}
-	step := func(i int) {
-		if prog.Step > 0 && prog.State == StateRunning {
-			prog.Completed = append(prog.Completed, prog.StepName)
-		}
-		prog.Step, prog.StepName = i, RestoreSteps[i-1]
-	}
-	stepErr := func(i int, err error) error {
-		return wrap(fmt.Sprintf("step %d (%s)", i, RestoreSteps[i-1]), err)
-	}
-
-	if !in.DryRun {
-		release, err := holdLock(ctx, "restore")
-		if err != nil {
-			prog.State, prog.Message = StateFailed, err.Error()
-			return nil, err
-		}
-		defer release()
-	}
-
-	// The emergency backup of step 2 is a child workflow. Since this
-	// version it starts here, beside step 1: its database dump only reads
-	// the current state, and runs on the CPU that step 1's extraction
-	// leaves idle; the child archives the files, verifies and commits only
-	// once step 1 has passed and sent it ProceedSignal. A step 1 that fails
-	// or is cancelled cancels the child, which then commits nothing and
-	// removes its partial dump. Before this version the child started in
-	// step 2.
-	var emergency BackupResult
-	var emergencyDone workflow.ChildWorkflowFuture
-	cancelEmergency := func() {}
-	emergencyOptions := workflow.ChildWorkflowOptions{
-		WorkflowID: info.WorkflowExecution.ID + "-emergency",
-		TaskQueue:  info.TaskQueueName,
-	}
-	early := !in.DryRun && workflow.GetVersion(ctx, "emergency-beside-validate", workflow.DefaultVersion, 1) == 1
-	if early {
-		emergencyOptions.WaitForCancellation = true
-		ectx, cancel := workflow.WithCancel(workflow.WithChildOptions(ctx, emergencyOptions))
-		cancelEmergency = cancel
-		emergencyDone = workflow.ExecuteChildWorkflow(ectx, BackupWorkflowName, BackupInput{Kind: KindEmergency, LockHeld: true, AwaitProceed: true})
-	}
-	// abandonEmergency stops an early emergency backup after a failed step
-	// 1 and waits until it has cleaned up.
-	abandonEmergency := func() {
-		if !early {
-			return
-		}
-		cancelEmergency()
-		dctx, _ := workflow.NewDisconnectedContext(ctx)
-		if err := emergencyDone.Get(dctx, nil); err != nil && !temporal.IsCanceledError(err) {
-			logger.Warn("the emergency backup begun beside step 1 failed", "error", err)
-		}
-	}
-
-	// 1. Validate: nothing is touched before the archive is proven sound.
-	// Since this version a restore that goes ahead reads the archive once:
-	// it is checked as it is extracted into the staging directory, which
-	// step 4 then swaps in (a dry run only reads it). Before, step 1 read it
-	// and staging read it again.
-	step(1)
-	var plan RestorePlan
-	var stagedFiles StorageOutput
-	validateByStaging := !in.DryRun && workflow.GetVersion(ctx, "validate-by-staging", workflow.DefaultVersion, 1) == 1
-	if validateByStaging {
-		var sp StagedPlan
-		sin := StageInput{Archive: in.Archive, RestoreID: restoreID}
-		if err := workflow.ExecuteActivity(long(ctx, 3), ValidateAndStageActivity, sin).Get(ctx, &sp); err != nil {
-			abandonEmergency()
-			dctx, _ := workflow.NewDisconnectedContext(ctx)
-			if derr := workflow.ExecuteActivity(quick(dctx), DiscardStagingActivity, StepInput{RestoreID: restoreID}).Get(dctx, nil); derr != nil {
-				logger.Error("discarding the staged copy failed", "error", derr)
-			}
-			prog.State, prog.Message = StateFailed, err.Error()
-			return nil, stepErr(1, err)
-		}
-		plan, stagedFiles = sp.Plan, sp.Staged
-	} else if err := workflow.ExecuteActivity(long(ctx, 3), ValidateArchiveActivity, in).Get(ctx, &plan); err != nil {
-		abandonEmergency()
-		prog.State, prog.Message = StateFailed, err.Error()
-		return nil, stepErr(1, err)
-	}
-	res.Plan = plan
-	prog.BackupID = plan.BackupID
 	if in.DryRun {
-		prog.Completed = append(prog.Completed, prog.StepName)
-		prog.State, prog.Message = StateCompleted, "dry run: validated, nothing changed"
-		return res, nil
+		return r.dryRun(ctx)
 	}
+	defer func() { report(ctx, Outcome{Operation: "restore"}, err, r.prog) }()
+	if r.lock, err = takeLock(ctx, "restore"); err != nil {
+		return nil, r.failed(err)
+	}
+	defer r.lock.release(ctx)
+	if err := r.run(ctx); err != nil {
+		return nil, r.rollBack(ctx, err)
+	}
+	r.finish(ctx)
+	return r.res, nil
+}
 
-	// 2. Emergency backup of the current state, as a child workflow (begun
-	// beside step 1, see above; told here to go on). Beside it, while the
-	// application still runs, the backup is staged: the dump loaded into a
-	// fresh database and (unless step 1 did it) the files extracted into
-	// the staging directory. Neither touches what is in place; steps 4 and
-	// 5 then only swap. Before this version staging happened in steps 4
-	// and 5. The load is not begun beside step 1: it would slow the
-	// extraction there (the longer of the two, on two cores) more than it
-	// gains, where beside the emergency backup it fills a core the backup
-	// leaves idle (one restore of the reference data each way, timed
-	// through the starter: 6.4 s against 6.9 s).
-	step(2)
-	in4 := StepInput{RestoreID: restoreID, Archive: plan.Archive, Manifest: plan.Manifest}
-	var emergencyErr error
-	var proceeded workflow.Future
-	switch {
-	case !early:
-		emergencyDone = workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, emergencyOptions), BackupWorkflowName, BackupInput{Kind: KindEmergency, LockHeld: true})
-	case emergencyDone.IsReady():
-		// It waits for the signal, so only a failure (its dump's) ends it
-		// before step 1 does: nothing is staged beside it then.
-		emergencyErr = emergencyDone.Get(ctx, &emergency)
-	default:
-		proceeded = emergencyDone.SignalChildWorkflow(ctx, ProceedSignal, true)
+// run is the seven steps.
+func (r *restore) run(ctx workflow.Context) error {
+	if err := r.validate(ctx); err != nil {
+		return err
 	}
-	staged := workflow.GetVersion(ctx, "stage-before-stop", workflow.DefaultVersion, 1) == 1
-	var stageErr error
-	if staged && emergencyErr == nil {
-		var storageDone workflow.Future
-		if !validateByStaging {
-			storageDone = workflow.ExecuteActivity(long(ctx, 3), StageStorageActivity, in4)
-		}
-		dbDone := workflow.ExecuteActivity(database(ctx), StageDatabaseActivity, in4)
-		if storageDone != nil {
-			stageErr = storageDone.Get(ctx, &stagedFiles)
-		}
-		stageErr = errors.Join(stageErr, dbDone.Get(ctx, nil))
+	if err := r.backUpAndStage(ctx); err != nil {
+		return err
 	}
-	if emergencyErr == nil {
-		if proceeded != nil && proceeded.Get(ctx, nil) != nil && !emergencyDone.IsReady() {
-			// Only a child that has already ended can miss the signal;
-			// should one still wait for it, it is stopped, not waited on.
-			cancelEmergency()
-		}
-		emergencyErr = emergencyDone.Get(ctx, &emergency)
+	if err := r.stopServices(ctx); err != nil {
+		return err
 	}
-	err = errors.Join(emergencyErr, stageErr)
-	if staged && err != nil {
-		// Nothing was swapped: only the staged copies go.
-		dctx, _ := workflow.NewDisconnectedContext(ctx)
-		if derr := workflow.ExecuteActivity(quick(dctx), DiscardStagingActivity, in4).Get(dctx, nil); derr != nil {
-			logger.Error("discarding the staged copies failed", "error", derr)
-		}
+	if err := r.restoreStorage(ctx); err != nil {
+		return err
 	}
+	if err := r.restoreDatabase(ctx); err != nil {
+		return err
+	}
+	if err := r.startServices(ctx); err != nil {
+		return err
+	}
+	return r.verify(ctx)
+}
+
+// restore is the state of one RestoreWorkflow run.
+type restore struct {
+	in         RestoreInput
+	id         string
+	workflowID string
+	res        *RestoreResult
+	prog       *Progress
+	lock       *opLock
+	decisions  *decisions
+	saga       saga
+	emergency  *emergencyBackup
+	plan       RestorePlan
+	staged     StorageOutput
+	running    []string
+	dbSkipped  bool
+}
+
+func newRestore(ctx workflow.Context, in RestoreInput) (*restore, error) {
+	id := RestoreIDFor(workflow.GetInfo(ctx).WorkflowStartTime)
+	r := &restore{
+		in: in, id: id, workflowID: workflow.GetInfo(ctx).WorkflowExecution.ID,
+		res:  &RestoreResult{RestoreID: id, DryRun: in.DryRun},
+		prog: &Progress{Operation: "restore", Steps: len(RestoreSteps), State: StateRunning},
+	}
+	if err := workflow.SetQueryHandler(ctx, ProgressQuery, func() (Progress, error) { return *r.prog, nil }); err != nil {
+		return nil, err
+	}
+	d, err := newDecisions(ctx)
 	if err != nil {
-		prog.State, prog.Message = StateFailed, err.Error()
-		return nil, stepErr(2, firstErr(err))
+		return nil, err
 	}
-	res.EmergencyBackup = &emergency
+	r.decisions = d
+	return r, nil
+}
 
-	// From here on every step that changes something first registers how
-	// to undo it; the undo steps are idempotent and run newest first.
-	var undo []func(workflow.Context) error
-	failed := true
-	if staged {
-		// Runs last: whatever staged copy the undo steps before it did not
-		// consume (a failure before the swaps) is discarded.
-		undo = append(undo, func(dctx workflow.Context) error {
-			if err := workflow.ExecuteActivity(quick(dctx), DiscardStagingActivity, in4).Get(dctx, nil); err != nil {
-				return fmt.Errorf("discard staged copies: %w", err)
-			}
-			return nil
-		})
+// step marks step i (1-based) as the current one.
+func (r *restore) step(i int) string {
+	if r.prog.Step > 0 && r.prog.State == StateRunning {
+		r.prog.Completed = append(r.prog.Completed, r.prog.StepName)
 	}
-	defer func() {
-		if !failed {
-			return
-		}
-		if len(undo) == 0 {
-			return
-		}
-		prog.State = StateRollingBack
-		dctx, _ := workflow.NewDisconnectedContext(ctx)
-		var errs []string
-		for i := len(undo) - 1; i >= 0; i-- {
-			if err := undo[i](dctx); err != nil {
-				logger.Error("rollback step failed", "error", err)
-				errs = append(errs, err.Error())
-			}
-		}
-		if len(errs) > 0 {
-			prog.State = StateFailed
-			prog.Message = "ROLLBACK INCOMPLETE, manual action needed: " + strings.Join(errs, "; ")
-			return
-		}
-		prog.State = StateRolledBack
-	}()
+	r.prog.Step, r.prog.StepName = i, RestoreSteps[i-1]
+	return fmt.Sprintf("restore %d/%d: %s", i, len(RestoreSteps), RestoreSteps[i-1])
+}
 
-	// 3. Stop services: first learn which run (kept in workflow state, so a
-	// worker crash cannot lose it), then stop exactly those.
-	step(3)
-	var running []string
-	if err := workflow.ExecuteActivity(quick(ctx), RunningServicesActivity).Get(ctx, &running); err != nil {
-		prog.State, prog.Message = StateFailed, err.Error()
-		return nil, stepErr(3, err)
+// stepErr names the current step in err.
+func (r *restore) stepErr(err error) error {
+	return wrap(fmt.Sprintf("step %d (%s)", r.prog.Step, r.prog.StepName), err)
+}
+
+func (r *restore) failed(err error) error {
+	r.prog.State, r.prog.Message = StateFailed, rootMessage(err)
+	return err
+}
+
+func (r *restore) input() StepInput {
+	return StepInput{RestoreID: r.id, Archive: r.plan.Archive, Manifest: r.plan.Manifest}
+}
+
+// dryRun validates the backup by reading it, and changes nothing.
+func (r *restore) dryRun(ctx workflow.Context) (*RestoreResult, error) {
+	summary := r.step(1)
+	if err := call(ctx, ValidateArchiveActivity, summary, r.in).Get(ctx, &r.plan); err != nil {
+		return nil, r.failed(r.stepErr(err))
 	}
-	res.Stopped = running
-	undo = append(undo, func(dctx workflow.Context) error {
-		// Runs last: start what was stopped, then check the old state.
-		var errs []error
-		if err := workflow.ExecuteActivity(services(dctx), StartServicesActivity, running).Get(dctx, nil); err != nil {
-			errs = append(errs, fmt.Errorf("start services %v: %w", running, err))
-		}
-		var v VerifyOutput
-		vin := VerifyInput{Manifest: emergency.Manifest, Services: running, SkipDatabase: !emergency.Database}
-		if err := workflow.ExecuteActivity(long(dctx, 2), VerifyRestoreActivity, vin).Get(dctx, &v); err != nil {
-			errs = append(errs, fmt.Errorf("verify rolled-back state: %w", err))
-		} else if len(v.Problems) > 0 {
-			// Services ran between the emergency backup and the stop, so
-			// small differences are expected; they are logged, not fatal.
-			logger.Warn("rolled-back state differs from the emergency backup", "problems", v.Problems)
-		}
-		return errors.Join(errs...)
+	r.res.Plan, r.prog.BackupID = r.plan, r.plan.BackupID
+	r.prog.Completed = append(r.prog.Completed, r.prog.StepName)
+	r.prog.State, r.prog.Message = StateCompleted, "dry run: validated, nothing changed"
+	return r.res, nil
+}
+
+// 1. Validate: the archive is checked as it is extracted into the staging
+// directory, which step 4 swaps in; nothing in place is touched. The
+// emergency backup of step 2 starts beside it and dumps the database.
+func (r *restore) validate(ctx workflow.Context) error {
+	summary := r.step(1)
+	r.saga.add("discard the staged copies", false, func(dctx workflow.Context) error {
+		return call(dctx, DiscardStagingActivity, "rollback: discard the staged copies", StepInput{RestoreID: r.id}).Get(dctx, nil)
 	})
-	if err := workflow.ExecuteActivity(services(ctx), StopServicesActivity, running).Get(ctx, nil); err != nil {
-		return nil, rollbackErr(prog, stepErr(3, err))
+	r.emergency = startEmergencyBackup(ctx)
+	r.saga.add("stop the emergency backup", false, r.emergency.abandon)
+	var sp StagedPlan
+	if err := call(ctx, ValidateAndStageActivity, summary, StageInput{Archive: r.in.Archive, RestoreID: r.id}).Get(ctx, &sp); err != nil {
+		return r.stepErr(err)
 	}
+	r.plan, r.staged = sp.Plan, sp.Staged
+	r.res.Plan, r.prog.BackupID = r.plan, r.plan.BackupID
+	return nil
+}
 
-	// 4. Restore storage: extract into staging, check, swap.
-	step(4)
-	undo = append(undo, func(dctx workflow.Context) error {
-		rin := RollbackInput{RestoreID: restoreID, EmergencyManifest: emergency.Manifest}
-		if err := workflow.ExecuteActivity(long(dctx, 5), RollbackStorageActivity, rin).Get(dctx, nil); err != nil {
-			return fmt.Errorf("roll back storage: %w", err)
-		}
-		return nil
+// 2. Emergency backup of the current state (the child told to go on), and
+// beside it, while the application still runs, the dump loaded into a fresh
+// database. Neither touches what is in place.
+func (r *restore) backUpAndStage(ctx workflow.Context) error {
+	summary := r.step(2)
+	staged := r.emergency.proceed(ctx, func() workflow.Future {
+		return call(ctx, StageDatabaseActivity, summary+" (load the dump beside it)", r.input())
 	})
-	var storage StorageOutput
-	if err := workflow.ExecuteActivity(long(ctx, 3), RestoreStorageActivity, in4).Get(ctx, &storage); err != nil {
-		return nil, rollbackErr(prog, stepErr(4, err))
+	if err := errors.Join(r.emergency.wait(ctx), staged); err != nil {
+		return r.stepErr(firstErr(err))
 	}
-	if storage.Files == 0 { // swapped what step 2 staged
-		storage.Files, storage.Bytes = stagedFiles.Files, stagedFiles.Bytes
-	}
-	res.Storage = &storage
+	r.res.EmergencyBackup = &r.emergency.result
+	return nil
+}
 
-	// 5. Restore database: fresh database and rename swap, or in place.
-	step(5)
-	undo = append(undo, func(dctx workflow.Context) error {
-		rin := RollbackInput{RestoreID: restoreID, EmergencyManifest: emergency.Manifest}
-		if err := workflow.ExecuteActivity(database(dctx), RollbackDatabaseActivity, rin).Get(dctx, nil); err != nil {
-			return fmt.Errorf("roll back database: %w", err)
-		}
-		return nil
+// 3. Stop services: first learn which run (kept in workflow state, so a
+// worker crash cannot lose it), then stop exactly those.
+func (r *restore) stopServices(ctx workflow.Context) error {
+	summary := r.step(3)
+	if err := call(ctx, RunningServicesActivity, summary+" (which run)").Get(ctx, &r.running); err != nil {
+		return r.stepErr(err)
+	}
+	r.res.Stopped = r.running
+	r.saga.add("check the rolled-back state", false, r.checkRolledBack)
+	r.saga.add("start the services again", true, func(dctx workflow.Context) error {
+		return call(dctx, StartServicesActivity, "rollback: start services", r.running).Get(dctx, nil)
+	})
+	if err := call(ctx, StopServicesActivity, summary, r.running).Get(ctx, nil); err != nil {
+		return r.stepErr(err)
+	}
+	return nil
+}
+
+// 4. Restore storage: swap the staged copy into place, keeping the current
+// one as <path>.pre-restore-<id>.
+func (r *restore) restoreStorage(ctx workflow.Context) error {
+	summary := r.step(4)
+	r.saga.add("put the storage back", true, func(dctx workflow.Context) error {
+		rin := RollbackInput{RestoreID: r.id, EmergencyManifest: r.emergency.result.Manifest}
+		return call(dctx, RollbackStorageActivity, "rollback: put the storage back", rin).Get(dctx, nil)
+	})
+	var out StorageOutput
+	if err := call(ctx, RestoreStorageActivity, summary, r.input()).Get(ctx, &out); err != nil {
+		return r.stepErr(err)
+	}
+	if out.Files == 0 { // swapped what step 1 staged
+		out.Files, out.Bytes = r.staged.Files, r.staged.Bytes
+	}
+	r.res.Storage = &out
+	return nil
+}
+
+// 5. Restore database: rename the loaded database into place (the current
+// one kept as <db>_pre_restore_<id>), or load in place in one transaction.
+func (r *restore) restoreDatabase(ctx workflow.Context) error {
+	summary := r.step(5)
+	r.saga.add("put the database back", true, func(dctx workflow.Context) error {
+		rin := RollbackInput{RestoreID: r.id, EmergencyManifest: r.emergency.result.Manifest}
+		return call(dctx, RollbackDatabaseActivity, "rollback: put the database back", rin).Get(dctx, nil)
 	})
 	var db DatabaseOutput
-	if err := workflow.ExecuteActivity(database(ctx), RestoreDatabaseActivity, in4).Get(ctx, &db); err != nil {
-		return nil, rollbackErr(prog, stepErr(5, err))
+	if err := call(ctx, RestoreDatabaseActivity, summary, r.input()).Get(ctx, &db); err != nil {
+		return r.stepErr(err)
 	}
-	res.Database = &db
+	r.res.Database, r.dbSkipped = &db, db.Skipped
+	return nil
+}
 
-	// 6. Start services.
-	step(6)
-	undo = append(undo, func(dctx workflow.Context) error {
-		// Services may be up again: stop them before the old data goes back.
-		if err := workflow.ExecuteActivity(services(dctx), StopServicesActivity, running).Get(dctx, nil); err != nil {
-			return fmt.Errorf("stop services for rollback: %w", err)
-		}
-		return nil
+// 6. Start services, and wait until they are healthy.
+func (r *restore) startServices(ctx workflow.Context) error {
+	summary := r.step(6)
+	r.saga.add("stop the services for the rollback", true, func(dctx workflow.Context) error {
+		return call(dctx, StopServicesActivity, "rollback: stop services", r.running).Get(dctx, nil)
 	})
-	if err := workflow.ExecuteActivity(services(ctx), StartServicesActivity, running).Get(ctx, nil); err != nil {
-		return nil, rollbackErr(prog, stepErr(6, err))
+	if err := call(ctx, StartServicesActivity, summary, r.running).Get(ctx, nil); err != nil {
+		return r.stepErr(err)
 	}
+	return nil
+}
 
-	// 7. Verify files, rows and services.
-	step(7)
+// 7. Verify files, rows and services. The staged files were hashed as they
+// were extracted and then only renamed: their layout is checked.
+func (r *restore) verify(ctx workflow.Context) error {
+	summary := r.step(7)
 	var v VerifyOutput
-	// Staged files were hashed as they were extracted and then only renamed:
-	// their layout is checked, not their contents again.
-	vin := VerifyInput{Manifest: plan.Manifest, Services: running, SkipDatabase: db.Skipped, LayoutOnly: staged}
-	if err := workflow.ExecuteActivity(long(ctx, 2), VerifyRestoreActivity, vin).Get(ctx, &v); err != nil {
-		return nil, rollbackErr(prog, stepErr(7, err))
+	vin := VerifyInput{Manifest: r.plan.Manifest, Services: r.running, SkipDatabase: r.dbSkipped, LayoutOnly: true}
+	if err := call(ctx, VerifyRestoreActivity, summary, vin).Get(ctx, &v); err != nil {
+		return r.stepErr(err)
 	}
 	if len(v.Problems) > 0 {
-		err := temporal.NewNonRetryableApplicationError("restored state does not match the backup: "+strings.Join(v.Problems, "; "), ErrTypeVerify, nil)
-		return nil, rollbackErr(prog, stepErr(7, err))
+		return r.stepErr(temporal.NewNonRetryableApplicationError(
+			"restored state does not match the backup: "+strings.Join(v.Problems, "; "), ErrTypeVerify, nil))
 	}
-	res.Verify = &v
-	failed = false
+	r.res.Verify = &v
+	return nil
+}
 
-	// Only now are the pre-restore copies removed: by a workflow of their
-	// own that outlives this one, so the restore is done once verified
-	// (removing a large old tree took seconds). Before this version the
-	// restore removed them itself.
-	if workflow.GetVersion(ctx, "cleanup-after-restore", workflow.DefaultVersion, 1) == 1 {
-		res.CleanupWorkflowID = info.WorkflowExecution.ID + "-cleanup"
-		cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
-			WorkflowID: res.CleanupWorkflowID, TaskQueue: info.TaskQueueName,
-			ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
-		})
-		child := workflow.ExecuteChildWorkflow(cctx, RestoreCleanupWorkflowName, in4)
-		if err := child.GetChildWorkflowExecution().Get(ctx, nil); err != nil {
-			res.CleanupError = err.Error()
-		}
-	} else if err := workflow.ExecuteActivity(long(ctx, 3), FinishRestoreActivity, in4).Get(ctx, nil); err != nil {
-		res.CleanupError = err.Error()
+// checkRolledBack compares the rolled-back state with the emergency backup.
+// Services ran between that backup and the stop, so differences are
+// expected: they are logged, not fatal.
+func (r *restore) checkRolledBack(dctx workflow.Context) error {
+	var v VerifyOutput
+	vin := VerifyInput{Manifest: r.emergency.result.Manifest, Services: r.running, SkipDatabase: !r.emergency.result.Database}
+	if err := call(dctx, VerifyRestoreActivity, "rollback: check the rolled-back state", vin).Get(dctx, &v); err != nil {
+		return err
 	}
-	prog.Completed = append(prog.Completed, prog.StepName)
-	prog.State = StateCompleted
-	return res, nil
+	if len(v.Problems) > 0 {
+		workflow.GetLogger(dctx).Warn("rolled-back state differs from the emergency backup", "problems", v.Problems)
+	}
+	return nil
+}
+
+// finish completes a verified restore: the pre-restore copies are removed by
+// a workflow of its own that outlives this one, started even if this one is
+// cancelled now.
+func (r *restore) finish(ctx workflow.Context) {
+	info := workflow.GetInfo(ctx)
+	r.res.CleanupWorkflowID = info.WorkflowExecution.ID + "-cleanup"
+	cctx := workflow.WithChildOptions(disconnected(ctx), workflow.ChildWorkflowOptions{
+		WorkflowID: r.res.CleanupWorkflowID, TaskQueue: info.TaskQueueName,
+		ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
+		StaticSummary:     "remove the pre-restore copies of restore " + r.id,
+	})
+	child := workflow.ExecuteChildWorkflow(cctx, RestoreCleanupWorkflowName, r.input())
+	if err := child.GetChildWorkflowExecution().Get(cctx, nil); err != nil {
+		r.res.CleanupError = err.Error()
+	}
+	r.prog.Completed = append(r.prog.Completed, r.prog.StepName)
+	r.prog.State = StateCompleted
+}
+
+// rollBack unwinds the saga after cause. A rollback that cannot complete
+// marks the lock, reports, and waits for an operator: retry unwinds again
+// from where it stopped, abort leaves things as they are and lets go of the
+// lock.
+func (r *restore) rollBack(ctx workflow.Context, cause error) error {
+	dctx := disconnected(ctx)
+	touched := r.prog.Step >= 3
+	if touched {
+		r.prog.State = StateRollingBack
+	}
+	for {
+		err := r.saga.unwind(dctx)
+		if err == nil {
+			break
+		}
+		incomplete := r.incomplete(cause, err)
+		r.decisions.offer(DecisionRetry, DecisionAbort)
+		r.prog.State, r.prog.Message = StateRollbackIncomplete, rootMessage(incomplete)
+		if merr := r.lock.mark(dctx, StateRollbackIncomplete); merr != nil {
+			workflow.GetLogger(ctx).Error("marking the lock failed", "error", merr)
+		}
+		report(ctx, Outcome{Operation: "restore"}, incomplete, r.prog)
+		if r.decisions.wait(dctx) == DecisionAbort {
+			return incomplete
+		}
+		r.prog.State, r.prog.Message = StateRollingBack, ""
+	}
+	if !touched {
+		return r.failed(cause)
+	}
+	r.prog.State, r.prog.Message = StateRolledBack, rootMessage(cause)
+	if temporal.IsCanceledError(cause) {
+		return cause
+	}
+	return temporal.NewNonRetryableApplicationError(
+		rootMessage(cause)+"; rolled back: the storage and database are as they were, the services started again",
+		ErrTypeRolledBack, cause)
+}
+
+// incomplete is the error of a rollback that stopped at failure: what
+// failed, what is left to undo, and where the data is.
+func (r *restore) incomplete(cause, failure error) error {
+	var where []string
+	for _, p := range r.plan.Paths {
+		where = append(where, fmt.Sprintf("%s: the state before the restore is %s.pre-restore-%s if present, else %s", p, p, r.id, p))
+	}
+	if r.plan.Database != "" {
+		where = append(where, fmt.Sprintf("database: the state before the restore is the database %s_pre_restore_%s if present, else %s", r.plan.Database, r.id, r.plan.Database))
+	}
+	msg := fmt.Sprintf("ROLLBACK INCOMPLETE: %s; the rollback failed at: %s; not yet undone: %s. %s"+
+		"The operation lock is kept. Fix the cause, then run `starter retry %s` to resume the rollback",
+		rootMessage(cause), failure, r.saga.left(), strings.Join(append(where, ""), ". "), r.workflowID)
+	return temporal.NewNonRetryableApplicationError(msg, ErrTypeRollbackIncomplete, failure)
 }
 
 // RestoreCleanupWorkflow removes what a verified restore kept until then:
 // the pre-restore copies of the paths, the kept database and the staging
 // directory. A restore starts it and completes without waiting; it runs
 // without the operation lock, as it only touches names of its own restore.
-// A failure is reported like any other (notification, metrics); the data
-// in place is not affected.
 func RestoreCleanupWorkflow(ctx workflow.Context, in StepInput) (err error) {
 	prog := &Progress{Operation: "restore cleanup", Steps: 1, Step: 1, StepName: "remove pre-restore copies", State: StateRunning}
 	if err := workflow.SetQueryHandler(ctx, ProgressQuery, func() (Progress, error) { return *prog, nil }); err != nil {
 		return err
 	}
 	defer func() { report(ctx, Outcome{Operation: "restore cleanup"}, err, prog) }()
-	if err := workflow.ExecuteActivity(long(ctx, 5), FinishRestoreActivity, in).Get(ctx, nil); err != nil {
+	if err := call(ctx, FinishRestoreActivity, "remove the pre-restore copies", in).Get(ctx, nil); err != nil {
 		prog.State, prog.Message = StateFailed, err.Error()
 		return fmt.Errorf("remove the pre-restore copies of restore %s: %w", in.RestoreID, err)
 	}
@@ -367,26 +369,4 @@ func firstErr(err error) error {
 		return firstErr(j.Unwrap()[0])
 	}
 	return err
-}
-
-// rollbackErr records a failure that triggers the rollback and wraps it so the
-// starter can say the restore was rolled back.
-func rollbackErr(prog *Progress, err error) error {
-	prog.Message = err.Error()
-	if temporal.IsCanceledError(err) {
-		return err
-	}
-	return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeRolledBack, err)
-}
-
-// services is for controller calls: stopping and starting may wait for health.
-func services(ctx workflow.Context) workflow.Context {
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 10 * time.Minute,
-		HeartbeatTimeout:    HeartbeatTimeout,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second,
-			MaximumAttempts: 5, NonRetryableErrorTypes: nonRetryable,
-		},
-	})
 }

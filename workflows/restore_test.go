@@ -78,14 +78,14 @@ func register(env *testsuite.TestWorkflowEnvironment) {
 		wf.VerifyBackupActivity: stubVerifyBackup, wf.CommitBackupActivity: stubCommit, wf.ApplyRetentionActivity: stubRetention,
 		wf.ListForBackupActivity: stubRunning, wf.StopForBackupActivity: stubServices, wf.StartAfterBackupActivity: stubServices,
 		wf.ReportOutcomeActivity: stubReport,
-		wf.StageStorageActivity:  stubStorage, wf.StageDatabaseActivity: stubDatabase, wf.DiscardStagingActivity: stubFinish,
+		wf.StageDatabaseActivity: stubDatabase, wf.DiscardStagingActivity: stubFinish,
 	} {
 		env.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 	}
 }
 
 var (
-	plan      = wf.RestorePlan{Archive: "/r/backups/a.tar.gz", Manifest: "/r/backups/a.json", BackupID: "20250101_000000", HasDatabase: true}
+	plan      = wf.RestorePlan{Archive: "/r/backups/a.tar.gz", Manifest: "/r/backups/a.json", BackupID: "20250101_000000", HasDatabase: true, Paths: []string{"storage"}, Database: "vulcan"}
 	emergency = wf.BackupResult{ID: "20250102_000000", Kind: wf.KindEmergency, Manifest: "backups/e.json", Database: true}
 	running   = []string{"app", "chroma"}
 )
@@ -114,8 +114,7 @@ func newRestoreEnv(t *testing.T, mockEmergency bool, overrides ...func(*testsuit
 	if mockEmergency {
 		env.OnWorkflow(wf.BackupWorkflowName, mock.Anything, wf.BackupInput{Kind: wf.KindEmergency, LockHeld: true, AwaitProceed: true}).Return(&emergency, nil)
 	}
-	env.OnActivity(wf.StageStorageActivity, mock.Anything, mock.Anything).Return(wf.StorageOutput{Paths: []string{"storage"}, Files: 3}, nil)
-	env.OnActivity(wf.StageDatabaseActivity, mock.Anything, mock.Anything).Return(wf.DatabaseOutput{Mode: "rename", Staged: true}, nil)
+	env.OnActivity(wf.StageDatabaseActivity, mock.Anything, mock.Anything).Return(wf.DatabaseOutput{Mode: "rename"}, nil)
 	env.OnActivity(wf.DiscardStagingActivity, mock.Anything, mock.Anything).Return(nil)
 	env.OnActivity(wf.RunningServicesActivity, mock.Anything).Return(running, nil)
 	env.OnActivity(wf.StopServicesActivity, mock.Anything, running).Return(nil)
@@ -154,7 +153,6 @@ func TestRestoreHappyPath(t *testing.T) {
 		return in.Archive == "a.tar.gz" && in.RestoreID == res.RestoreID && res.RestoreID != ""
 	}))
 	env.AssertActivityNumberOfCalls(t, wf.ValidateArchiveActivity, 0)
-	env.AssertActivityNumberOfCalls(t, wf.StageStorageActivity, 0)
 	if res.Storage == nil || res.Storage.Files != 3 {
 		t.Fatalf("storage %+v: want the staged count", res.Storage)
 	}

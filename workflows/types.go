@@ -21,7 +21,9 @@ type BackupInput struct {
 type LockRequest struct {
 	Operation  string `json:"operation"`
 	WorkflowID string `json:"workflow_id"`
-	RunID      string `json:"run_id"`
+	// State, when set, is recorded in the lock file: StateRollbackIncomplete
+	// keeps the lock from being taken over after the workflow has ended.
+	State string `json:"state,omitempty"`
 }
 
 // BackupPlan is what every step of a backup needs to know.
@@ -31,9 +33,6 @@ type BackupPlan struct {
 	WorkflowID string    `json:"workflow_id"`
 	RunID      string    `json:"run_id"`
 	StartedAt  time.Time `json:"started_at"`
-	// DumpBeside is set when the dump runs beside the archive step: the
-	// archive then appends the dump once it is complete.
-	DumpBeside bool `json:"dump_beside,omitempty"`
 }
 
 // DumpOutput says what the database step did.
@@ -150,9 +149,6 @@ type DatabaseOutput struct {
 	Mode    string `json:"mode"` // rename, in-place or skipped
 	Note    string `json:"note,omitempty"`
 	Skipped bool   `json:"skipped"`
-	// Staged is set by StageDatabase when the dump is loaded into the fresh
-	// database, which step 5 then only has to swap in.
-	Staged bool `json:"staged,omitempty"`
 }
 
 // VerifyInput checks the restored (or rolled back) state.
@@ -224,6 +220,9 @@ const (
 	StateFailed      = "failed"
 	StateRollingBack = "rolling back"
 	StateRolledBack  = "rolled back"
+	// StateRollbackIncomplete: the rollback stopped at a failure; the
+	// operation keeps the lock and waits for an operator.
+	StateRollbackIncomplete = "rollback-incomplete"
 )
 
 // Outcome is what a finished workflow reports (metrics and notifications).
@@ -238,4 +237,10 @@ type Outcome struct {
 	RunID      string  `json:"run_id"`
 	DurationS  float64 `json:"duration_seconds"`
 	RolledBack bool    `json:"rolled_back,omitempty"`
+	// RollbackIncomplete is set when a restore's rollback stopped at a
+	// failure and the operation waits for an operator.
+	RollbackIncomplete bool `json:"rollback_incomplete,omitempty"`
+	// Event tells apart the reports of one run (state and step), so a
+	// retried report is recognised as the same one.
+	Event string `json:"event"`
 }

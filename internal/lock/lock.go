@@ -1,6 +1,8 @@
 // Package lock keeps backups and restores from overlapping: one operation at a
 // time holds a lock file in the backup directory that names its workflow. A
-// lock whose workflow is no longer running is taken over.
+// lock whose workflow is no longer running is taken over, unless it records
+// a rollback that did not complete: nothing may run over a mixed state until
+// an operator has looked.
 package lock
 
 import (
@@ -19,30 +21,43 @@ import (
 // FileName is the lock file inside the backup directory.
 const FileName = ".vulcan.lock"
 
-// Holder names the operation that holds the lock.
+// Holder names the operation that holds the lock. It is the workflow, not
+// one run of it: a Reset starts a new run that still holds the lock.
 type Holder struct {
 	Operation  string    `json:"operation"`
 	WorkflowID string    `json:"workflow_id"`
-	RunID      string    `json:"run_id"`
 	Since      time.Time `json:"since"`
+	// State is what the holder recorded about itself; StateIncomplete
+	// keeps the lock from being taken over.
+	State string `json:"state,omitempty"`
 }
 
-func (h Holder) same(o Holder) bool { return h.WorkflowID == o.WorkflowID && h.RunID == o.RunID }
+// StateIncomplete marks the lock of a restore whose rollback did not
+// complete.
+const StateIncomplete = "rollback-incomplete"
+
+func (h Holder) same(o Holder) bool { return h.WorkflowID == o.WorkflowID }
 
 // BusyError says which operation holds the lock.
 type BusyError struct{ Holder Holder }
 
 func (e *BusyError) Error() string {
-	return fmt.Sprintf("another operation is running: %s workflow %s (run %s, since %s)",
-		e.Holder.Operation, e.Holder.WorkflowID, e.Holder.RunID, e.Holder.Since.UTC().Format(time.RFC3339))
+	if e.Holder.State == StateIncomplete {
+		return fmt.Sprintf("the rollback of %s workflow %s did not complete (since %s): the data may be mixed; "+
+			"fix the cause and run `starter retry %s`, or once it is put right by hand remove %s",
+			e.Holder.Operation, e.Holder.WorkflowID, e.Holder.Since.UTC().Format(time.RFC3339), e.Holder.WorkflowID, FileName)
+	}
+	return fmt.Sprintf("another operation is running: %s workflow %s (since %s)",
+		e.Holder.Operation, e.Holder.WorkflowID, e.Holder.Since.UTC().Format(time.RFC3339))
 }
 
 // IsRunning tells whether the holder's workflow still runs.
 type IsRunning func(Holder) (bool, error)
 
 // Acquire takes the lock in dir for me. It succeeds again for the same holder
-// (a retried activity), takes over a lock whose holder no longer runs, and
-// returns a *BusyError otherwise.
+// (a retried activity, or a new run of its workflow), recording me.State;
+// takes over a lock whose holder no longer runs, unless that holder's
+// rollback is incomplete; and returns a *BusyError otherwise.
 func Acquire(dir string, me Holder, running IsRunning) error {
 	return guarded(dir, func(path string) error {
 		cur, err := read(path)
@@ -51,7 +66,12 @@ func Acquire(dir string, me Holder, running IsRunning) error {
 		case err != nil:
 			return err
 		case cur.same(me):
-			return nil
+			if cur.State == me.State {
+				return nil
+			}
+			me.Since = cur.Since
+		case cur.State == StateIncomplete:
+			return &BusyError{Holder: cur}
 		default:
 			alive, err := running(cur)
 			if err != nil {

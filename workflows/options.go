@@ -1,0 +1,109 @@
+package workflows
+
+import (
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+)
+
+// nonRetryable lists the error types no retry can fix.
+var nonRetryable = []string{ErrTypeIntegrity, ErrTypeBadInput, ErrTypeBusy, ErrTypeNoSpace, ErrTypeVerify}
+
+// budget is what one kind of step may spend: how long an attempt may run,
+// whether it must heartbeat, how often it is tried and how long the backoff
+// between attempts may grow.
+type budget struct {
+	attempt   time.Duration
+	heartbeat bool
+	attempts  int32
+	maxWait   time.Duration
+}
+
+var (
+	// bookkeeping: small file and lock operations.
+	bookkeeping = budget{attempt: time.Minute, attempts: 5, maxWait: 10 * time.Second}
+	// moving: steps that read or write whole trees and archives.
+	moving = func(attempts int32) budget {
+		return budget{attempt: 6 * time.Hour, heartbeat: true, attempts: attempts, maxWait: time.Minute}
+	}
+	// postgres: steps that talk to PostgreSQL; a server that is down is
+	// retried with backoff for about a minute.
+	postgres = budget{attempt: 6 * time.Hour, heartbeat: true, attempts: 5, maxWait: 30 * time.Second}
+	// controller: stopping and starting services, which may wait for health.
+	controller = budget{attempt: 10 * time.Minute, heartbeat: true, attempts: 5, maxWait: 30 * time.Second}
+)
+
+// budgets gives every activity its budget, in one place.
+var budgets = map[string]budget{
+	AcquireLockActivity:      bookkeeping,
+	ReleaseLockActivity:      bookkeeping,
+	PrepareBackupActivity:    bookkeeping,
+	CommitBackupActivity:     bookkeeping,
+	ApplyRetentionActivity:   bookkeeping,
+	ListForBackupActivity:    bookkeeping,
+	ReportOutcomeActivity:    bookkeeping,
+	RunningServicesActivity:  bookkeeping,
+	DumpDatabaseActivity:     postgres,
+	StageDatabaseActivity:    postgres,
+	RestoreDatabaseActivity:  postgres,
+	RollbackDatabaseActivity: postgres,
+	ArchiveStorageActivity:   moving(3),
+	VerifyBackupActivity:     moving(3),
+	ValidateArchiveActivity:  moving(3),
+	ValidateAndStageActivity: moving(3),
+	RestoreStorageActivity:   moving(3),
+	VerifyRestoreActivity:    moving(2),
+	DiscardStagingActivity:   moving(5),
+	RollbackStorageActivity:  moving(5),
+	FinishRestoreActivity:    moving(5),
+	StopServicesActivity:     controller,
+	StartServicesActivity:    controller,
+	StopForBackupActivity:    controller,
+	StartAfterBackupActivity: controller,
+}
+
+func budgetOf(name string) budget {
+	b, ok := budgets[name]
+	if !ok {
+		panic("workflows: no budget for activity " + name)
+	}
+	return b
+}
+
+// options turns a budget into activity options.
+func (b budget) options(summary string) workflow.ActivityOptions {
+	o := workflow.ActivityOptions{
+		StartToCloseTimeout: b.attempt,
+		Summary:             summary,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: b.maxWait,
+			MaximumAttempts: b.attempts, NonRetryableErrorTypes: nonRetryable,
+		},
+	}
+	if b.heartbeat {
+		o.HeartbeatTimeout = HeartbeatTimeout
+	}
+	return o
+}
+
+// call runs activity name within its budget; summary is what the Web UI's
+// timeline shows for it.
+func call(ctx workflow.Context, name, summary string, args ...any) workflow.Future {
+	return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, budgetOf(name).options(summary)), name, args...)
+}
+
+// callAndWait is call for an activity whose cancellation must have stopped
+// it before its future resolves, so nothing is still writing afterwards.
+func callAndWait(ctx workflow.Context, name, summary string, args ...any) workflow.Future {
+	o := budgetOf(name).options(summary)
+	o.WaitForCancellation = true
+	return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, o), name, args...)
+}
+
+// disconnected is a context that a cancellation of ctx does not reach, for
+// compensation, clean-up and reporting.
+func disconnected(ctx workflow.Context) workflow.Context {
+	d, _ := workflow.NewDisconnectedContext(ctx)
+	return d
+}
