@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/project-vulcan/vulcan-backup/internal/archive"
+	"github.com/project-vulcan/vulcan-backup/internal/manifest"
 	"github.com/project-vulcan/vulcan-backup/internal/pgdump"
 	"github.com/project-vulcan/vulcan-backup/internal/services"
 	"github.com/project-vulcan/vulcan-backup/internal/staging"
@@ -427,5 +429,50 @@ func TestVerifyRestoreListsEveryProblem(t *testing.T) {
 	}
 	if len(out.Problems) != 2 || !strings.Contains(out.Problems[0], "a.log") || !strings.Contains(out.Problems[1], "validation_attachments") {
 		t.Fatalf("problems %q: want the missing file, then the row count", out.Problems)
+	}
+}
+
+// A commit interrupted between its renames (the dump in place, the archive
+// and the manifest not yet) is completed by the retried attempt, and the
+// backup then exists whole; it must not fail on the missing temporary dump.
+func TestCommitInterruptedBetweenRenamesCompletes(t *testing.T) {
+	url := testutil.NewDatabase(t)
+	testutil.LoadVulcanDB(t, url, 50)
+	a := newActivities(t, url)
+	ctx := context.Background()
+	plan, err := a.PrepareBackup(ctx, workflows.BackupPlan{Kind: workflows.KindManual, WorkflowID: "wf", RunID: "run", StartedAt: time.Date(2025, 1, 5, 2, 0, 0, 0, time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.DumpDatabase(ctx, plan); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.ArchiveStorage(ctx, plan); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.VerifyBackup(ctx, plan); err != nil {
+		t.Fatal(err)
+	}
+	// The first attempt got as far as the dump's rename.
+	if err := os.Rename(a.Backups.TempDumpPath(plan.ID), a.Backups.DumpPath(plan.ID)); err != nil {
+		t.Fatal(err)
+	}
+	res, err := a.CommitBackup(ctx, plan)
+	if err != nil {
+		t.Fatalf("retried commit: %v", err)
+	}
+	m, err := manifest.Read(a.Backups.ManifestPath(res.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := VerifyArchiveFile(ctx, a.Backups.ArchivePath(res.ID), m, nil); err != nil {
+		t.Fatalf("committed archive: %v", err)
+	}
+	if sum, _, err := archive.HashFile(a.Backups.DumpPath(res.ID)); err != nil || sum != m.Database.SHA256 {
+		t.Fatalf("committed dump: %s %v", sum, err)
+	}
+	// A leftover of that name is no longer debris for the next backup.
+	if removed, _ := a.Backups.CleanDebris(); len(removed) > 0 {
+		t.Fatalf("the next backup would remove %v", removed)
 	}
 }

@@ -286,11 +286,12 @@ func (a *Activities) CommitBackup(ctx context.Context, plan workflows.BackupPlan
 	m.VerifiedAt = now
 	m.DurationSec = now.Sub(plan.StartedAt).Seconds()
 	if m.Database != nil {
-		if err := fsutil.Commit(a.Backups.TempDumpPath(plan.ID), a.Backups.DumpPath(plan.ID)); err != nil {
+		if err := commitOnce(a.Backups.TempDumpPath(plan.ID), a.Backups.DumpPath(plan.ID), m.Database.Size); err != nil {
 			return workflows.BackupResult{}, classify(fmt.Errorf("commit dump: %w", err))
 		}
+		faultpoint.Hit(faultpoint.BackupHalfCommitted)
 	}
-	if err := fsutil.Commit(a.Backups.TempArchivePath(plan.ID), a.Backups.ArchivePath(plan.ID)); err != nil {
+	if err := commitOnce(a.Backups.TempArchivePath(plan.ID), a.Backups.ArchivePath(plan.ID), m.Archive.Size); err != nil {
 		return workflows.BackupResult{}, classify(fmt.Errorf("commit archive: %w", err))
 	}
 	if err := manifest.Write(final, m); err != nil {
@@ -302,6 +303,19 @@ func (a *Activities) CommitBackup(ctx context.Context, plan workflows.BackupPlan
 	res := a.result(m)
 	a.Metrics.BackupSucceeded(string(m.Kind), m.CreatedAt, time.Duration(m.DurationSec*float64(time.Second)), m.Archive.Size, res.Files)
 	return res, nil
+}
+
+// commitOnce renames tmp into place; when an earlier attempt has already done
+// so (tmp gone, name there with the verified size), it does nothing.
+func commitOnce(tmp, name string, size int64) error {
+	err := fsutil.Commit(tmp, name)
+	if err == nil || !isNotExist(err) {
+		return err
+	}
+	if st, serr := os.Stat(name); serr == nil && st.Size() == size {
+		return nil
+	}
+	return err
 }
 
 func (a *Activities) result(m *manifest.Manifest) workflows.BackupResult {

@@ -112,7 +112,7 @@ func (f *crashFixture) assertWhole(t *testing.T, restored bool) {
 func TestWorkerKilledAtEachRestoreStep(t *testing.T) {
 	points := []string{
 		faultpoint.Validate, faultpoint.EmergencyArchive, faultpoint.ServicesStopped, faultpoint.Extracting,
-		faultpoint.StorageSwapped, faultpoint.DatabaseLoading, faultpoint.BeforeVerify,
+		faultpoint.StorageSwapped, faultpoint.DatabaseLoading, faultpoint.DatabaseHalfSwap, faultpoint.BeforeVerify,
 	}
 	for _, point := range points {
 		t.Run(point, func(t *testing.T) {
@@ -198,4 +198,51 @@ func execStop(s *system) string {
 	}
 	s.t.Fatal("execServices has no stop command")
 	return ""
+}
+
+// The worker is killed in the middle of a backup's commit, its dump renamed
+// into place and its archive and manifest not yet: the retried commit
+// completes the backup, which then verifies, and nothing is left over.
+func TestWorkerKilledMidCommit(t *testing.T) {
+	dbURL := testutil.NewDatabase(t)
+	testutil.LoadVulcanDB(t, dbURL, 200)
+	s := newSystem(t, "DATABASE_URL="+dbURL)
+	s.bin = faultWorkerBin
+	makeStorage(t, s.root, 1)
+	s.setEnv(faultpoint.Env, faultpoint.BackupHalfCommitted)
+	s.start()
+	s.mustStarter("backup", "--detach")
+	waitFor(t, 2*time.Minute, "fault point "+faultpoint.BackupHalfCommitted, func() bool {
+		return strings.Contains(s.logs.String(), "FAULTPOINT "+faultpoint.BackupHalfCommitted+" reached")
+	})
+	s.cmd.Process.Signal(syscall.SIGKILL)
+	<-s.done
+	s.setEnv(faultpoint.Env, "")
+	s.start()
+	// The commit is retried once its attempt times out (a minute).
+	waitFor(t, 4*time.Minute, "the backup to complete", func() bool {
+		_, err := os.Stat(filepath.Join(s.root, "backups", ".vulcan.lock"))
+		return os.IsNotExist(err) && backupCount(t, s) == 1
+	})
+	var list struct {
+		Backups []struct {
+			ID string `json:"id"`
+		} `json:"backups"`
+	}
+	json.Unmarshal([]byte(s.mustStarter("list", "--json")), &list)
+	if len(list.Backups) != 1 {
+		t.Fatalf("backups %+v", list)
+	}
+	s.mustStarter("verify", list.Backups[0].ID)
+	if _, err := os.Stat(filepath.Join(s.root, "backups", "database", "vulcan_db_"+list.Backups[0].ID+".sql")); err != nil {
+		t.Errorf("the dump of the backup: %v", err)
+	}
+	for _, dir := range []string{"backups", "backups/database"} {
+		entries, _ := os.ReadDir(filepath.Join(s.root, dir))
+		for _, e := range entries {
+			if strings.HasSuffix(e.Name(), ".tmp") {
+				t.Errorf("temporary file left: %s/%s", dir, e.Name())
+			}
+		}
+	}
 }

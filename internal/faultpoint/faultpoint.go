@@ -9,11 +9,16 @@ const Env = "VULCAN_FAULTPOINT"
 
 // The points, in the order a restore reaches them.
 const (
-	Validate         = "validate"          // step 1, before the archive is read
-	EmergencyArchive = "emergency-archive" // step 2, while the emergency backup is written
-	ServicesStopped  = "services-stopped"  // step 3, services stopped, not yet reported
-	Extracting       = "extracting"        // step 4, part of the archive extracted
-	StorageSwapped   = "storage-swapped"   // step 4, swap done, not yet reported
-	DatabaseLoading  = "database-loading"  // step 5, part of the dump loaded
-	BeforeVerify     = "before-verify"     // step 7, before anything is checked
+	Validate         = "validate"           // step 1, before the archive is read
+	EmergencyArchive = "emergency-archive"  // step 2, while the emergency backup is written
+	ServicesStopped  = "services-stopped"   // step 3, services stopped, not yet reported
+	Extracting       = "extracting"         // step 4, part of the archive extracted
+	StorageSwapped   = "storage-swapped"    // step 4, swap done, not yet reported
+	DatabaseLoading  = "database-loading"   // step 5, part of the dump loaded
+	DatabaseHalfSwap = "database-half-swap" // step 5, current database renamed aside, restored one not yet in place
+	BeforeVerify     = "before-verify"      // step 7, before anything is checked
+
+	// BackupHalfCommitted: a backup's dump renamed into place, its
+	// archive and manifest not yet.
+	BackupHalfCommitted = "backup-half-committed"
 )

@@ -1,6 +1,30 @@
 package pgdump
 
-import "errors"
+import (
+	"context"
+	"errors"
+)
+
+// DatabaseExists reports whether database name exists on the target's server.
+func (t *Target) DatabaseExists(ctx context.Context, name string) (bool, error) {
+	admin, err := t.Connect(ctx, t.maintenanceDB())
+	if err != nil {
+		return false, err
+	}
+	defer admin.Close(context.WithoutCancel(ctx))
+	return dbExists(ctx, admin, name)
+}
+
+// RenameForTest renames a database on the target's server, as a swap
+// interrupted between its two renames leaves it.
+func (t *Target) RenameForTest(ctx context.Context, from, to string) error {
+	admin, err := t.Connect(ctx, t.maintenanceDB())
+	if err != nil {
+		return err
+	}
+	defer admin.Close(context.WithoutCancel(ctx))
+	return renameDB(ctx, admin, from, to)
+}
 
 // ForceSessions sets how many sessions load a fresh database and the size
 // from which a table's rows are shared between them, so that a test loads a

@@ -318,3 +318,29 @@ func TestParallelLoadFailureChangesNothing(t *testing.T) {
 	}
 	diffFingerprints(t, before, testutil.Fingerprint(t, url))
 }
+
+// A worker that dies between the swap's two renames leaves the current
+// database renamed aside and the restored one under its fresh name: the
+// retried step finishes the swap instead of taking it for done.
+func TestHalfDoneSwapIsFinished(t *testing.T) {
+	_, _, tg, path, res := dumpedReference(t, 100)
+	ctx := context.Background()
+	id := "20250104_000000"
+	if err := tg.LoadFresh(ctx, path, id, res.Tables, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := tg.RenameForTest(ctx, tg.Name, tg.PreRestoreName(id)); err != nil {
+		t.Fatal(err)
+	}
+	if err := tg.SwapIn(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	for db, want := range map[string]bool{tg.Name: true, tg.PreRestoreName(id): true, tg.RestoreName(id): false} {
+		if ok, err := tg.DatabaseExists(ctx, db); err != nil || ok != want {
+			t.Errorf("database %s exists: %v (%v), want %v", db, ok, err, want)
+		}
+	}
+	if err := tg.CheckCounts(ctx, res.Tables); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/project-vulcan/vulcan-backup/internal/faultpoint"
 	"github.com/project-vulcan/vulcan-backup/internal/manifest"
 )
 
@@ -192,22 +193,36 @@ func (t *Target) Analyze(ctx context.Context) error {
 }
 
 // SwapIn renames the current database to PreRestoreName(restoreID) and the
-// one LoadFresh filled to the current name. It is idempotent; where renaming
-// is not allowed it returns ErrRenameNotAllowed.
+// one LoadFresh filled to the current name. It is idempotent: which of the
+// three names exist tells how far an earlier attempt got (target and fresh:
+// not begun; kept and fresh: half done, finished here; kept and target:
+// done). Where renaming is not allowed it returns ErrRenameNotAllowed.
 func (t *Target) SwapIn(ctx context.Context, restoreID string) error {
 	fresh, pre := t.RestoreName(restoreID), t.PreRestoreName(restoreID)
-	admin, swapped, err := t.adminFor(ctx, restoreID)
+	admin, err := t.Connect(ctx, t.maintenanceDB())
 	if err != nil {
 		return err
 	}
 	defer admin.Close(context.WithoutCancel(ctx))
-	if swapped {
-		return nil // by an earlier attempt
-	}
-	if ok, err := dbExists(ctx, admin, fresh); err != nil {
+	hasFresh, err := dbExists(ctx, admin, fresh)
+	if err != nil {
 		return err
-	} else if !ok {
+	}
+	hasPre, err := dbExists(ctx, admin, pre)
+	if err != nil {
+		return err
+	}
+	switch {
+	case hasPre && !hasFresh:
+		return nil // done by an earlier attempt
+	case !hasFresh:
 		return fmt.Errorf("swap in %s: it does not exist (not loaded)", fresh)
+	case hasPre:
+		// The current database was renamed aside and the attempt stopped.
+		if err := renameDB(ctx, admin, fresh, t.Name); err != nil {
+			return classifyPrivilege(err)
+		}
+		return nil
 	}
 	// On failure the loaded database stays for a retry; the restore's undo
 	// (SwapBack, DropUnswapped) removes it if the restore gives up.
@@ -260,6 +275,7 @@ func (t *Target) swap(ctx context.Context, admin *pgx.Conn, fresh, pre string) e
 		if err := renameDB(ctx, admin, t.Name, pre); err != nil {
 			return classifyPrivilege(err)
 		}
+		faultpoint.Hit(faultpoint.DatabaseHalfSwap)
 	}
 	if err := renameDB(ctx, admin, fresh, t.Name); err != nil {
 		if exists {
@@ -359,16 +375,6 @@ func (t *Target) checkCounts(ctx context.Context, db string, want []manifest.Tab
 		return fmt.Errorf("%w in %s: %s", ErrRowCounts, t.redactedFor(db), diff)
 	}
 	return nil
-}
-
-// DatabaseExists reports whether database name exists on the target's server.
-func (t *Target) DatabaseExists(ctx context.Context, name string) (bool, error) {
-	admin, err := t.Connect(ctx, t.maintenanceDB())
-	if err != nil {
-		return false, err
-	}
-	defer admin.Close(context.WithoutCancel(ctx))
-	return dbExists(ctx, admin, name)
 }
 
 func dbExists(ctx context.Context, admin *pgx.Conn, name string) (bool, error) {
