@@ -2,8 +2,11 @@ package activities
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -474,5 +477,109 @@ func TestCommitInterruptedBetweenRenamesCompletes(t *testing.T) {
 	// A leftover of that name is no longer debris for the next backup.
 	if removed, _ := a.Backups.CleanDebris(); len(removed) > 0 {
 		t.Fatalf("the next backup would remove %v", removed)
+	}
+}
+
+// stageFor stages backup b for restore id as steps 1 and 2 do.
+func stageFor(t *testing.T, a *Activities, b workflows.BackupResult, id string) workflows.StepInput {
+	t.Helper()
+	ctx := context.Background()
+	in := workflows.StepInput{RestoreID: id, Archive: a.abs(b.Archive), Manifest: a.abs(b.Manifest)}
+	if _, err := a.ValidateAndStage(ctx, workflows.StageInput{Archive: in.Archive, RestoreID: id}); err != nil {
+		t.Fatal(err)
+	}
+	if a.DB != nil {
+		if _, err := a.StageDatabase(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return in
+}
+
+// A restore whose storage swap is undone (step 4 failed or was cancelled)
+// leaves no fresh database behind: the undo keeps the record of the
+// database's mode for the discard that runs after it.
+func TestStorageRollbackThenDiscardDropsTheFreshDatabase(t *testing.T) {
+	url := testutil.NewDatabase(t)
+	testutil.LoadVulcanDB(t, url, 50)
+	a := newActivities(t, url)
+	ctx := context.Background()
+	b := backup(t, a, workflows.KindManual, time.Date(2025, 1, 6, 2, 0, 0, 0, time.UTC))
+	in := stageFor(t, a, b, "20250106_100000")
+	if _, err := a.RestoreStorage(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.RollbackStorage(ctx, workflows.RollbackInput{RestoreID: in.RestoreID}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.DiscardStaging(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	if n := testutil.Psql(t, url, "-tAc", "SELECT count(*) FROM pg_database WHERE datname = '"+a.DB.RestoreName(in.RestoreID)+"'"); strings.TrimSpace(n) != "0" {
+		t.Error("the fresh database is left on the server")
+	}
+	if _, err := os.Stat(staging.Tree{Root: a.Root, ID: in.RestoreID}.Dir()); !os.IsNotExist(err) {
+		t.Errorf("staging directory left: %v", err)
+	}
+}
+
+// Where one path's pre-restore copy is lost, the rollback restores that path
+// from the emergency backup and leaves the other, put back from its newer
+// copy, alone: the emergency backup is older than the copies.
+func TestEmergencyFallbackRestoresOnlyTheMissingPaths(t *testing.T) {
+	a := newActivities(t, "")
+	a.Paths = []string{"storage", "uploads"}
+	os.MkdirAll(filepath.Join(a.Root, "uploads"), 0o755)
+	os.WriteFile(filepath.Join(a.Root, "uploads", "u.txt"), []byte("backed up\n"), 0o644)
+	ctx := context.Background()
+	b := backup(t, a, workflows.KindManual, time.Date(2025, 1, 7, 2, 0, 0, 0, time.UTC))
+	os.WriteFile(filepath.Join(a.Root, "uploads", "u.txt"), []byte("emergency\n"), 0o644)
+	os.WriteFile(filepath.Join(a.Root, "storage", "logs", "a.log"), []byte("emergency\n"), 0o644)
+	e := backup(t, a, workflows.KindEmergency, time.Date(2025, 1, 7, 3, 0, 0, 0, time.UTC))
+	// Written after the emergency backup, before the services stopped.
+	os.WriteFile(filepath.Join(a.Root, "uploads", "u.txt"), []byte("latest\n"), 0o644)
+	os.WriteFile(filepath.Join(a.Root, "storage", "logs", "a.log"), []byte("latest\n"), 0o644)
+
+	in := stageFor(t, a, b, "20250107_100000")
+	if _, err := a.RestoreStorage(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	tree := staging.Tree{Root: a.Root, ID: in.RestoreID}
+	os.RemoveAll(tree.PreRestore("storage"))
+	if _, err := a.RollbackStorage(ctx, workflows.RollbackInput{RestoreID: in.RestoreID, EmergencyManifest: e.Manifest}); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]string{"uploads/u.txt": "latest\n", "storage/logs/a.log": "emergency\n"} {
+		if got, _ := os.ReadFile(filepath.Join(a.Root, p)); string(got) != want {
+			t.Errorf("%s after the rollback: %q, want %q", p, got, want)
+		}
+	}
+}
+
+// A retried step 1 counts the space its own earlier staged copy takes as
+// free (the copy is replaced): a restore that fitted the first time is not
+// refused for space on its retry.
+func TestRetriedStagingCountsItsOwnCopy(t *testing.T) {
+	if os.Geteuid() != 0 {
+		testutil.Need(t, "mounting a tmpfs needs root")
+	}
+	a := newActivities(t, "")
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=205m", "tmpfs", a.Root).CombinedOutput(); err != nil {
+		testutil.Need(t, fmt.Sprintf("cannot mount a tmpfs: %v %s", err, out))
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", a.Root).Run() })
+	data := make([]byte, 40<<20)
+	rand.Read(data)
+	os.MkdirAll(filepath.Join(a.Root, "storage"), 0o755)
+	if err := os.WriteFile(filepath.Join(a.Root, "storage", "rec.webm"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b := backup(t, a, workflows.KindManual, time.Date(2025, 1, 8, 2, 0, 0, 0, time.UTC))
+	stage := workflows.StageInput{Archive: a.abs(b.Archive), RestoreID: "20250108_100000"}
+	if _, err := a.ValidateAndStage(context.Background(), stage); err != nil {
+		t.Fatalf("first attempt: %v", err)
+	}
+	if _, err := a.ValidateAndStage(context.Background(), stage); err != nil {
+		t.Fatalf("retried attempt: %v", err)
 	}
 }

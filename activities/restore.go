@@ -56,6 +56,12 @@ func (a *Activities) ValidateAndStage(ctx context.Context, in workflows.StageInp
 		return workflows.StagedPlan{}, err
 	}
 	// Space and database first: a restore that cannot go ahead writes nothing.
+	// A retried attempt counts the space its earlier staged copy takes as
+	// free: the copy is replaced, not added to.
+	tree := staging.Tree{Root: a.Root, ID: in.RestoreID}
+	if plan.StagedBytes, err = fsutil.UsedBytes(tree.Dir()); err != nil {
+		return workflows.StagedPlan{Plan: plan}, classify(err)
+	}
 	if err := a.checkTargets(ctx, &plan); err != nil {
 		return workflows.StagedPlan{Plan: plan}, err
 	}
@@ -64,7 +70,6 @@ func (a *Activities) ValidateAndStage(ctx context.Context, in workflows.StageInp
 		return workflows.StagedPlan{Plan: plan}, classify(err)
 	}
 	out := workflows.StagedPlan{Plan: plan, Staged: workflows.StorageOutput{Paths: m.Paths}}
-	tree := staging.Tree{Root: a.Root, ID: in.RestoreID}
 	if err := a.stageUnlessSwapped(ctx, hb, tree, plan.Archive, m, true, &out.Staged); err != nil {
 		return out, classify(err)
 	}
@@ -120,7 +125,7 @@ func (a *Activities) checkTargets(ctx context.Context, plan *workflows.RestorePl
 	}
 	plan.FreeBytes = free
 	// Staging holds a full copy beside the current one; keep a margin.
-	if need := plan.NeededBytes + plan.NeededBytes/20 + 64<<20; free < need {
+	if need := plan.NeededBytes + plan.NeededBytes/20 + 64<<20; free+plan.StagedBytes < need {
 		return errNoSpace("restore needs about %d MiB free under %s for staging, %d MiB are free", need>>20, a.Root, free>>20)
 	}
 	return nil
@@ -256,12 +261,30 @@ func (a *Activities) RestoreStorage(ctx context.Context, in workflows.StepInput)
 // extract writes the backed-up paths of the archive into dest; the dump is
 // left to the database steps (see stagedDump).
 func (a *Activities) extract(ctx context.Context, hb *heartbeat, archivePath string, m *manifest.Manifest, dest string) (*archive.Report, error) {
+	return a.extractPaths(ctx, hb, archivePath, m, dest, nil)
+}
+
+// extractPaths is extract limited to paths (all of them when nil).
+func (a *Activities) extractPaths(ctx context.Context, hb *heartbeat, archivePath string, m *manifest.Manifest, dest string, paths []string) (*archive.Report, error) {
 	f, err := os.Open(archivePath)
 	if err != nil {
 		return nil, fmt.Errorf("open archive: %w", err)
 	}
 	defer f.Close()
-	include := func(name string) bool { return m.Database == nil || name != m.Database.ArchivePath }
+	include := func(name string) bool {
+		if m.Database != nil && name == m.Database.ArchivePath {
+			return false
+		}
+		if paths == nil {
+			return true
+		}
+		for _, p := range paths {
+			if name == p || strings.HasPrefix(name, p+"/") {
+				return true
+			}
+		}
+		return false
+	}
 	progress := func(p archive.Progress) {
 		hb.set(p)
 		if p.Files > 1 {
@@ -542,34 +565,37 @@ func (a *Activities) RollbackStorage(ctx context.Context, in workflows.RollbackI
 	if err == nil {
 		return workflows.RollbackOutput{Action: "swapped back"}, nil
 	}
-	if !errors.Is(err, staging.ErrNoCopy) || in.EmergencyManifest == "" {
+	var nc *staging.NoCopyError
+	if !errors.As(err, &nc) || in.EmergencyManifest == "" {
 		return workflows.RollbackOutput{}, classify(fmt.Errorf("roll back storage: %w", err))
 	}
-	a.log(ctx).Warn("pre-restore copy missing; restoring storage from the emergency backup", "error", err)
+	a.log(ctx).Warn("pre-restore copy missing; restoring those paths from the emergency backup", "paths", nc.Paths)
 	m, err := a.manifests.Read(a.abs(in.EmergencyManifest))
 	if err != nil {
 		return workflows.RollbackOutput{}, classify(err)
 	}
-	// A second restore of the emergency backup, with its own staging area.
+	// The paths that were put back keep their newer copies; only the
+	// missing ones come from the emergency backup, restored like a backup
+	// with their own staging area.
 	etree := staging.Tree{Root: a.Root, ID: in.RestoreID + "-rollback"}
 	if !etree.SwapStarted() {
 		if err := etree.Reset(); err != nil {
 			return workflows.RollbackOutput{}, classify(err)
 		}
-		if _, err := a.extract(ctx, hb, a.Backups.ArchivePath(m.ID), m, etree.Dir()); err != nil {
+		if _, err := a.extractPaths(ctx, hb, a.Backups.ArchivePath(m.ID), m, etree.Dir(), nc.Paths); err != nil {
 			return workflows.RollbackOutput{}, classify(fmt.Errorf("roll back storage from emergency backup %s: %w", m.ID, err))
 		}
 	}
-	if err := etree.Swap(m.Paths); err != nil {
+	if err := etree.Swap(nc.Paths); err != nil {
 		return workflows.RollbackOutput{}, classify(err)
 	}
 	if err := etree.Cleanup(); err != nil {
 		return workflows.RollbackOutput{}, classify(err)
 	}
-	if err := tree.Cleanup(); err != nil {
+	if err := tree.Forget(); err != nil {
 		return workflows.RollbackOutput{}, classify(err)
 	}
-	return workflows.RollbackOutput{Action: "restored from emergency backup " + m.ID}, nil
+	return workflows.RollbackOutput{Action: fmt.Sprintf("put back; %v restored from emergency backup %s", nc.Paths, m.ID)}, nil
 }
 
 // RollbackDatabase undoes step 5: after a rename swap the kept database is

@@ -128,6 +128,9 @@ type RestorePlan struct {
 	Services     string    `json:"services"`
 	NeededBytes  int64     `json:"needed_bytes"`
 	FreeBytes    int64     `json:"free_bytes"`
+	// StagedBytes is what an earlier attempt's staged copy takes; it is
+	// replaced, so it counts as free.
+	StagedBytes int64 `json:"staged_bytes,omitempty"`
 }
 
 // StepInput is what the restore steps after validation need.

@@ -158,17 +158,21 @@ func (t Tree) Swap(paths []string) error {
 // path is gone; the caller restores that path from another backup.
 var ErrNoCopy = errors.New("pre-restore copy is missing")
 
+// NoCopyError names the paths whose pre-restore copy is missing; it is an
+// ErrNoCopy.
+type NoCopyError struct{ Paths []string }
+
+func (e *NoCopyError) Error() string { return fmt.Sprintf("%v for %v", ErrNoCopy, e.Paths) }
+func (e *NoCopyError) Unwrap() error { return ErrNoCopy }
+
 // SwapBack undoes Swap: each path gets its pre-restore copy back, and a path
 // that did not exist before is removed. Without a swap record nothing was
-// swapped, and only the staging directory is removed. It returns the paths
-// it could not put back (wrapped in ErrNoCopy).
+// swapped. The staging directory stays for Discard. It returns the paths it
+// could not put back (wrapped in ErrNoCopy).
 func (t Tree) SwapBack() error {
 	rec, err := t.readRecord()
 	if errors.Is(err, fs.ErrNotExist) {
-		if err := os.RemoveAll(t.Dir()); err != nil {
-			return fmt.Errorf("staging: remove %s: %w", t.Dir(), err)
-		}
-		return nil
+		return nil // nothing swapped; Discard removes the staged copies
 	}
 	if err != nil {
 		return err
@@ -207,12 +211,37 @@ func (t Tree) SwapBack() error {
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("%w for %v", ErrNoCopy, missing)
+		return &NoCopyError{Paths: missing}
 	}
-	if err := os.RemoveAll(t.Dir()); err != nil {
-		return fmt.Errorf("staging: remove %s: %w", t.Dir(), err)
+	return t.dropSwap(rec)
+}
+
+// dropSwap removes the staged copies and the swap record once a swap has
+// been undone; the rest of the staging directory (the database step's
+// markers) stays for Discard, which then removes it.
+func (t Tree) dropSwap(rec *record) error {
+	for _, r := range rec.Paths {
+		if err := os.RemoveAll(t.Staged(r.Path)); err != nil {
+			return fmt.Errorf("staging: remove %s: %w", t.Staged(r.Path), err)
+		}
+	}
+	if err := os.Remove(t.recordPath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("staging: remove swap record: %w", err)
 	}
 	return nil
+}
+
+// Forget drops the swap record and the staged copies after the paths were
+// put back some other way (from another backup), keeping the markers.
+func (t Tree) Forget() error {
+	rec, err := t.readRecord()
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return t.dropSwap(rec)
 }
 
 // Cleanup removes the pre-restore copies and the staging directory, once the

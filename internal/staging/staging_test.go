@@ -58,6 +58,9 @@ func TestSwapAndSwapBack(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(root, "data")); !os.IsNotExist(err) {
 		t.Fatal("a path that did not exist before must be gone after swap back")
 	}
+	if err := tr.Discard(); err != nil {
+		t.Fatal(err)
+	}
 	entries, _ := os.ReadDir(root)
 	if len(entries) != 1 {
 		t.Fatalf("leftovers after swap back: %v", entries)
@@ -80,6 +83,9 @@ func TestSwapBackBeforeSwap(t *testing.T) {
 	if read(t, filepath.Join(root, "storage/a")) != "old" {
 		t.Fatal("target changed")
 	}
+	if err := tr.Discard(); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := os.Stat(tr.Dir()); !os.IsNotExist(err) {
 		t.Fatal("staging left")
 	}
@@ -93,8 +99,40 @@ func TestSwapBackWithoutCopy(t *testing.T) {
 	write(t, tr.Staged("storage/a"), "new")
 	tr.Swap([]string{"storage"})
 	os.RemoveAll(tr.PreRestore("storage"))
-	if err := tr.SwapBack(); !errors.Is(err, ErrNoCopy) {
-		t.Fatalf("want ErrNoCopy, got %v", err)
+	err := tr.SwapBack()
+	var nc *NoCopyError
+	if !errors.Is(err, ErrNoCopy) || !errors.As(err, &nc) || len(nc.Paths) != 1 || nc.Paths[0] != "storage" {
+		t.Fatalf("want ErrNoCopy for storage, got %v", err)
+	}
+}
+
+// SwapBack keeps the staging directory's markers (the database step's mode)
+// for Discard, which runs after it and needs them to drop the fresh
+// database.
+func TestSwapBackKeepsMarkersForDiscard(t *testing.T) {
+	root := t.TempDir()
+	tr := Tree{Root: root, ID: "r5"}
+	write(t, filepath.Join(root, "storage/a"), "old")
+	tr.Reset()
+	write(t, tr.MarkerPath("database-mode"), "rename")
+	write(t, tr.Staged("storage/a"), "new")
+	if err := tr.Swap([]string{"storage"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.SwapBack(); err != nil {
+		t.Fatal(err)
+	}
+	if read(t, tr.MarkerPath("database-mode")) != "rename" {
+		t.Fatal("marker gone after SwapBack")
+	}
+	if tr.SwapStarted() {
+		t.Fatal("swap still recorded after SwapBack")
+	}
+	if err := tr.Discard(); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(root); len(entries) != 1 || read(t, filepath.Join(root, "storage/a")) != "old" {
+		t.Fatalf("after discard: %v", entries)
 	}
 }
 
