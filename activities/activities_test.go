@@ -137,6 +137,10 @@ func TestRollbackStorageFallsBackToEmergencyBackup(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(a.Root, "storage/logs/a.log")); string(b) != "current\n" {
 		t.Fatalf("after rollback %q, want the state of the emergency backup", b)
 	}
+	// The discard that ends every rollback removes the staging directory.
+	if err := a.DiscardStaging(ctx, in); err != nil {
+		t.Fatal(err)
+	}
 	entries, _ := os.ReadDir(a.Root)
 	for _, e := range entries {
 		if strings.HasPrefix(e.Name(), ".vulcan-restore-") || strings.Contains(e.Name(), "pre-restore") {
