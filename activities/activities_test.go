@@ -149,8 +149,9 @@ func TestRollbackStorageFallsBackToEmergencyBackup(t *testing.T) {
 	}
 }
 
-// With the in-place fallback, rolling back the database reloads the
-// emergency backup's dump.
+// With the in-place fallback, rolling back the database brings back its
+// state when the load began, with the writes made after the emergency
+// backup (the application runs until step 3), not the older emergency dump.
 func TestRollbackInPlaceDatabase(t *testing.T) {
 	url := testutil.NewNoCreateDatabase(t)
 	testutil.LoadVulcanDB(t, url, 100)
@@ -160,6 +161,8 @@ func TestRollbackInPlaceDatabase(t *testing.T) {
 	testutil.Psql(t, url, "-c", "INSERT INTO accounts (name) VALUES ('later')")
 	current := testutil.Fingerprint(t, url)
 	emergency := backup(t, a, workflows.KindEmergency, time.Date(2025, 1, 2, 2, 0, 0, 0, time.UTC))
+	testutil.Psql(t, url, "-c", "INSERT INTO accounts (name) VALUES ('after the emergency backup')")
+	current = testutil.Fingerprint(t, url)
 
 	in := workflows.StepInput{RestoreID: "20250103_000000", Archive: a.abs(good.Archive), Manifest: a.abs(good.Manifest)}
 	if _, err := a.RestoreStorage(ctx, in); err != nil {
@@ -177,7 +180,7 @@ func TestRollbackInPlaceDatabase(t *testing.T) {
 		t.Fatalf("rollback: %+v %v", rb, err)
 	}
 	if got := testutil.Fingerprint(t, url); got["r:accounts"] != current["r:accounts"] {
-		t.Fatal("rollback did not bring back the state of the emergency backup")
+		t.Fatal("rollback did not bring back the state before the restore")
 	}
 }
 

@@ -391,6 +391,8 @@ func (a *Activities) StopForBackup(ctx context.Context, names []string) error {
 	if a.BackupServices == nil || len(names) == 0 {
 		return nil
 	}
+	hb := startHeartbeat(ctx)
+	defer hb.end()
 	if err := a.BackupServices.Stop(ctx, names); err != nil {
 		return err
 	}

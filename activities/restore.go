@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -392,6 +393,8 @@ func (a *Activities) StageDatabase(ctx context.Context, in workflows.StepInput) 
 // the fresh database. Once a swap has happened it leaves both to the swap's
 // own undo.
 func (a *Activities) DiscardStaging(ctx context.Context, in workflows.StepInput) error {
+	hb := startHeartbeat(ctx) // removing a large staged tree takes a while
+	defer hb.end()
 	tree := staging.Tree{Root: a.Root, ID: in.RestoreID}
 	// The rename mode is recorded before a fresh database is created: without
 	// it there is none to drop, and a database that is down (the reason step 1
@@ -449,6 +452,13 @@ func (a *Activities) RestoreDatabase(ctx context.Context, in workflows.StepInput
 		}
 		a.log(ctx).Warn("fresh database and rename not possible; restoring in place", "reason", err)
 	}
+	// What a rollback puts back is the database as it is now, with the
+	// services stopped: the emergency backup is older by every write made
+	// until step 3. A retried attempt keeps the copy its predecessor took,
+	// which may be all that is left of the state before the load.
+	if err := a.keepDatabaseBefore(ctx, hb, tree); err != nil {
+		return workflows.DatabaseOutput{}, classify(fmt.Errorf("restore database in place: keep the current state: %w", err))
+	}
 	if err := fsutil.WriteFileAtomic(tree.MarkerPath(dbModeMarker), []byte(pgdump.ModeInPlace), 0o600); err != nil {
 		return workflows.DatabaseOutput{}, classify(err)
 	}
@@ -457,6 +467,55 @@ func (a *Activities) RestoreDatabase(ctx context.Context, in workflows.StepInput
 	}
 	a.log(ctx).Info("database restored", "mode", pgdump.ModeInPlace, "database", a.DB.String())
 	return workflows.DatabaseOutput{Mode: pgdump.ModeInPlace, Note: "renaming databases is not allowed here: restored in place"}, nil
+}
+
+// beforeDump is the staging file that holds the database as it was when an
+// in-place load began; beforeRecord holds its checksum and row counts.
+const (
+	beforeDump   = "database-before.sql"
+	beforeRecord = "database-before.json"
+)
+
+// keepDatabaseBefore dumps the database into the staging directory, unless
+// an earlier attempt did.
+func (a *Activities) keepDatabaseBefore(ctx context.Context, hb *heartbeat, tree staging.Tree) error {
+	if ok, err := fsutil.Exists(tree.MarkerPath(beforeRecord)); err != nil || ok {
+		return err
+	}
+	tmp := fsutil.TempName(tree.MarkerPath(beforeDump))
+	res, err := pgdump.DumpToFile(ctx, a.DB, tmp, func(n int64) { hb.set(map[string]int64{"bytes": n}) })
+	if err != nil {
+		return err
+	}
+	if err := fsutil.Commit(tmp, tree.MarkerPath(beforeDump)); err != nil {
+		return err
+	}
+	rec, _ := json.Marshal(manifest.Database{SHA256: res.SHA256, Size: res.Size, Tables: res.Tables})
+	return fsutil.WriteFileAtomic(tree.MarkerPath(beforeRecord), rec, 0o600)
+}
+
+// rollBackInPlace reloads the copy keepDatabaseBefore took. Without one the
+// load never began, and there is nothing to undo.
+func (a *Activities) rollBackInPlace(ctx context.Context, hb *heartbeat, tree staging.Tree) (workflows.RollbackOutput, error) {
+	data, err := os.ReadFile(tree.MarkerPath(beforeRecord))
+	if isNotExist(err) {
+		return workflows.RollbackOutput{Action: "nothing to undo: the in-place load had not begun"}, nil
+	}
+	if err != nil {
+		return workflows.RollbackOutput{}, classify(err)
+	}
+	var rec manifest.Database
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return workflows.RollbackOutput{}, fmt.Errorf("roll back database: %s: %w", tree.MarkerPath(beforeRecord), err)
+	}
+	dump := tree.MarkerPath(beforeDump)
+	if sum, _, err := archive.HashFile(dump); err != nil || sum != rec.SHA256 {
+		return workflows.RollbackOutput{}, fmt.Errorf("roll back database: the copy %s does not match its record (%v)", dump, err)
+	}
+	if err := a.DB.RestoreInPlace(ctx, dump, rec.Tables, func(n int64) { hb.set(n) }); err != nil {
+		return workflows.RollbackOutput{}, classify(fmt.Errorf("roll back database in place: %w", err))
+	}
+	return workflows.RollbackOutput{Action: "reloaded the state before the restore in place"}, nil
 }
 
 func (a *Activities) recordedMode(tree staging.Tree) string {
@@ -599,8 +658,8 @@ func (a *Activities) RollbackStorage(ctx context.Context, in workflows.RollbackI
 }
 
 // RollbackDatabase undoes step 5: after a rename swap the kept database is
-// renamed back; after an in-place load the emergency backup's dump is loaded
-// in place.
+// renamed back; after an in-place load the copy taken just before it (with
+// the services stopped) is loaded in place.
 func (a *Activities) RollbackDatabase(ctx context.Context, in workflows.RollbackInput) (workflows.RollbackOutput, error) {
 	if a.DB == nil {
 		return workflows.RollbackOutput{Action: "no database configured"}, nil
@@ -609,21 +668,7 @@ func (a *Activities) RollbackDatabase(ctx context.Context, in workflows.Rollback
 	defer hb.end()
 	tree := staging.Tree{Root: a.Root, ID: in.RestoreID}
 	if a.recordedMode(tree) == pgdump.ModeInPlace {
-		m, err := a.manifests.Read(a.abs(in.EmergencyManifest))
-		if err != nil {
-			return workflows.RollbackOutput{}, classify(err)
-		}
-		if m.Database == nil {
-			return workflows.RollbackOutput{}, fmt.Errorf("roll back database: emergency backup %s holds no dump", m.ID)
-		}
-		dump := a.Backups.DumpPath(m.ID)
-		if sum, _, err := archive.HashFile(dump); err != nil || sum != m.Database.SHA256 {
-			return workflows.RollbackOutput{}, fmt.Errorf("roll back database: emergency dump %s does not match its manifest", dump)
-		}
-		if err := a.DB.RestoreInPlace(ctx, dump, m.Database.Tables, func(n int64) { hb.set(n) }); err != nil {
-			return workflows.RollbackOutput{}, classify(fmt.Errorf("roll back database from emergency backup %s: %w", m.ID, err))
-		}
-		return workflows.RollbackOutput{Action: "reloaded emergency backup " + m.ID + " in place"}, nil
+		return a.rollBackInPlace(ctx, hb, tree)
 	}
 	swapped, err := a.DB.SwapBack(ctx, in.RestoreID)
 	if err != nil {
