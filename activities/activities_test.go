@@ -590,3 +590,32 @@ func TestRetriedStagingCountsItsOwnCopy(t *testing.T) {
 		t.Fatalf("retried attempt: %v", err)
 	}
 }
+
+// A retried dump removes the record its predecessor wrote before it rewrites
+// the dump, so the archive step running beside it cannot append a dump that
+// is being rewritten (or is gone, when the retry fails).
+func TestRetriedDumpRemovesTheStaleRecord(t *testing.T) {
+	url := testutil.NewDatabase(t)
+	testutil.LoadVulcanDB(t, url, 20)
+	a := newActivities(t, url)
+	ctx := context.Background()
+	plan, err := a.PrepareBackup(ctx, workflows.BackupPlan{Kind: workflows.KindManual, WorkflowID: "wf", RunID: "run", StartedAt: time.Date(2025, 1, 9, 2, 0, 0, 0, time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.DumpDatabase(ctx, plan); err != nil {
+		t.Fatal(err)
+	}
+	// The retry finds the database gone.
+	bad, err := pgdump.Parse("postgres://nobody:x@127.0.0.1:1/none?sslmode=disable&connect_timeout=2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.DB = bad
+	if _, err := a.DumpDatabase(ctx, plan); err == nil {
+		t.Fatal("dump of an unreachable database succeeded")
+	}
+	if rec, err := a.readDumpRecord(plan.ID); err != nil || rec != nil {
+		t.Fatalf("the first attempt's record is still there: %+v %v", rec, err)
+	}
+}

@@ -109,8 +109,12 @@ func (a *Activities) readDumpRecord(id string) (*manifest.Database, error) {
 // file, with row counts from the same snapshot. Without DATABASE_URL it says
 // so and does nothing.
 func (a *Activities) DumpDatabase(ctx context.Context, plan workflows.BackupPlan) (workflows.DumpOutput, error) {
+	// An earlier attempt's record goes first: the archive step beside this
+	// one must not append the dump this attempt is rewriting.
+	if err := os.Remove(a.dumpMetaPath(plan.ID)); err != nil && !isNotExist(err) {
+		return workflows.DumpOutput{}, classify(fmt.Errorf("remove the earlier attempt's dump record: %w", err))
+	}
 	if a.DB == nil {
-		_ = os.Remove(a.dumpMetaPath(plan.ID))
 		return workflows.DumpOutput{Skipped: true, Note: NoDatabaseNote}, nil
 	}
 	hb := startHeartbeat(ctx)
