@@ -356,7 +356,11 @@ func (a *Activities) ApplyRetention(ctx context.Context, in workflows.RetentionI
 	}
 	var list []retention.Backup
 	for _, i := range infos {
-		list = append(list, retention.Backup{ID: i.ID, Kind: i.Kind, CreatedAt: i.CreatedAt, Verified: i.Verified})
+		list = append(list, retention.Backup{ID: i.ID, Kind: i.Kind, CreatedAt: i.CreatedAt, Verified: i.Verified, Database: i.Database, Files: i.Files})
+	}
+	out.Warnings = retention.Changes(list)
+	for _, w := range out.Warnings {
+		a.log(ctx).Warn("backup differs from the one before", "warning", w)
 	}
 	keep, remove, err := retention.Plan(list, retention.Policy{Days: days}, time.Now())
 	if err != nil {

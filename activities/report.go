@@ -33,7 +33,7 @@ func (a *Activities) ReportOutcome(ctx context.Context, o workflows.Outcome) err
 			a.Metrics.RestoreFinished(time.Duration(o.DurationS * float64(time.Second)))
 		}
 	}
-	if len(a.NotifyURLs) == 0 || (o.Succeeded && !a.NotifyOnSuccess) {
+	if len(a.NotifyURLs) == 0 || (o.Succeeded && !a.NotifyOnSuccess && len(o.Warnings) == 0) {
 		return nil
 	}
 	msg := a.message(o)
@@ -66,10 +66,18 @@ func (a *Activities) message(o workflows.Outcome) notify.Message {
 		if o.BackupID != "" {
 			m.Text += " (backup " + o.BackupID + ")"
 		}
+		if len(o.Warnings) > 0 {
+			m.Status = "warning"
+			m.Text += ", with warnings: " + strings.Join(o.Warnings, "; ")
+		}
 	} else {
 		m.Status = "failed"
 		m.Text = fmt.Sprintf("Vulcan %s FAILED on %s at step %q: %s", what, host, o.Step, o.Error)
-		if o.RolledBack {
+		switch {
+		case o.RollbackIncomplete:
+			m.Status = "rollback-incomplete"
+			m.Text += " — the ROLLBACK IS INCOMPLETE: an operator must act (starter retry " + o.WorkflowID + ")"
+		case o.RolledBack:
 			m.Text += " — the restore was rolled back"
 		}
 	}

@@ -24,7 +24,7 @@ func BackupWorkflow(ctx workflow.Context, in BackupInput) (_ *BackupResult, err 
 		return nil, err
 	}
 	if !in.LockHeld { // an emergency backup is reported by its restore
-		defer func() { report(ctx, Outcome{Operation: "backup", Kind: in.Kind}, err, b.prog) }()
+		defer func() { report(ctx, Outcome{Operation: "backup", Kind: in.Kind, Warnings: b.warnings}, err, b.prog) }()
 		b.step(0)
 		lk, err := takeLock(ctx, "backup")
 		if err != nil {
@@ -43,9 +43,10 @@ func BackupWorkflow(ctx workflow.Context, in BackupInput) (_ *BackupResult, err 
 
 // backup is the state of one BackupWorkflow run.
 type backup struct {
-	in   BackupInput
-	prog *Progress
-	plan BackupPlan
+	in       BackupInput
+	prog     *Progress
+	plan     BackupPlan
+	warnings []string // for the report: notified even on success
 }
 
 func (b *backup) step(i int) {
@@ -105,6 +106,8 @@ func (b *backup) run(ctx workflow.Context) (*BackupResult, error) {
 			res.RetentionError = err.Error()
 		}
 		res.Deleted = ret.Deleted
+		res.Warnings = append(res.Warnings, ret.Warnings...)
+		b.warnings = ret.Warnings
 	}
 	if resumeErr != nil {
 		// The backup is valid, but the application is not as it was.

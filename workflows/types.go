@@ -83,6 +83,9 @@ type RetentionOutput struct {
 	Deleted []string `json:"deleted"`
 	Kept    []string `json:"kept"`
 	DryRun  bool     `json:"dry_run,omitempty"`
+	// Warnings say how the newest backup differs in kind from the one
+	// before (no dump where there was one, far fewer files).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // CleanupInput starts a CleanupWorkflow.
@@ -243,6 +246,8 @@ type Outcome struct {
 	// RollbackIncomplete is set when a restore's rollback stopped at a
 	// failure and the operation waits for an operator.
 	RollbackIncomplete bool `json:"rollback_incomplete,omitempty"`
+	// Warnings of a successful operation that an operator should see.
+	Warnings []string `json:"warnings,omitempty"`
 	// Event tells apart the reports of one run (state and step), so a
 	// retried report is recognised as the same one.
 	Event string `json:"event"`
