@@ -1,19 +1,27 @@
 // Package api is the worker's HTTP API: start backups and restores, list
 // backups, follow operations, health and readiness, and the Prometheus
 // metrics. Every route but the health checks needs the bearer token when one
-// is configured.
+// is configured; a restore always needs one. Requests a browser could forge
+// are refused: mutating ones whose body is not JSON or that come from another
+// site, and, without a token, any whose Host is not a loopback name (DNS
+// rebinding).
 package api
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,6 +32,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/project-vulcan/vulcan-backup/control"
+	"github.com/project-vulcan/vulcan-backup/internal/fsutil"
 	"github.com/project-vulcan/vulcan-backup/internal/lock"
 	"github.com/project-vulcan/vulcan-backup/internal/manifest"
 	"github.com/project-vulcan/vulcan-backup/internal/store"
@@ -40,6 +49,12 @@ type Server struct {
 	Backups   store.Dir
 	// Token is the bearer token; empty means no authentication (loopback only).
 	Token string
+	// RestoreToken authorises restores when Token is empty: a restore
+	// always needs a token. Empty with Token empty refuses every restore.
+	RestoreToken string
+	// Address is the configured listen address; its host is accepted in
+	// the Host header beside the loopback names.
+	Address string
 	// Metrics serves /metrics; nil means 404.
 	Metrics http.Handler
 	// WebUI builds links to a run, or returns "".
@@ -54,13 +69,13 @@ func (s *Server) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.Handle("POST /api/system/backup", s.auth(http.HandlerFunc(s.startBackup)))
-	mux.Handle("GET /api/system/backups", s.auth(http.HandlerFunc(s.listBackups)))
-	mux.Handle("GET /api/system/backups/{id}", s.auth(http.HandlerFunc(s.getBackup)))
-	mux.Handle("POST /api/system/restore", s.auth(http.HandlerFunc(s.startRestore)))
-	mux.Handle("GET /api/system/operations/{workflowId}", s.auth(http.HandlerFunc(s.operation)))
+	mux.Handle("POST /api/system/backup", s.guard(s.auth(http.HandlerFunc(s.startBackup))))
+	mux.Handle("GET /api/system/backups", s.guard(s.auth(http.HandlerFunc(s.listBackups))))
+	mux.Handle("GET /api/system/backups/{id}", s.guard(s.auth(http.HandlerFunc(s.getBackup))))
+	mux.Handle("POST /api/system/restore", s.guard(s.restoreAuth(http.HandlerFunc(s.startRestore))))
+	mux.Handle("GET /api/system/operations/{workflowId}", s.guard(s.auth(http.HandlerFunc(s.operation))))
 	if s.Metrics != nil {
-		mux.Handle("GET /metrics", s.auth(s.Metrics))
+		mux.Handle("GET /metrics", s.guard(s.auth(s.Metrics)))
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path)
@@ -114,18 +129,127 @@ func LoadToken(token, file string) (string, error) {
 	return token, nil
 }
 
+// RestoreTokenFile is the file in the worker's state directory that holds
+// the generated restore token.
+const RestoreTokenFile = "api-token"
+
+// EnsureRestoreToken returns the restore token kept in dir, generating it
+// (mode 0600) at the first start, and the file's path.
+func EnsureRestoreToken(dir string) (token, path string, err error) {
+	path = filepath.Join(dir, RestoreTokenFile)
+	if data, err := os.ReadFile(path); err == nil {
+		if tok := strings.TrimSpace(string(data)); tok != "" {
+			return tok, path, nil
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", path, fmt.Errorf("restore token: %w", err)
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", path, fmt.Errorf("restore token: %w", err)
+	}
+	token = hex.EncodeToString(b)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", path, fmt.Errorf("restore token: %w", err)
+	}
+	if err := fsutil.WriteFileAtomic(path, []byte(token+"\n"), 0o600); err != nil {
+		return "", path, fmt.Errorf("restore token: %w", err)
+	}
+	return token, path, nil
+}
+
 func (s *Server) auth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.Token != "" {
-			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(s.Token)) != 1 {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="vulcan"`)
-				writeError(w, http.StatusUnauthorized, "missing or wrong bearer token")
+		if s.Token != "" && !bearer(r, s.Token) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="vulcan"`)
+			writeError(w, http.StatusUnauthorized, "missing or wrong bearer token")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// restoreAuth always asks for a token: the configured one, or else the one
+// the worker generated into its state directory.
+func (s *Server) restoreAuth(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		want := s.Token
+		if want == "" {
+			want = s.RestoreToken
+		}
+		if want == "" || !bearer(r, want) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="vulcan"`)
+			writeError(w, http.StatusUnauthorized, "a restore needs the bearer token (VULCAN_API_TOKEN, or the file the worker logged at start)")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// bearer compares the request's bearer token with want in constant time.
+func bearer(r *http.Request, want string) bool {
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(want)) == 1
+}
+
+// guard refuses what a web page open in a browser on the host could send:
+// a Host that is not a loopback name or the configured address (DNS
+// rebinding, unless a token protects the API), and for mutating requests a
+// cross-site Origin or Sec-Fetch-Site, or a body that is not JSON (a
+// no-cors fetch sends text/plain without a preflight).
+func (s *Server) guard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.Token == "" && !s.allowedHost(r.Host) {
+			writeError(w, http.StatusMisdirectedRequest, "Host %q is not a loopback name: refused (DNS rebinding)", r.Host)
+			return
+		}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
+				writeError(w, http.StatusForbidden, "cross-site request (Sec-Fetch-Site: %s): refused", site)
+				return
+			}
+			if origin := r.Header.Get("Origin"); origin != "" && !s.allowedOrigin(origin) {
+				writeError(w, http.StatusForbidden, "request from origin %q: refused", origin)
+				return
+			}
+			if (r.ContentLength != 0 || r.Header.Get("Content-Type") != "") && !isJSON(r.Header.Get("Content-Type")) {
+				writeError(w, http.StatusUnsupportedMediaType, "the body must be application/json, not %q", r.Header.Get("Content-Type"))
 				return
 			}
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+func isJSON(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && mt == "application/json"
+}
+
+// allowedHost accepts loopback names and addresses, and the host of the
+// configured address.
+func (s *Server) allowedHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.Trim(host, "[]"), ".")
+	if strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost") {
+		return true
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return true
+	}
+	if cfg, _, err := net.SplitHostPort(s.Address); err == nil && cfg != "" && strings.EqualFold(strings.Trim(cfg, "[]"), host) {
+		return true
+	}
+	return false
+}
+
+// allowedOrigin accepts an Origin whose host is one allowedHost accepts.
+func (s *Server) allowedOrigin(origin string) bool {
+	u, err := url.Parse(origin)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && s.allowedHost(u.Host)
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
@@ -207,28 +331,9 @@ type restoreRequest struct {
 }
 
 func (s *Server) startRestore(w http.ResponseWriter, r *http.Request) {
-	var req restoreRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			writeError(w, http.StatusRequestEntityTooLarge, "request body over %d bytes", MaxBody)
-			return
-		}
-		writeError(w, http.StatusBadRequest, "body must be JSON {\"archive\": \"...\", \"confirm\": true}: %v", err)
-		return
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		writeError(w, http.StatusBadRequest, "body must hold one JSON object")
-		return
-	}
-	if req.Archive == "" {
-		writeError(w, http.StatusBadRequest, "archive is required")
-		return
-	}
-	if !req.Confirm && !req.DryRun {
-		writeError(w, http.StatusBadRequest, "a restore replaces the current data: send \"confirm\": true (or \"dry_run\": true)")
+	req, code, err := decodeRestore(http.MaxBytesReader(w, r.Body, MaxBody))
+	if err != nil {
+		writeError(w, code, "%v", err)
 		return
 	}
 	if !req.DryRun && s.busy(r.Context(), w) {
@@ -240,6 +345,32 @@ func (s *Server) startRestore(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.accepted(w, run)
+}
+
+// decodeRestore reads a restore request: one JSON object, no unknown
+// fields, an archive, and confirm or dry_run. It returns the HTTP status of
+// a refusal.
+func decodeRestore(body io.Reader) (restoreRequest, int, error) {
+	var req restoreRequest
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return req, http.StatusRequestEntityTooLarge, fmt.Errorf("request body over %d bytes", MaxBody)
+		}
+		return req, http.StatusBadRequest, fmt.Errorf("body must be JSON {\"archive\": \"...\", \"confirm\": true}: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return req, http.StatusBadRequest, errors.New("body must hold one JSON object")
+	}
+	if req.Archive == "" {
+		return req, http.StatusBadRequest, errors.New("archive is required")
+	}
+	if !req.Confirm && !req.DryRun {
+		return req, http.StatusBadRequest, errors.New("a restore replaces the current data: send \"confirm\": true (or \"dry_run\": true)")
+	}
+	return req, 0, nil
 }
 
 // backupSummary is one entry of GET /api/system/backups.

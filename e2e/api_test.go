@@ -39,6 +39,9 @@ func TestHTTPAPI(t *testing.T) {
 	call := func(method, path, tok, body string) (int, map[string]any, string) {
 		t.Helper()
 		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
 		if tok != "" {
 			req.Header.Set("Authorization", "Bearer "+tok)
 		}
@@ -184,5 +187,75 @@ func waitOperation(t *testing.T, call func(method, path, tok, body string) (int,
 			t.Fatalf("operation %s still running", id)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// Without a configured token the API serves loopback: the documented
+// `curl -X POST .../api/system/backup` works, a restore needs the token the
+// worker generated into its state directory (mode 0600), and what a web page
+// could send is refused and changes nothing.
+func TestHTTPAPIWithoutToken(t *testing.T) {
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	s := newSystem(t, "VULCAN_API_ADDR="+addr, "VULCAN_API_TOKEN=")
+	makeStorage(t, s.root, 1)
+	s.start()
+	b := s.backup()
+	base := "http://" + addr
+	post := func(path, contentType, body string, header ...string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest("POST", base+path, strings.NewReader(body))
+		if contentType != "" {
+			req.Header.Set("Content-Type", contentType)
+		}
+		for i := 0; i+1 < len(header); i += 2 {
+			if header[i] == "Host" {
+				req.Host = header[i+1]
+			} else {
+				req.Header.Set(header[i], header[i+1])
+			}
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(raw)
+	}
+	tokenFile := filepath.Join(s.root, ".vulcan", "api-token")
+	st, err := os.Stat(tokenFile)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("restore token file: %v %v", st, err)
+	}
+	if !strings.Contains(s.logs.String(), tokenFile) && !strings.Contains(s.logs.String(), "api-token") {
+		t.Error("the worker does not say where the restore token is")
+	}
+	data, _ := os.ReadFile(tokenFile)
+	token := strings.TrimSpace(string(data))
+	restore := `{"archive": "` + b.Result.ID + `", "confirm": true}`
+	for _, c := range []struct {
+		name              string
+		contentType, body string
+		header            []string
+		want              int
+	}{
+		{"no-cors text/plain", "text/plain;charset=UTF-8", restore, []string{"Authorization", "Bearer " + token}, 415},
+		{"cross-site origin", "application/json", restore, []string{"Origin", "http://evil.example", "Authorization", "Bearer " + token}, 403},
+		{"rebinding host", "application/json", restore, []string{"Host", "evil.example:80", "Authorization", "Bearer " + token}, 421},
+		{"no token", "application/json", restore, nil, 401},
+	} {
+		if code, raw := post("/api/system/restore", c.contentType, c.body, c.header...); code != c.want || !strings.Contains(raw, "error") {
+			t.Errorf("%s: %d %s, want %d", c.name, code, raw, c.want)
+		}
+	}
+	if n := backupCount(t, s); n != 1 {
+		t.Fatalf("%d backups: a refused restore took an emergency backup", n)
+	}
+	// curl -X POST http://127.0.0.1:8000/api/system/backup
+	if code, raw := post("/api/system/backup", "", ""); code != 202 {
+		t.Fatalf("backup without a token on loopback: %d %s", code, raw)
+	}
+	if code, raw := post("/api/system/restore", "application/json", `{"archive": "`+b.Result.ID+`", "dry_run": true}`, "Authorization", "Bearer "+token); code != 202 && code != 409 {
+		t.Fatalf("restore with the generated token: %d %s", code, raw)
 	}
 }

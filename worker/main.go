@@ -68,7 +68,7 @@ func run() error {
 		return err
 	}
 	dev := flag.Bool("dev", false, "also run an embedded Temporal server (SQLite in .vulcan/) and the Web UI")
-	stateDir := flag.String("state-dir", ".vulcan", "directory of the embedded server's SQLite file (with --dev)")
+	stateDir := flag.String("state-dir", ".vulcan", "state directory: the embedded server's SQLite file (with --dev) and the generated API restore token")
 	flag.StringVar(&cfg.TemporalAddress, "address", cfg.TemporalAddress, "Temporal frontend host:port ($TEMPORAL_ADDRESS)")
 	flag.IntVar(&cfg.UIPort, "ui-port", cfg.UIPort, "Web UI port with --dev, 0 for none ($VULCAN_UI_PORT)")
 	flag.StringVar(&cfg.Namespace, "namespace", cfg.Namespace, "Temporal namespace ($TEMPORAL_NAMESPACE)")
@@ -162,7 +162,7 @@ func run() error {
 	}
 
 	if cfg.APIAddr != "" {
-		httpSrv, err := startAPI(cfg, c, acts, m, webUI, log)
+		httpSrv, err := startAPI(cfg, c, acts, m, webUI, *stateDir, log)
 		if err != nil {
 			return err
 		}
@@ -189,7 +189,8 @@ func workerOptions() worker.Options {
 	}
 }
 
-func startAPI(cfg config.Config, c client.Client, acts *activities.Activities, m *metrics.Metrics, webUI string, log *slog.Logger) (*http.Server, error) {
+func startAPI(cfg config.Config, c client.Client, acts *activities.Activities, m *metrics.Metrics, webUI, stateDir string, log *slog.Logger) (*http.Server, error) {
+	var tokenPath string
 	token, err := api.LoadToken(cfg.APIToken, cfg.APITokenFile)
 	if err != nil {
 		return nil, err
@@ -197,7 +198,15 @@ func startAPI(cfg config.Config, c client.Client, acts *activities.Activities, m
 	if err := api.CheckAddress(cfg.APIAddr, token); err != nil {
 		return nil, err
 	}
-	s := &api.Server{Temporal: c, TaskQueue: cfg.TaskQueue, Backups: acts.Backups, Token: token, Metrics: m.Handler(), Log: log}
+	s := &api.Server{Temporal: c, TaskQueue: cfg.TaskQueue, Backups: acts.Backups, Token: token, Address: cfg.APIAddr, Metrics: m.Handler(), Log: log}
+	if token == "" {
+		// A restore always needs a token: without a configured one, the
+		// worker keeps its own in the state directory.
+		if s.RestoreToken, tokenPath, err = api.EnsureRestoreToken(stateDir); err != nil {
+			return nil, err
+		}
+		log.Info("the API's restore token is in a file (mode 0600); send it as a bearer token to POST /api/system/restore", "file", tokenPath)
+	}
 	if webUI != "" {
 		s.WebUI = func(id, run string) string {
 			return fmt.Sprintf("%s/namespaces/%s/workflows/%s/%s/history", strings.TrimRight(webUI, "/"), cfg.Namespace, id, run)
