@@ -619,3 +619,57 @@ func TestRetriedDumpRemovesTheStaleRecord(t *testing.T) {
 		t.Fatalf("the first attempt's record is still there: %+v %v", rec, err)
 	}
 }
+
+// A manifest may only name configured paths, and never the backup directory,
+// the state directory or the root: step 4 renames whatever it names (a
+// manifest naming "backups" would rename away the lock and the emergency
+// backup).
+func TestManifestPathsMustBeConfigured(t *testing.T) {
+	a := newActivities(t, "")
+	a.Paths = []string{"storage", "backups", ".vulcan"} // misconfigured, too
+	for _, c := range []struct {
+		paths []string
+		ok    bool
+	}{
+		{[]string{"storage"}, true},
+		{[]string{"uploads"}, false},
+		{[]string{"backups"}, false},
+		{[]string{".vulcan"}, false},
+		{[]string{"."}, false},
+		{[]string{"storage/../backups"}, false},
+	} {
+		err := a.checkManifestPaths(&manifest.Manifest{ID: "20250110_000000", Paths: c.paths})
+		if (err == nil) != c.ok {
+			t.Errorf("paths %v: %v, want ok=%v", c.paths, err, c.ok)
+		}
+	}
+	// Through step 1: refused as bad input, nothing staged.
+	a.Paths = []string{"storage"}
+	b := backup(t, a, workflows.KindManual, time.Date(2025, 1, 10, 2, 0, 0, 0, time.UTC))
+	a.Paths = []string{"uploads"}
+	_, err := a.ValidateAndStage(context.Background(), workflows.StageInput{Archive: b.ID, RestoreID: "20250110_100000"})
+	var app *temporal.ApplicationError
+	if !errors.As(err, &app) || app.Type() != workflows.ErrTypeBadInput || !strings.Contains(err.Error(), "VULCAN_PATHS") {
+		t.Fatalf("want bad input naming VULCAN_PATHS, got %v", err)
+	}
+	if _, err := os.Stat(staging.Tree{Root: a.Root, ID: "20250110_100000"}.Dir()); !os.IsNotExist(err) {
+		t.Error("a staging directory was created")
+	}
+}
+
+// A restore uses only archives in the backup directory.
+func TestRestoreRefusesAnArchiveFromElsewhere(t *testing.T) {
+	a := newActivities(t, "")
+	b := backup(t, a, workflows.KindManual, time.Date(2025, 1, 11, 2, 0, 0, 0, time.UTC))
+	planted := filepath.Join(t.TempDir(), "tmp")
+	os.MkdirAll(planted, 0o755)
+	for _, f := range []string{b.Archive, b.Manifest} {
+		data, _ := os.ReadFile(a.abs(f))
+		os.WriteFile(filepath.Join(planted, filepath.Base(f)), data, 0o644)
+	}
+	_, err := a.ValidateAndStage(context.Background(), workflows.StageInput{Archive: filepath.Join(planted, filepath.Base(b.Archive)), RestoreID: "20250111_100000"})
+	var app *temporal.ApplicationError
+	if !errors.As(err, &app) || app.Type() != workflows.ErrTypeBadInput || !strings.Contains(err.Error(), "not in the backup directory") {
+		t.Fatalf("want bad input, got %v", err)
+	}
+}

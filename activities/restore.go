@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -83,7 +84,7 @@ func (a *Activities) ValidateAndStage(ctx context.Context, in workflows.StageInp
 // readPlan finds the backup named by archiveName, reads its manifest and
 // describes the restore; it reads nothing of the archive.
 func (a *Activities) readPlan(archiveName string) (workflows.RestorePlan, *manifest.Manifest, error) {
-	archivePath, manifestPath, err := a.Backups.Resolve(a.Root, archiveName)
+	archivePath, manifestPath, err := a.Backups.ResolveForRestore(a.Root, archiveName)
 	if err != nil {
 		return workflows.RestorePlan{}, nil, badInput("restore %s: %v", archiveName, err)
 	}
@@ -96,9 +97,15 @@ func (a *Activities) readPlan(archiveName string) (workflows.RestorePlan, *manif
 		Paths: m.Paths, Bytes: m.TotalBytes, HasDatabase: m.Database != nil, Services: a.Services.Name(),
 		NeededBytes: m.TotalBytes,
 	}
+	if err := a.checkManifestPaths(m); err != nil {
+		return workflows.RestorePlan{}, nil, err
+	}
 	for _, e := range m.Files {
 		if e.Type == manifest.TypeFile {
 			plan.Files++
+		}
+		if archive.SetID(e.Mode) {
+			plan.SetIDFiles = append(plan.SetIDFiles, e.Path)
 		}
 	}
 	switch {
@@ -110,6 +117,26 @@ func (a *Activities) readPlan(archiveName string) (workflows.RestorePlan, *manif
 		plan.Database = a.DB.String()
 	}
 	return plan, m, nil
+}
+
+// checkManifestPaths refuses a manifest whose paths are not among the
+// configured ones (VULCAN_PATHS): step 4 renames every path it names, and
+// the backup directory, the state directory or the root itself must never
+// be among them.
+func (a *Activities) checkManifestPaths(m *manifest.Manifest) error {
+	backups, _ := filepath.Rel(a.Root, a.Backups.Path)
+	for _, p := range m.Paths {
+		clean := path.Clean(p)
+		switch {
+		case !slices.Contains(a.Paths, p) || clean != p:
+			return badInput("backup %s names path %q, which is not among VULCAN_PATHS %v: refused", m.ID, p, a.Paths)
+		case clean == "." || clean == ".." || strings.HasPrefix(clean, "../") || path.IsAbs(clean):
+			return badInput("backup %s names path %q, outside the root: refused", m.ID, p)
+		case clean == filepath.ToSlash(backups) || strings.HasPrefix(filepath.ToSlash(backups)+"/", clean+"/") || clean == ".vulcan":
+			return badInput("backup %s names path %q, which holds the backups or the worker's state: refused", m.ID, p)
+		}
+	}
+	return nil
 }
 
 // checkTargets checks that the database to restore into answers and that

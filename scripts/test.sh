@@ -37,6 +37,7 @@ fuzz() { go test -run '^$' -fuzz "^$1\$" -fuzztime "$2" -fuzzminimizetime 5s -ti
 fuzz FuzzDecode 150000x ./internal/manifest
 fuzz FuzzMemberReader 20000x ./internal/archive
 fuzz FuzzExtract 3000x ./internal/archive
+fuzz FuzzDecodeRestore 50000x ./api
 
 echo "== embedded Temporal server (ports, fatal errors)"
 go test -count=1 ./internal/devserver ./worker

@@ -85,6 +85,9 @@ func printRestore(g *globalOptions, res workflows.RestoreResult) {
 		return
 	}
 	fmt.Fprintf(g.out, "restored backup %s (%s)\n", p.BackupID, p.CreatedAt.Format("2006-01-02 15:04:05 UTC"))
+	if n := len(p.SetIDFiles); n > 0 {
+		fmt.Fprintf(g.out, "  note:      %d files were backed up with a setuid or setgid bit and restored without it (first: %s)\n", n, p.SetIDFiles[0])
+	}
 	if res.EmergencyBackup != nil {
 		fmt.Fprintf(g.out, "  emergency backup: %s (%s)\n", res.EmergencyBackup.ID, res.EmergencyBackup.Archive)
 	}

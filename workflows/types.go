@@ -131,6 +131,9 @@ type RestorePlan struct {
 	Services     string    `json:"services"`
 	NeededBytes  int64     `json:"needed_bytes"`
 	FreeBytes    int64     `json:"free_bytes"`
+	// SetIDFiles are the files the backup recorded with a setuid or
+	// setgid bit; they are restored without it.
+	SetIDFiles []string `json:"setid_files,omitempty"`
 	// StagedBytes is what an earlier attempt's staged copy takes; it is
 	// replaced, so it counts as free.
 	StagedBytes int64 `json:"staged_bytes,omitempty"`

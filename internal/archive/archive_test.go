@@ -407,6 +407,45 @@ func TestCheckTreeLayout(t *testing.T) {
 	}
 }
 
+// An archived setuid or setgid file (the worker runs as root) is restored
+// without the bit; the manifest keeps the recorded mode, and the restored
+// tree still checks against it.
+func TestExtractDropsSetIDBits(t *testing.T) {
+	src := t.TempDir()
+	tree(t, src, 10)
+	tool := filepath.Join(src, "storage/logs/tool")
+	os.WriteFile(tool, []byte("#!/bin/sh\n"), 0o755)
+	if err := os.Chmod(tool, 0o755|os.ModeSetuid|os.ModeSetgid); err != nil {
+		t.Fatal(err)
+	}
+	p, m := create(t, src, false)
+	var recorded bool
+	for _, e := range m.Files {
+		if e.Path == "storage/logs/tool" {
+			recorded = archive.SetID(e.Mode)
+		}
+	}
+	if !recorded {
+		t.Fatal("the manifest does not record the setuid bit")
+	}
+	dest := t.TempDir()
+	f, _ := os.Open(p)
+	defer f.Close()
+	if _, err := archive.Extract(context.Background(), f, m, archive.ExtractOptions{Dest: dest}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(filepath.Join(dest, "storage/logs/tool"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode()&(os.ModeSetuid|os.ModeSetgid) != 0 || st.Mode().Perm() != 0o755 {
+		t.Fatalf("restored mode %v, want 0755 without setuid/setgid", st.Mode())
+	}
+	if _, err := archive.CheckTreeLayout(context.Background(), dest, m, nil); err != nil {
+		t.Fatalf("the restored tree does not check: %v", err)
+	}
+}
+
 // Files that change while they are read are archived consistently and
 // recorded as warnings.
 func TestFilesChangingDuringBackup(t *testing.T) {

@@ -82,7 +82,7 @@ func Extract(ctx context.Context, r io.Reader, m *manifest.Manifest, opts Extrac
 			if err := root.Mkdir(name, 0o700); err != nil && !os.IsExist(err) {
 				return fmt.Errorf("extract %s: %w", name, err)
 			}
-			dirs = append(dirs, dirMeta{name, fileMode(uint32(hdr.Mode)), hdr.ModTime, hdr.Uid, hdr.Gid})
+			dirs = append(dirs, dirMeta{name, restoredMode(uint32(hdr.Mode)), hdr.ModTime, hdr.Uid, hdr.Gid})
 		case tar.TypeSymlink:
 			if err := parents.mkdirAll(path.Dir(name)); err != nil {
 				return fmt.Errorf("extract %s: %w", name, err)
@@ -168,7 +168,7 @@ func writeFile(dir int, base string, hdr *tar.Header, content io.Reader, chown b
 		_ = f.Chown(hdr.Uid, hdr.Gid)
 	}
 	if err == nil {
-		err = f.Chmod(fileMode(uint32(hdr.Mode)))
+		err = f.Chmod(restoredMode(uint32(hdr.Mode)))
 	}
 	if err == nil {
 		t := unix.NsecToTimespec(hdr.ModTime.UnixNano())
@@ -234,3 +234,16 @@ func (p *parentDirs) close() {
 		p.dir = nil
 	}
 }
+
+// setIDBits are the setuid and setgid bits of a tar mode. Extraction never
+// sets them: the worker runs as root, and an archive could otherwise plant a
+// program that runs as its owner.
+const setIDBits = 0o6000
+
+// restoredMode is the mode a restored entry gets: as archived, without the
+// setuid and setgid bits.
+func restoredMode(bits uint32) os.FileMode { return fileMode(bits &^ setIDBits) }
+
+// SetID reports whether a recorded mode carries the setuid or setgid bit,
+// which a restore drops.
+func SetID(mode uint32) bool { return mode&setIDBits != 0 }

@@ -109,7 +109,7 @@ func checkTree(ctx context.Context, root string, m *manifest.Manifest, progress 
 			switch {
 			case d.IsDir():
 				rep.Dirs++
-				if e.Type != manifest.TypeDir || uint32(tarMode(info.Mode())) != e.Mode {
+				if e.Type != manifest.TypeDir || !sameMode(info.Mode(), e.Mode) {
 					mis.Different = append(mis.Different, name)
 				}
 			case d.Type()&fs.ModeSymlink != 0:
@@ -122,7 +122,7 @@ func checkTree(ctx context.Context, root string, m *manifest.Manifest, progress 
 					mis.Different = append(mis.Different, name)
 				}
 			case d.Type().IsRegular():
-				if e.Type != manifest.TypeFile || info.Size() != e.Size || uint32(tarMode(info.Mode())) != e.Mode {
+				if e.Type != manifest.TypeFile || info.Size() != e.Size || !sameMode(info.Mode(), e.Mode) {
 					mis.Different = append(mis.Different, name)
 					return nil
 				}
@@ -187,4 +187,10 @@ func hashFile(name string, buf []byte) (string, error) {
 		return "", fmt.Errorf("read %s: %w", name, err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// sameMode compares a mode on the disk with a recorded one, leaving out the
+// setuid and setgid bits a restore drops.
+func sameMode(m fs.FileMode, recorded uint32) bool {
+	return uint32(tarMode(m))&^setIDBits == recorded&^setIDBits
 }

@@ -214,6 +214,37 @@ func (d Dir) CleanDebris() ([]string, error) {
 	return removed, nil
 }
 
+// ResolveForRestore is Resolve for a restore: the archive must lie in the
+// backup directory itself, so that no local user can have the worker (root)
+// restore an archive and manifest of their own from elsewhere.
+func (d Dir) ResolveForRestore(root, arg string) (archivePath, manifestPath string, err error) {
+	archivePath, manifestPath, err = d.Resolve(root, arg)
+	if err != nil {
+		return "", "", err
+	}
+	dir, err := filepath.EvalSymlinks(filepath.Dir(archivePath))
+	if err != nil {
+		return "", "", fmt.Errorf("archive %s: %w", archivePath, err)
+	}
+	want, err := filepath.EvalSymlinks(d.Path)
+	if err != nil {
+		return "", "", fmt.Errorf("backup directory %s: %w", d.Path, err)
+	}
+	if dir != want {
+		return "", "", fmt.Errorf("%w: %s is not in the backup directory %s; restores are made only from there", ErrOutside, archivePath, d.Path)
+	}
+	for _, p := range []string{archivePath, manifestPath} {
+		if st, err := os.Lstat(p); err != nil || !st.Mode().IsRegular() {
+			return "", "", fmt.Errorf("%w: %s is not a regular file in the backup directory", ErrOutside, p)
+		}
+	}
+	return archivePath, manifestPath, nil
+}
+
+// ErrOutside marks an archive a restore may not use: outside the backup
+// directory, or a link out of it.
+var ErrOutside = errors.New("archive outside the backup directory")
+
 // Resolve finds the archive and manifest an operator names: a backup id, an
 // archive or manifest file name in the backup directory, or a path (relative
 // paths are tried against root, then the backup directory). The manifest must

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -71,6 +72,55 @@ func TestResolve(t *testing.T) {
 	if _, _, err := d.Resolve(root, id); err == nil || !strings.Contains(err.Error(), "manifest") {
 		t.Errorf("missing manifest: %v", err)
 	}
+}
+
+// A restore uses only archives in the backup directory: one a local user
+// planted elsewhere (with its own matching manifest), or a link from the
+// backup directory to it, is refused.
+func TestResolveForRestoreStaysInTheBackupDirectory(t *testing.T) {
+	root := t.TempDir()
+	d := Dir{Path: filepath.Join(root, "backups")}
+	id, planted := "20250101_000000", "20250102_000000"
+	touch(t, d.ArchivePath(id))
+	touch(t, d.ManifestPath(id))
+	elsewhere := Dir{Path: filepath.Join(t.TempDir(), "tmp")}
+	touch(t, elsewhere.ArchivePath(planted))
+	touch(t, elsewhere.ManifestPath(planted))
+	if _, _, err := d.ResolveForRestore(root, id); err != nil {
+		t.Fatalf("a backup in the directory: %v", err)
+	}
+	if _, _, err := d.ResolveForRestore(root, elsewhere.ArchivePath(planted)); !errors.Is(err, ErrOutside) {
+		t.Fatalf("an archive in /tmp: %v", err)
+	}
+	os.Symlink(elsewhere.ArchivePath(planted), d.ArchivePath(planted))
+	os.Symlink(elsewhere.ManifestPath(planted), d.ManifestPath(planted))
+	if _, _, err := d.ResolveForRestore(root, planted); !errors.Is(err, ErrOutside) {
+		t.Fatalf("links to an archive in /tmp: %v", err)
+	}
+}
+
+func FuzzResolveForRestore(f *testing.F) {
+	root := f.TempDir()
+	d := Dir{Path: filepath.Join(root, "backups")}
+	id := "20250101_000000"
+	os.MkdirAll(d.Path, 0o755)
+	os.WriteFile(d.ArchivePath(id), nil, 0o644)
+	os.WriteFile(d.ManifestPath(id), nil, 0o644)
+	for _, s := range []string{id, "/etc/passwd", "../backups/vulcan_backup_" + id + ".tar.gz", "backups/../../x", "vulcan_backup_" + id + ".json"} {
+		f.Add(s)
+	}
+	want, _ := filepath.EvalSymlinks(d.Path)
+	f.Fuzz(func(t *testing.T, arg string) {
+		a, m, err := d.ResolveForRestore(root, arg)
+		if err != nil {
+			return
+		}
+		for _, p := range []string{a, m} {
+			if dir, _ := filepath.EvalSymlinks(filepath.Dir(p)); dir != want {
+				t.Fatalf("%q resolved to %s, outside %s", arg, p, d.Path)
+			}
+		}
+	})
 }
 
 // List keeps what it read from each manifest, but a manifest written again
