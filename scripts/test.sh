@@ -38,6 +38,7 @@ fuzz FuzzDecode 150000x ./internal/manifest
 fuzz FuzzMemberReader 20000x ./internal/archive
 fuzz FuzzExtract 3000x ./internal/archive
 fuzz FuzzDecodeRestore 50000x ./api
+fuzz FuzzResolveForRestore 20000x ./internal/store
 
 echo "== embedded Temporal server (ports, fatal errors)"
 go test -count=1 ./internal/devserver ./worker
