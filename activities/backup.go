@@ -226,13 +226,7 @@ func (a *Activities) ArchiveStorage(ctx context.Context, plan workflows.BackupPl
 	for _, w := range res.Warnings {
 		a.log(ctx).Warn("backup warning", "path", w.Path, "warning", w.Message)
 	}
-	files := 0
-	for _, e := range res.Entries {
-		if e.Type == manifest.TypeFile {
-			files++
-		}
-	}
-	return workflows.ArchiveOutput{Files: files, Bytes: res.TotalBytes, Size: res.Size, SHA256: res.SHA256, Warnings: len(res.Warnings)}, nil
+	return workflows.ArchiveOutput{Files: m.FileCount(), Bytes: res.TotalBytes, Size: res.Size, SHA256: res.SHA256, Warnings: len(res.Warnings)}, nil
 }
 
 // VerifyBackup reads the written archive back from the disk and checks it,
@@ -327,11 +321,7 @@ func (a *Activities) result(m *manifest.Manifest) workflows.BackupResult {
 		ID: m.ID, Kind: string(m.Kind), Archive: a.rel(a.Backups.ArchivePath(m.ID)), Manifest: a.rel(a.Backups.ManifestPath(m.ID)),
 		Size: m.Archive.Size, SHA256: m.Archive.SHA256, Bytes: m.TotalBytes, Database: m.Database != nil, DatabaseNote: m.DatabaseNote,
 	}
-	for _, e := range m.Files {
-		if e.Type == manifest.TypeFile {
-			r.Files++
-		}
-	}
+	r.Files = m.FileCount()
 	for i, w := range m.Warnings {
 		if i == 20 {
 			r.Warnings = append(r.Warnings, fmt.Sprintf("... and %d more (see the manifest)", len(m.Warnings)-20))

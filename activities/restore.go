@@ -100,10 +100,8 @@ func (a *Activities) readPlan(archiveName string) (workflows.RestorePlan, *manif
 	if err := a.checkManifestPaths(m); err != nil {
 		return workflows.RestorePlan{}, nil, err
 	}
+	plan.Files = m.FileCount()
 	for _, e := range m.Files {
-		if e.Type == manifest.TypeFile {
-			plan.Files++
-		}
 		if archive.SetID(e.Mode) {
 			plan.SetIDFiles = append(plan.SetIDFiles, e.Path)
 		}

@@ -86,12 +86,7 @@ func verifyArchive(ctx context.Context, dir store.Dir, root, arg string, rep *ve
 		}
 		return ExitFailed, err
 	}
-	rep.Bytes = m.TotalBytes
-	for _, e := range m.Files {
-		if e.Type == manifest.TypeFile {
-			rep.Files++
-		}
-	}
+	rep.Bytes, rep.Files = m.TotalBytes, m.FileCount()
 	if m.Database != nil {
 		rep.Database = "inside the archive, sha256 matches"
 		sum, _, err := archive.HashFile(dir.DumpPath(m.ID))

@@ -346,3 +346,14 @@ func (d *Database) Table(table string) (int64, bool) {
 	}
 	return 0, false
 }
+
+// FileCount is how many regular files the backup holds.
+func (m *Manifest) FileCount() int {
+	n := 0
+	for _, e := range m.Files {
+		if e.Type == TypeFile {
+			n++
+		}
+	}
+	return n
+}

@@ -136,7 +136,7 @@ func (t *Target) LoadFresh(ctx context.Context, dumpPath, restoreID string, want
 	} else if err != nil {
 		return fmt.Errorf("read settings of database %s: %w", t.Name, err)
 	}
-	if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+ident(fresh)+" WITH (FORCE)"); err != nil {
+	if err := dropDB(ctx, admin, fresh); err != nil {
 		return classifyPrivilege(fmt.Errorf("drop leftover database %s: %w", fresh, err))
 	}
 	create := "CREATE DATABASE " + ident(fresh) + " TEMPLATE template0 ENCODING " + quote(encoding)
@@ -147,7 +147,7 @@ func (t *Target) LoadFresh(ctx context.Context, dumpPath, restoreID string, want
 		return classifyPrivilege(fmt.Errorf("create database %s: %w", fresh, err))
 	}
 	dropFresh := func() {
-		_, _ = admin.Exec(context.WithoutCancel(ctx), "DROP DATABASE IF EXISTS "+ident(fresh)+" WITH (FORCE)")
+		_ = dropDB(context.WithoutCancel(ctx), admin, fresh)
 	}
 	if err := t.loadFresh(ctx, fresh, dumpPath, progress); err != nil {
 		dropFresh()
@@ -258,7 +258,7 @@ func (t *Target) DropUnswapped(ctx context.Context, restoreID string) error {
 	if swapped {
 		return nil
 	}
-	if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+ident(fresh)+" WITH (FORCE)"); err != nil {
+	if err := dropDB(ctx, admin, fresh); err != nil {
 		return fmt.Errorf("drop %s: %w", fresh, err)
 	}
 	return nil
@@ -304,7 +304,7 @@ func (t *Target) SwapBack(ctx context.Context, restoreID string) (bool, error) {
 		return false, err
 	}
 	if !hasPre {
-		if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+ident(fresh)+" WITH (FORCE)"); err != nil {
+		if err := dropDB(ctx, admin, fresh); err != nil {
 			return false, fmt.Errorf("drop %s: %w", fresh, err)
 		}
 		return false, nil
@@ -315,7 +315,7 @@ func (t *Target) SwapBack(ctx context.Context, restoreID string) (bool, error) {
 	}
 	if hasTarget {
 		// The restored database takes the fresh name again, then goes.
-		if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+ident(fresh)+" WITH (FORCE)"); err != nil {
+		if err := dropDB(ctx, admin, fresh); err != nil {
 			return false, fmt.Errorf("drop %s: %w", fresh, err)
 		}
 		if err := renameDB(ctx, admin, t.Name, fresh); err != nil {
@@ -325,7 +325,7 @@ func (t *Target) SwapBack(ctx context.Context, restoreID string) (bool, error) {
 	if err := renameDB(ctx, admin, pre, t.Name); err != nil {
 		return false, err
 	}
-	if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+ident(fresh)+" WITH (FORCE)"); err != nil {
+	if err := dropDB(ctx, admin, fresh); err != nil {
 		return true, fmt.Errorf("drop %s: %w", fresh, err)
 	}
 	return true, nil
@@ -339,7 +339,7 @@ func (t *Target) DropPreRestore(ctx context.Context, restoreID string) error {
 	}
 	defer admin.Close(context.WithoutCancel(ctx))
 	for _, db := range []string{t.PreRestoreName(restoreID), t.RestoreName(restoreID)} {
-		if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+ident(db)+" WITH (FORCE)"); err != nil {
+		if err := dropDB(ctx, admin, db); err != nil {
 			return fmt.Errorf("drop %s: %w", db, err)
 		}
 	}
@@ -375,6 +375,12 @@ func (t *Target) checkCounts(ctx context.Context, db string, want []manifest.Tab
 		return fmt.Errorf("%w in %s: %s", ErrRowCounts, t.redactedFor(db), diff)
 	}
 	return nil
+}
+
+// dropDB drops database name if it exists, closing its sessions.
+func dropDB(ctx context.Context, admin *pgx.Conn, name string) error {
+	_, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+ident(name)+" WITH (FORCE)")
+	return err
 }
 
 func dbExists(ctx context.Context, admin *pgx.Conn, name string) (bool, error) {

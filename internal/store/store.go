@@ -56,17 +56,16 @@ func (d Dir) Ensure() error {
 
 // Info is one backup found in the directory.
 type Info struct {
-	ID           string             `json:"id"`
-	Kind         manifest.Kind      `json:"kind"`
-	CreatedAt    time.Time          `json:"created_at"`
-	Archive      string             `json:"archive"`
-	Size         int64              `json:"size"`
-	Files        int                `json:"files"`
-	Database     bool               `json:"database"`
-	Verified     bool               `json:"verified"`
-	Warnings     int                `json:"warnings"`
-	Manifest     *manifest.Manifest `json:"-"`
-	ManifestPath string             `json:"manifest"`
+	ID           string        `json:"id"`
+	Kind         manifest.Kind `json:"kind"`
+	CreatedAt    time.Time     `json:"created_at"`
+	Archive      string        `json:"archive"`
+	Size         int64         `json:"size"`
+	Files        int           `json:"files"`
+	Database     bool          `json:"database"`
+	Verified     bool          `json:"verified"`
+	Warnings     int           `json:"warnings"`
+	ManifestPath string        `json:"manifest"`
 }
 
 // Problem is a file in the directory that looks like a backup but is not a
@@ -141,16 +140,10 @@ func (s summary) same(st fs.FileInfo) bool {
 
 // InfoOf summarises a manifest.
 func InfoOf(m *manifest.Manifest, archivePath, manifestPath string) Info {
-	files := 0
-	for _, f := range m.Files {
-		if f.Type == manifest.TypeFile {
-			files++
-		}
-	}
 	return Info{
 		ID: m.ID, Kind: m.Kind, CreatedAt: m.CreatedAt, Archive: archivePath, Size: m.Archive.Size,
-		Files: files, Database: m.Database != nil, Verified: !m.VerifiedAt.IsZero(),
-		Warnings: len(m.Warnings), Manifest: m, ManifestPath: manifestPath,
+		Files: m.FileCount(), Database: m.Database != nil, Verified: !m.VerifiedAt.IsZero(),
+		Warnings: len(m.Warnings), ManifestPath: manifestPath,
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -121,6 +122,19 @@ func FuzzResolveForRestore(f *testing.F) {
 			}
 		}
 	})
+}
+
+// What List keeps for every backup it has seen is a summary, not the decoded
+// manifest (tens of thousands of entries): a long-running worker would keep
+// one more manifest every night.
+func TestListKeepsNoManifest(t *testing.T) {
+	manifestType := reflect.TypeOf(&manifest.Manifest{})
+	info := reflect.TypeOf(Info{})
+	for i := 0; i < info.NumField(); i++ {
+		if f := info.Field(i); f.Type == manifestType || f.Type == manifestType.Elem() {
+			t.Errorf("Info.%s holds a whole manifest", f.Name)
+		}
+	}
 }
 
 // List keeps what it read from each manifest, but a manifest written again
