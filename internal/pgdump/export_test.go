@@ -54,3 +54,8 @@ func PlannedSessions(path string) (int, error) {
 	}
 	return n, nil
 }
+
+// ToolURL and ToolEnv are what pg_dump and psql get: the URL on their command
+// line and their environment.
+func (t *Target) ToolURL() string   { return t.url(t.Name) }
+func (t *Target) ToolEnv() []string { return t.env() }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -264,6 +265,42 @@ func TestParse(t *testing.T) {
 			t.Errorf("Parse(%q) = %v, %v; want %s", tc.in, tg, err, tc.want)
 		}
 	}
+}
+
+// A password in the URL's query never reaches a tool's command line (ps
+// shows it to every local user): it goes through PGPASSWORD like one in the
+// user part, and the database still answers with it.
+func TestPasswordInTheQueryStaysOffTheCommandLine(t *testing.T) {
+	for _, raw := range []string{
+		"postgres://u@h:5432/db?password=s3cr%26t&sslmode=disable",
+		"postgres://u:s3cr%26t@h:5432/db?sslmode=disable",
+	} {
+		tg, err := pgdump.Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u := tg.ToolURL(); strings.Contains(u, "s3cr") || !strings.Contains(u, "sslmode=disable") {
+			t.Errorf("%s: tool URL %s", raw, u)
+		}
+		if !slices.Contains(tg.ToolEnv(), "PGPASSWORD=s3cr&t") {
+			t.Errorf("%s: no PGPASSWORD for the tools", raw)
+		}
+	}
+	admin := testutil.NewDatabase(t)
+	u, _ := neturl.Parse(admin)
+	pw, _ := u.User.Password()
+	u.User = neturl.User(u.User.Username())
+	q := u.Query()
+	q.Set("password", pw)
+	u.RawQuery = q.Encode()
+	tg, err := pgdump.Parse(u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tg.Ping(context.Background()); err != nil {
+		t.Fatalf("ping with the password from the query: %v", err)
+	}
+	dump(t, tg) // pg_dump gets it too
 }
 
 // The fresh database is loaded on several sessions, the largest tables'

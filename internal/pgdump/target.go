@@ -51,6 +51,15 @@ func Parse(raw string) (*Target, error) {
 		t.password, _ = u.User.Password()
 		u.User = url.User(u.User.Username())
 	}
+	// A password may also come as a query parameter; it leaves the URL
+	// too, since the URL reaches pg_dump's and psql's command lines.
+	if q := u.Query(); q.Has("password") {
+		if t.password == "" {
+			t.password = q.Get("password")
+		}
+		q.Del("password")
+		u.RawQuery = q.Encode()
+	}
 	t.u = u
 	return t, nil
 }
