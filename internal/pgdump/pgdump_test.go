@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/jackc/pgx/v5"
 	"maps"
 	neturl "net/url"
 	"os"
@@ -379,5 +380,35 @@ func TestHalfDoneSwapIsFinished(t *testing.T) {
 	}
 	if err := tg.CheckCounts(ctx, res.Tables); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A rename swap keeps what the dump does not carry: the database's
+// privileges and its settings, for the database and for a role in it.
+func TestRestoreFreshKeepsPrivilegesAndSettings(t *testing.T) {
+	url := testutil.NewDatabase(t)
+	testutil.LoadVulcanDB(t, url, 50)
+	tg := mustParse(t, url)
+	db := pgx.Identifier{tg.Name}.Sanitize()
+	testutil.Psql(t, url, "-c", "REVOKE ALL ON DATABASE "+db+" FROM PUBLIC",
+		"-c", "GRANT CONNECT, TEMPORARY ON DATABASE "+db+" TO vulcan_nocreate",
+		"-c", "ALTER DATABASE "+db+" SET work_mem = '7MB'",
+		"-c", `ALTER DATABASE `+db+` SET search_path = "$user", public, extra`,
+		"-c", "ALTER ROLE vulcan_test IN DATABASE "+db+" SET statement_timeout = '42s'")
+	properties := func() string {
+		t.Helper()
+		return testutil.Psql(t, url, "-tA", "-c", `SELECT
+			(SELECT string_agg(pg_get_userbyid(a.grantee) || ':' || a.privilege_type, ',' ORDER BY 1)
+			   FROM pg_database d, aclexplode(d.datacl) a WHERE d.datname = current_database()),
+			(SELECT string_agg(COALESCE(pg_get_userbyid(NULLIF(s.setrole, 0)), '-') || ':' || array_to_string(s.setconfig, ';'), ',' ORDER BY 1)
+			   FROM pg_db_role_setting s WHERE s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database()))`)
+	}
+	before := properties()
+	path, res := dump(t, tg)
+	if err := tg.RestoreFresh(context.Background(), path, "20250112_000000", res.Tables, nil); err != nil {
+		t.Fatal(err)
+	}
+	if after := properties(); after != before {
+		t.Fatalf("after the swap:\n%s\nbefore:\n%s", after, before)
 	}
 }

@@ -149,6 +149,10 @@ func (t *Target) LoadFresh(ctx context.Context, dumpPath, restoreID string, want
 	dropFresh := func() {
 		_ = dropDB(context.WithoutCancel(ctx), admin, fresh)
 	}
+	if err := copyProperties(ctx, admin, t.Name, fresh); err != nil {
+		dropFresh()
+		return classifyPrivilege(fmt.Errorf("give %s the owner, privileges and settings of %s: %w", fresh, t.Name, err))
+	}
 	if err := t.loadFresh(ctx, fresh, dumpPath, progress); err != nil {
 		dropFresh()
 		return err
