@@ -42,6 +42,9 @@ type Activities struct {
 	DB *pgdump.Target
 	// RetentionDays is the default retention.
 	RetentionDays int
+	// UndoWindow is how long a verified restore keeps its pre-restore
+	// copies.
+	UndoWindow time.Duration
 	// Services stops and starts the application around a restore.
 	Services services.Controller
 	// BackupServices stops and starts the stores that are unsafe to copy
@@ -99,6 +102,7 @@ func (a *Activities) Register(r interface {
 		workflows.RollbackDatabaseActivity: a.RollbackDatabase,
 		workflows.StageDatabaseActivity:    a.StageDatabase,
 		workflows.DiscardStagingActivity:   a.DiscardStaging,
+		workflows.AnalyzeRestoredActivity:  a.AnalyzeRestored,
 		workflows.ValidateAndStageActivity: a.ValidateAndStage,
 	} {
 		r.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})

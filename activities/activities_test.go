@@ -253,7 +253,7 @@ func TestStageThenSwapOrDiscard(t *testing.T) {
 			t.Errorf("database %s not restored", k)
 		}
 	}
-	if err := a.FinishRestore(ctx, in); err != nil {
+	if err := a.AnalyzeRestored(ctx, in); err != nil {
 		t.Fatal(err)
 	}
 	// The clean-up gave the restored tables their statistics.

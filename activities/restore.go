@@ -95,7 +95,7 @@ func (a *Activities) readPlan(archiveName string) (workflows.RestorePlan, *manif
 	plan := workflows.RestorePlan{
 		Archive: archivePath, Manifest: manifestPath, BackupID: m.ID, Kind: string(m.Kind), CreatedAt: m.CreatedAt,
 		Paths: m.Paths, Bytes: m.TotalBytes, HasDatabase: m.Database != nil, Services: a.Services.Name(),
-		NeededBytes: m.TotalBytes,
+		NeededBytes: m.TotalBytes, UndoWindow: a.UndoWindow,
 	}
 	if err := a.checkManifestPaths(m); err != nil {
 		return workflows.RestorePlan{}, nil, err
@@ -615,19 +615,28 @@ func (a *Activities) VerifyRestore(ctx context.Context, in workflows.VerifyInput
 	return out, nil
 }
 
-// FinishRestore runs once step 7 has passed: it gives a database the restore
-// loaded its planner statistics (a failure there is logged: autovacuum will
-// get to it), then removes the pre-restore copies, the staging directory and
-// the kept database.
+// AnalyzeRestored gives a database the restore loaded its planner statistics
+// (VACUUM (ANALYZE)), once step 7 has passed; a failure is logged, as
+// autovacuum will get to it.
+func (a *Activities) AnalyzeRestored(ctx context.Context, in workflows.StepInput) error {
+	if a.DB == nil || a.recordedMode(staging.Tree{Root: a.Root, ID: in.RestoreID}) == "" {
+		return nil
+	}
+	hb := startHeartbeat(ctx)
+	defer hb.end()
+	if err := a.DB.Analyze(ctx); err != nil {
+		a.log(ctx).Warn("analyzing the restored database failed; autovacuum will do it", "error", err)
+	}
+	return nil
+}
+
+// FinishRestore removes what a verified restore kept until the end of its
+// undo window: the pre-restore copies, the staging directory and the kept
+// database.
 func (a *Activities) FinishRestore(ctx context.Context, in workflows.StepInput) error {
 	hb := startHeartbeat(ctx) // removing a large tree takes a while
 	defer hb.end()
 	tree := staging.Tree{Root: a.Root, ID: in.RestoreID}
-	if a.DB != nil && a.recordedMode(tree) != "" {
-		if err := a.DB.Analyze(ctx); err != nil {
-			a.log(ctx).Warn("analyzing the restored database failed; autovacuum will do it", "error", err)
-		}
-	}
 	if a.DB != nil {
 		if err := a.DB.DropPreRestore(ctx, in.RestoreID); err != nil {
 			return classify(fmt.Errorf("drop pre-restore database: %w", err))

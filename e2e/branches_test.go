@@ -94,7 +94,8 @@ func TestWorkflowBranchHistories(t *testing.T) {
 		{name: "fail-dump", workflow: wf.BackupWorkflowName, input: wf.BackupInput{Kind: wf.KindManual}, fail: map[string]int{wf.DumpDatabaseActivity: -1}, wantErr: true},
 		{name: "fail-start-after", workflow: wf.BackupWorkflowName, input: wf.BackupInput{Kind: wf.KindScheduled}, fail: map[string]int{wf.StartAfterBackupActivity: -1}, wantErr: true},
 		{name: "success", workflow: wf.CleanupWorkflowName, input: wf.CleanupInput{}},
-		{name: "success", workflow: wf.RestoreCleanupWorkflowName, input: wf.StepInput{RestoreID: "20250102_000000"}},
+		{name: "success", workflow: wf.RestoreCleanupWorkflowName, input: wf.RestoreCleanupInput{StepInput: wf.StepInput{RestoreID: "20250102_000000"}}},
+		{name: "undo-window", workflow: wf.RestoreCleanupWorkflowName, input: wf.RestoreCleanupInput{StepInput: wf.StepInput{RestoreID: "20250102_000000"}, KeepFor: 2 * time.Second}},
 	}
 	for _, b := range branches {
 		t.Run(b.workflow+"-"+b.name, func(t *testing.T) { runBranch(t, c, b) })
@@ -264,7 +265,7 @@ func (s *standIns) register(w worker.Worker) {
 	reg(wf.VerifyRestoreActivity, func(ctx context.Context, _ wf.VerifyInput) (wf.VerifyOutput, error) {
 		return wf.VerifyOutput{Files: 3, Tables: 2}, s.check(ctx, wf.VerifyRestoreActivity)
 	})
-	for _, name := range []string{wf.FinishRestoreActivity, wf.DiscardStagingActivity} {
+	for _, name := range []string{wf.FinishRestoreActivity, wf.DiscardStagingActivity, wf.AnalyzeRestoredActivity} {
 		reg(name, func(ctx context.Context, _ wf.StepInput) error { return s.check(ctx, name) })
 	}
 	for _, name := range []string{wf.RollbackStorageActivity, wf.RollbackDatabaseActivity} {

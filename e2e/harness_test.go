@@ -112,6 +112,9 @@ func newSystem(t *testing.T, env ...string) *system {
 	s.env = append([]string{
 		"TEMPORAL_ADDRESS=" + s.addr, "VULCAN_ROOT=" + s.root, "VULCAN_UI_PORT=0", "VULCAN_TASK_QUEUE=vulcan-e2e",
 		"DATABASE_URL=", "VULCAN_SERVICES=none", "VULCAN_API_ADDR=", "VULCAN_NOTIFY_URL=",
+		// Tests look for leftovers once a restore is done: no undo window
+		// unless a test asks for one.
+		"VULCAN_UNDO_WINDOW=0",
 		// A nightly backup must not start in the middle of a test that runs
 		// at 02:00 UTC: the default schedule is one that never fires.
 		"VULCAN_SCHEDULE=" + neverCron,

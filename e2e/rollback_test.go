@@ -1,10 +1,15 @@
 package e2e
 
 import (
+	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"go.temporal.io/api/enums/v1"
 
 	"github.com/project-vulcan/vulcan-backup/internal/testutil"
 )
@@ -140,4 +145,50 @@ func workflowIDIn(t *testing.T, out string) string {
 	}
 	t.Fatalf("no workflow id in:\n%s", out)
 	return ""
+}
+
+// A verified restore keeps the pre-restore copies (the files and the
+// database as they were when the services stopped) for VULCAN_UNDO_WINDOW:
+// the clean-up workflow waits, and has already given the restored database
+// its statistics.
+func TestRestoreKeepsThePreRestoreCopiesForTheUndoWindow(t *testing.T) {
+	dbURL := testutil.NewDatabase(t)
+	testutil.LoadVulcanDB(t, dbURL, 100)
+	s := newSystem(t, "DATABASE_URL="+dbURL)
+	s.setEnv("VULCAN_UNDO_WINDOW", "1h")
+	makeStorage(t, s.root, 1)
+	s.start()
+	b := s.backup()
+	os.WriteFile(filepath.Join(s.root, "storage/logs/after.log"), []byte("written after the backup"), 0o644)
+	out := s.mustStarter("restore", b.Result.Archive, "--yes", "--json")
+	var res struct {
+		Result struct {
+			RestoreID string `json:"restore_id"`
+			Cleanup   string `json:"cleanup_workflow_id"`
+		} `json:"result"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil || res.Result.RestoreID == "" {
+		t.Fatalf("restore --json: %v\n%s", err, out)
+	}
+	kept := filepath.Join(s.root, "storage.pre-restore-"+res.Result.RestoreID)
+	if data, err := os.ReadFile(filepath.Join(kept, "logs/after.log")); err != nil || string(data) != "written after the backup" {
+		t.Fatalf("the pre-restore copy: %q %v", data, err)
+	}
+	if _, err := os.Stat(filepath.Join(s.root, "storage/logs/after.log")); !os.IsNotExist(err) {
+		t.Fatal("the restored tree holds a file written after the backup")
+	}
+	name := testutil.Psql(t, dbURL, "-tAc", "SELECT datname FROM pg_database WHERE datname LIKE '%_pre_restore_"+res.Result.RestoreID+"'")
+	if strings.TrimSpace(name) == "" {
+		t.Fatal("the pre-restore database is gone")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	d, err := s.temporalClient(t).DescribeWorkflowExecution(ctx, res.Result.Cleanup, "")
+	if err != nil || d.GetWorkflowExecutionInfo().GetStatus() != enums.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		t.Fatalf("clean-up workflow %s: %v %v", res.Result.Cleanup, d.GetWorkflowExecutionInfo().GetStatus(), err)
+	}
+	waitFor(t, time.Minute, "the restored database's statistics", func() bool {
+		n := testutil.Psql(t, dbURL, "-tAc", "SELECT count(*) FROM pg_stat_user_tables WHERE last_analyze IS NULL")
+		return strings.TrimSpace(n) == "0"
+	})
 }

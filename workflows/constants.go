@@ -64,6 +64,7 @@ const (
 	RollbackDatabaseActivity = "RollbackDatabase"
 	StageDatabaseActivity    = "StageDatabase"
 	DiscardStagingActivity   = "DiscardStaging"
+	AnalyzeRestoredActivity  = "AnalyzeRestored"
 	ValidateAndStageActivity = "ValidateAndStage"
 )
 
@@ -75,7 +76,7 @@ var AllActivities = []string{
 	StartAfterBackupActivity, ReportOutcomeActivity, ValidateArchiveActivity, RunningServicesActivity, StopServicesActivity,
 	RestoreStorageActivity, RestoreDatabaseActivity, StartServicesActivity, VerifyRestoreActivity, FinishRestoreActivity,
 	RollbackStorageActivity, RollbackDatabaseActivity, StageDatabaseActivity, DiscardStagingActivity,
-	ValidateAndStageActivity,
+	ValidateAndStageActivity, AnalyzeRestoredActivity,
 }
 
 // Application error types: the starter maps them to exit codes and messages.

@@ -57,6 +57,7 @@ var budgets = map[string]budget{
 	DiscardStagingActivity:   moving(5),
 	RollbackStorageActivity:  moving(5),
 	FinishRestoreActivity:    moving(5),
+	AnalyzeRestoredActivity:  postgres,
 	StopServicesActivity:     controller,
 	StartServicesActivity:    controller,
 	StopForBackupActivity:    controller,

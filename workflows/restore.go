@@ -281,7 +281,7 @@ func (r *restore) finish(ctx workflow.Context) {
 		ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
 		StaticSummary:     "remove the pre-restore copies of restore " + r.id,
 	})
-	child := workflow.ExecuteChildWorkflow(cctx, RestoreCleanupWorkflowName, r.input())
+	child := workflow.ExecuteChildWorkflow(cctx, RestoreCleanupWorkflowName, RestoreCleanupInput{StepInput: r.input(), KeepFor: r.plan.UndoWindow})
 	if err := child.GetChildWorkflowExecution().Get(cctx, nil); err != nil {
 		r.res.CleanupError = err.Error()
 	}
@@ -344,21 +344,34 @@ func (r *restore) incomplete(cause, failure error) error {
 	return temporal.NewNonRetryableApplicationError(msg, ErrTypeRollbackIncomplete, failure)
 }
 
-// RestoreCleanupWorkflow removes what a verified restore kept until then:
-// the pre-restore copies of the paths, the kept database and the staging
-// directory. A restore starts it and completes without waiting; it runs
-// without the operation lock, as it only touches names of its own restore.
-func RestoreCleanupWorkflow(ctx workflow.Context, in StepInput) (err error) {
+// RestoreCleanupWorkflow finishes a verified restore: it gives the restored
+// database its statistics at once, keeps the pre-restore copies (the only
+// exact copy of the state when the services stopped) for in.KeepFor, then
+// removes them, the kept database and the staging directory. A restore
+// starts it and completes without waiting; it runs without the operation
+// lock, as it only touches names of its own restore.
+func RestoreCleanupWorkflow(ctx workflow.Context, in RestoreCleanupInput) (err error) {
 	prog := &Progress{Operation: "restore cleanup", Steps: 1, Step: 1, StepName: "remove pre-restore copies", State: StateRunning}
 	if err := workflow.SetQueryHandler(ctx, ProgressQuery, func() (Progress, error) { return *prog, nil }); err != nil {
 		return err
 	}
 	defer func() { report(ctx, Outcome{Operation: "restore cleanup"}, err, prog) }()
-	if err := call(ctx, FinishRestoreActivity, "remove the pre-restore copies", in).Get(ctx, nil); err != nil {
+	if err := call(ctx, AnalyzeRestoredActivity, "analyze the restored database", in.StepInput).Get(ctx, nil); err != nil {
+		workflow.GetLogger(ctx).Warn("analyzing the restored database failed", "error", err)
+	}
+	if in.KeepFor > 0 {
+		prog.Message = fmt.Sprintf("the pre-restore copies are kept until %s", workflow.Now(ctx).Add(in.KeepFor).UTC().Format(time.RFC3339))
+		timer := workflow.NewTimerWithOptions(ctx, in.KeepFor, workflow.TimerOptions{Summary: "keep the pre-restore copies (undo window)"})
+		if err := timer.Get(ctx, nil); err != nil {
+			prog.State, prog.Message = StateFailed, "cancelled: the pre-restore copies are kept"
+			return fmt.Errorf("restore %s: cleanup cancelled, the pre-restore copies are kept: %w", in.RestoreID, err)
+		}
+	}
+	if err := call(ctx, FinishRestoreActivity, "remove the pre-restore copies", in.StepInput).Get(ctx, nil); err != nil {
 		prog.State, prog.Message = StateFailed, err.Error()
 		return fmt.Errorf("remove the pre-restore copies of restore %s: %w", in.RestoreID, err)
 	}
-	prog.Completed, prog.State = []string{prog.StepName}, StateCompleted
+	prog.Completed, prog.State, prog.Message = []string{prog.StepName}, StateCompleted, ""
 	return nil
 }
 

@@ -72,7 +72,7 @@ func register(env *testsuite.TestWorkflowEnvironment) {
 		wf.RunningServicesActivity: stubRunning,
 		wf.StopServicesActivity:    stubServices, wf.StartServicesActivity: stubServices,
 		wf.RestoreStorageActivity: stubStorage, wf.RestoreDatabaseActivity: stubDatabase,
-		wf.VerifyRestoreActivity: stubVerify, wf.FinishRestoreActivity: stubFinish,
+		wf.VerifyRestoreActivity: stubVerify, wf.FinishRestoreActivity: stubFinish, wf.AnalyzeRestoredActivity: stubFinish,
 		wf.RollbackStorageActivity: stubRollback, wf.RollbackDatabaseActivity: stubRollback,
 		wf.PrepareBackupActivity: stubPlan, wf.DumpDatabaseActivity: stubDump, wf.ArchiveStorageActivity: stubArchive,
 		wf.VerifyBackupActivity: stubVerifyBackup, wf.CommitBackupActivity: stubCommit, wf.ApplyRetentionActivity: stubRetention,
@@ -123,6 +123,7 @@ func newRestoreEnv(t *testing.T, mockEmergency bool, overrides ...func(*testsuit
 	env.OnActivity(wf.RestoreDatabaseActivity, mock.Anything, mock.Anything).Return(wf.DatabaseOutput{Mode: "rename"}, nil)
 	env.OnActivity(wf.VerifyRestoreActivity, mock.Anything, mock.Anything).Return(wf.VerifyOutput{Files: 3, Tables: 4}, nil)
 	env.OnActivity(wf.FinishRestoreActivity, mock.Anything, mock.Anything).Return(nil)
+	env.OnActivity(wf.AnalyzeRestoredActivity, mock.Anything, mock.Anything).Return(nil)
 	env.OnActivity(wf.RollbackStorageActivity, mock.Anything, mock.Anything).Return(wf.RollbackOutput{Action: "swapped back"}, nil)
 	env.OnActivity(wf.RollbackDatabaseActivity, mock.Anything, mock.Anything).Return(wf.RollbackOutput{Action: "renamed back"}, nil)
 	env.OnActivity(wf.ReportOutcomeActivity, mock.Anything, mock.Anything).Return(nil)
@@ -354,7 +355,7 @@ func TestRestoreCleanupFailureIsReported(t *testing.T) {
 	env := restoreEnv(t, func(env *testsuite.TestWorkflowEnvironment) {
 		env.OnActivity(wf.FinishRestoreActivity, mock.Anything, mock.Anything).Return(boom("permission denied"))
 	})
-	env.ExecuteWorkflow(wf.RestoreCleanupWorkflowName, wf.StepInput{RestoreID: "20250103_000000"})
+	env.ExecuteWorkflow(wf.RestoreCleanupWorkflowName, wf.RestoreCleanupInput{StepInput: wf.StepInput{RestoreID: "20250103_000000"}})
 	if err := env.GetWorkflowError(); err == nil || !strings.Contains(err.Error(), "pre-restore copies of restore 20250103_000000") {
 		t.Fatalf("want the cleanup's failure, got %v", err)
 	}
@@ -363,5 +364,55 @@ func TestRestoreCleanupFailureIsReported(t *testing.T) {
 	}))
 	for _, a := range []string{wf.RollbackStorageActivity, wf.RollbackDatabaseActivity, wf.StopServicesActivity, wf.StartServicesActivity} {
 		env.AssertActivityNumberOfCalls(t, a, 0)
+	}
+}
+
+// A verified restore keeps its pre-restore copies for the undo window: the
+// restored database gets its statistics at once, the copies go only when
+// the window has passed.
+func TestRestoreCleanupKeepsTheCopiesForTheUndoWindow(t *testing.T) {
+	var analyzedAt, removedAt time.Time
+	var env *testsuite.TestWorkflowEnvironment
+	env = restoreEnv(t, func(e *testsuite.TestWorkflowEnvironment) {
+		e.OnActivity(wf.AnalyzeRestoredActivity, mock.Anything, mock.Anything).Return(func(activityCtx, wf.StepInput) error {
+			analyzedAt = env.Now()
+			return nil
+		})
+		e.OnActivity(wf.FinishRestoreActivity, mock.Anything, mock.Anything).Return(func(activityCtx, wf.StepInput) error {
+			removedAt = env.Now()
+			return nil
+		})
+	})
+	start := env.Now()
+	env.ExecuteWorkflow(wf.RestoreCleanupWorkflowName, wf.RestoreCleanupInput{StepInput: wf.StepInput{RestoreID: "20250103_000000"}, KeepFor: 24 * time.Hour})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	if analyzedAt.Sub(start) > time.Minute {
+		t.Errorf("analyzed after %v, want at once", analyzedAt.Sub(start))
+	}
+	if removedAt.Sub(start) < 24*time.Hour {
+		t.Errorf("copies removed after %v, want after the 24 h window", removedAt.Sub(start))
+	}
+}
+
+// The restore hands the worker's undo window to its clean-up.
+func TestRestorePassesTheUndoWindow(t *testing.T) {
+	withWindow := plan
+	withWindow.UndoWindow = 6 * time.Hour
+	env := restoreEnv(t, func(env *testsuite.TestWorkflowEnvironment) {
+		env.OnActivity(wf.ValidateAndStageActivity, mock.Anything, mock.Anything).Return(wf.StagedPlan{Plan: withWindow, Staged: wf.StorageOutput{Files: 3}}, nil)
+	})
+	var got time.Duration
+	env.OnWorkflow(wf.RestoreCleanupWorkflowName, mock.Anything, mock.Anything).Return(func(_ workflow.Context, in wf.RestoreCleanupInput) error {
+		got = in.KeepFor
+		return nil
+	})
+	env.ExecuteWorkflow(wf.RestoreWorkflowName, wf.RestoreInput{Archive: "a.tar.gz"})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	if got != 6*time.Hour {
+		t.Fatalf("clean-up keeps the copies for %v, want 6h", got)
 	}
 }

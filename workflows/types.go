@@ -131,6 +131,9 @@ type RestorePlan struct {
 	Services     string    `json:"services"`
 	NeededBytes  int64     `json:"needed_bytes"`
 	FreeBytes    int64     `json:"free_bytes"`
+	// UndoWindow is how long the pre-restore copies are kept once the
+	// restore has passed (VULCAN_UNDO_WINDOW).
+	UndoWindow time.Duration `json:"undo_window,omitempty"`
 	// SetIDFiles are the files the backup recorded with a setuid or
 	// setgid bit; they are restored without it.
 	SetIDFiles []string `json:"setid_files,omitempty"`
@@ -144,6 +147,13 @@ type StepInput struct {
 	RestoreID string `json:"restore_id"`
 	Archive   string `json:"archive"`
 	Manifest  string `json:"manifest"`
+}
+
+// RestoreCleanupInput starts a RestoreCleanupWorkflow.
+type RestoreCleanupInput struct {
+	StepInput
+	// KeepFor is how long the pre-restore copies are kept before they go.
+	KeepFor time.Duration `json:"keep_for,omitempty"`
 }
 
 // StorageOutput says what the storage step did.

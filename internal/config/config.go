@@ -23,8 +23,11 @@ type Config struct {
 	BackupDir       string
 	DatabaseURL     string
 	RetentionDays   int
-	Schedule        string
-	Services        string
+	// UndoWindow is how long a verified restore keeps its pre-restore
+	// copies; 0 removes them at once.
+	UndoWindow time.Duration
+	Schedule   string
+	Services   string
 
 	ExecStop, ExecStart, ExecHealth, ExecStatus string
 	HealthTimeout                               time.Duration
@@ -50,6 +53,7 @@ const (
 	EnvBackupDir       = "VULCAN_BACKUP_DIR"
 	EnvDatabaseURL     = "DATABASE_URL"
 	EnvRetentionDays   = "VULCAN_RETENTION_DAYS"
+	EnvUndoWindow      = "VULCAN_UNDO_WINDOW"
 	EnvSchedule        = "VULCAN_SCHEDULE"
 	EnvServices        = "VULCAN_SERVICES"
 	EnvExecStop        = "VULCAN_EXEC_STOP"
@@ -108,6 +112,12 @@ func FromEnv() (Config, error) {
 	}
 	if c.RetentionDays, err = intEnv(EnvRetentionDays, 7); err != nil {
 		return c, err
+	}
+	if c.UndoWindow, err = durationEnv(EnvUndoWindow, 24*time.Hour); err != nil {
+		return c, err
+	}
+	if c.UndoWindow < 0 {
+		return c, fmt.Errorf("%s=%v: want 0 or more", EnvUndoWindow, c.UndoWindow)
 	}
 	if c.HealthTimeout, err = durationEnv(EnvHealthTimeout, 60*time.Second); err != nil {
 		return c, err
