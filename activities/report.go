@@ -2,9 +2,12 @@ package activities
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -36,11 +39,36 @@ func (a *Activities) ReportOutcome(ctx context.Context, o workflows.Outcome) err
 	if len(a.NotifyURLs) == 0 || (o.Succeeded && !a.NotifyOnSuccess && len(o.Warnings) == 0) {
 		return nil
 	}
-	msg := a.message(o)
-	if err := notify.Send(ctx, nil, a.NotifyURLs, msg); err != nil {
+	// A retried attempt posts only to the URLs an earlier one did not reach
+	// (recorded in the heartbeat details by a hash, as webhook URLs often
+	// carry a secret), with the same key.
+	var done []string
+	if activity.IsActivity(ctx) && activity.HasHeartbeatDetails(ctx) {
+		_ = activity.GetHeartbeatDetails(ctx, &done)
+	}
+	var todo []string
+	for _, u := range a.NotifyURLs {
+		if !slices.Contains(done, urlHash(u)) {
+			todo = append(todo, u)
+		}
+	}
+	key := o.WorkflowID + "/" + o.RunID + "/" + o.Operation + "/" + o.Event
+	err := notify.Send(ctx, nil, todo, a.message(o), key, func(u string) {
+		done = append(done, urlHash(u))
+		if activity.IsActivity(ctx) {
+			activity.RecordHeartbeat(ctx, done)
+		}
+	})
+	if err != nil {
 		return fmt.Errorf("report outcome: %w", err)
 	}
 	return nil
+}
+
+// urlHash names a webhook URL without revealing it.
+func urlHash(u string) string {
+	sum := sha256.Sum256([]byte(u))
+	return hex.EncodeToString(sum[:8])
 }
 
 func (a *Activities) message(o workflows.Outcome) notify.Message {

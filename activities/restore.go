@@ -656,6 +656,7 @@ func (a *Activities) RollbackStorage(ctx context.Context, in workflows.RollbackI
 	tree := staging.Tree{Root: a.Root, ID: in.RestoreID}
 	err := tree.SwapBack()
 	if err == nil {
+		faultpoint.Hit(faultpoint.RolledBackStorage)
 		return workflows.RollbackOutput{Action: "swapped back"}, nil
 	}
 	var nc *staging.NoCopyError
@@ -708,6 +709,7 @@ func (a *Activities) RollbackDatabase(ctx context.Context, in workflows.Rollback
 	if err != nil {
 		return workflows.RollbackOutput{}, classify(fmt.Errorf("roll back database: %w", err))
 	}
+	faultpoint.Hit(faultpoint.RolledBackDatabase)
 	if swapped {
 		return workflows.RollbackOutput{Action: "renamed the kept database back"}, nil
 	}

@@ -246,3 +246,47 @@ func TestWorkerKilledMidCommit(t *testing.T) {
 		}
 	}
 }
+
+// The worker is killed inside a rollback, after its database undo and after
+// its storage undo: the restarted worker finishes the rollback, and the files
+// and rows are as before the restore, the application runs, nothing is left.
+func TestWorkerKilledDuringTheRollback(t *testing.T) {
+	for _, point := range []string{faultpoint.RolledBackDatabase, faultpoint.RolledBackStorage} {
+		t.Run(point, func(t *testing.T) {
+			t.Parallel()
+			f := newCrashFixture(t, 300)
+			s := f.s
+			s.stop()
+			// The application does not start on the restored data (which
+			// has storage/chroma, removed since the backup), so step 6
+			// fails and the restore rolls back.
+			s.setEnv("VULCAN_EXEC_START", "test ! -d "+filepath.Join(s.root, "storage/chroma")+" && "+execStart(s))
+			s.setEnv("VULCAN_HEALTH_TIMEOUT", "1s")
+			s.setEnv(faultpoint.Env, point)
+			s.start()
+			f.startRestore(t)
+			waitFor(t, 3*time.Minute, "fault point "+point, func() bool {
+				return strings.Contains(s.logs.String(), "FAULTPOINT "+point+" reached")
+			})
+			s.cmd.Process.Signal(syscall.SIGKILL)
+			<-s.done
+			s.setEnv(faultpoint.Env, "")
+			s.start()
+			if _, err := f.waitRestore(t); err == nil {
+				t.Fatal("the restore succeeded")
+			}
+			f.assertWhole(t, false)
+		})
+	}
+}
+
+// execStart is the exec controller's start command of execServices.
+func execStart(s *system) string {
+	for _, e := range execServices(s.root) {
+		if cmd, ok := strings.CutPrefix(e, "VULCAN_EXEC_START="); ok {
+			return cmd
+		}
+	}
+	s.t.Fatal("execServices has no start command")
+	return ""
+}

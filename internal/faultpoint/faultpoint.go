@@ -18,6 +18,11 @@ const (
 	DatabaseHalfSwap = "database-half-swap" // step 5, current database renamed aside, restored one not yet in place
 	BeforeVerify     = "before-verify"      // step 7, before anything is checked
 
+	// RolledBackDatabase and RolledBackStorage: a rollback's database
+	// and storage undo done, not yet reported.
+	RolledBackDatabase = "rolled-back-database"
+	RolledBackStorage  = "rolled-back-storage"
+
 	// BackupHalfCommitted: a backup's dump renamed into place, its
 	// archive and manifest not yet.
 	BackupHalfCommitted = "backup-half-committed"

@@ -47,8 +47,10 @@ func ParseURLs(s string) ([]string, error) {
 
 // Send posts msg to every URL and returns the errors of those that did not
 // answer 2xx; URLs in errors have their path and query hidden (webhook URLs
-// often carry a secret).
-func Send(ctx context.Context, client *http.Client, urls []string, msg Message) error {
+// often carry a secret). key, when set, goes in the Idempotency-Key header,
+// the same for every attempt at one event, so a receiver can drop a
+// repeat; delivered is called for each URL that took the message.
+func Send(ctx context.Context, client *http.Client, urls []string, msg Message, key string, delivered func(url string)) error {
 	body, err := json.Marshal(msg)
 	if err != nil {
 		return err
@@ -65,6 +67,9 @@ func Send(ctx context.Context, client *http.Client, urls []string, msg Message) 
 		}
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("User-Agent", "vulcan-backup")
+		if key != "" {
+			req.Header.Set("Idempotency-Key", key)
+		}
 		resp, err := client.Do(req)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("notify %s: %v", redact(u), errors.Unwrap(err)))
@@ -74,6 +79,8 @@ func Send(ctx context.Context, client *http.Client, urls []string, msg Message) 
 		resp.Body.Close()
 		if resp.StatusCode/100 != 2 {
 			errs = append(errs, fmt.Errorf("notify %s: HTTP %d", redact(u), resp.StatusCode))
+		} else if delivered != nil {
+			delivered(u)
 		}
 	}
 	return errors.Join(errs...)
