@@ -37,10 +37,10 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 	data, _ := os.ReadFile(archive)
 	before := treeDigest(t, filepath.Join(s.root, "storage"))
 
-	// put writes a copy of the archive under a new id with a manifest.
+	// put writes a copy of the archive under a new id with a manifest, in
+	// the backup directory (a restore uses no other).
 	put := func(id string, archiveData []byte, mf *manifest.Manifest) string {
-		dir := filepath.Join(t.TempDir(), "bad")
-		os.MkdirAll(dir, 0o700)
+		dir := filepath.Join(s.root, "backups")
 		p := filepath.Join(dir, manifest.ArchiveName(id))
 		os.WriteFile(p, archiveData, 0o600)
 		if mf != nil {
@@ -67,7 +67,7 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 		{"truncated", put("20200101_000002", truncated, m), 3, "truncated"},
 		{"missing manifest", put("20200101_000003", data, nil), 2, "manifest"},
 		{"path that does not exist", "backups/vulcan_backup_19990101_000000.tar.gz", 2, "vulcan_backup_19990101_000000.tar.gz"},
-		{"unsafe entry", hostileArchive(t), 3, "escapes"},
+		{"unsafe entry", hostileArchive(t, filepath.Join(s.root, "backups")), 3, "escapes"},
 	}
 	garbage := put("20200101_000004", data, m)
 	os.WriteFile(strings.TrimSuffix(garbage, ".tar.gz")+".json", []byte("{not json"), 0o600)
@@ -95,13 +95,28 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 			}
 		})
 	}
-	// Only the one good backup exists: refused restores took no emergency backup.
+	// A good copy of the backup outside the backup directory: verify reads
+	// it, a restore refuses it.
+	outside := filepath.Join(t.TempDir(), manifest.ArchiveName("20200101_000010"))
+	os.WriteFile(outside, data, 0o600)
+	c := *m
+	c.ID, c.Archive.File = "20200101_000010", manifest.ArchiveName("20200101_000010")
+	manifest.Write(strings.TrimSuffix(outside, ".tar.gz")+".json", &c)
+	s.mustStarter("verify", outside)
+	if _, errOut, code := s.starter("restore", outside, "--yes"); code != 2 || !strings.Contains(errOut, "not in the backup directory") {
+		t.Errorf("restore from outside the backup directory: exit %d, stderr %q", code, errOut)
+	}
+	// Refused restores took no emergency backup.
 	var list struct {
-		Backups []json.RawMessage `json:"backups"`
+		Backups []struct {
+			Kind string `json:"kind"`
+		} `json:"backups"`
 	}
 	json.Unmarshal([]byte(s.mustStarter("list", "--json")), &list)
-	if len(list.Backups) != 1 {
-		t.Fatalf("%d backups, want 1", len(list.Backups))
+	for _, b := range list.Backups {
+		if b.Kind == string(manifest.KindEmergency) {
+			t.Fatalf("a refused restore took an emergency backup: %+v", list.Backups)
+		}
 	}
 	// Without --yes and without a terminal, restore refuses.
 	if _, errOut, code := s.starter("restore", b.Result.Archive); code != 2 || !strings.Contains(errOut, "not confirmed") {
@@ -111,7 +126,7 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 
 // hostileArchive writes an archive with a symlink escaping the root and a
 // manifest that matches it byte for byte.
-func hostileArchive(t *testing.T) string {
+func hostileArchive(t *testing.T, dir string) string {
 	t.Helper()
 	var buf bytes.Buffer
 	gz := gzip.NewWriter(&buf)
@@ -127,7 +142,6 @@ func hostileArchive(t *testing.T) string {
 		Archive: manifest.FileRef{File: manifest.ArchiveName(id), SHA256: hex.EncodeToString(sum[:]), Size: int64(buf.Len())},
 		Files: []manifest.Entry{{Path: "storage", Type: manifest.TypeDir, Mode: 0o755, ModTime: mt},
 			{Path: "storage/evil", Type: manifest.TypeSymlink, Link: "../../../etc", ModTime: mt}}}
-	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, manifest.ArchiveName(id)), buf.Bytes(), 0o600)
 	if err := manifest.Write(filepath.Join(dir, manifest.ManifestName(id)), m); err != nil {
 		t.Fatal(err)
