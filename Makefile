@@ -3,7 +3,12 @@ GO      ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all build run test test-unit test-e2e lint bench clean
+.PHONY: all build run test test-unit test-e2e lint bench clean tools
+
+# Linters, built from the Go module proxy at pinned versions into .tools/
+# (outside go.mod) where missing.
+TOOLS       := $(CURDIR)/.tools
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 all: build
 
@@ -19,15 +24,21 @@ run: build
 
 ## test: gofmt, go vet, unit tests with -race, then the integration and end-to-end
 ## suites against a real PostgreSQL (started here) and the embedded Temporal server
-test: build
+test: build tools
 	scripts/test.sh
+
+## tools: the linters make test runs
+tools: $(TOOLS)/staticcheck
+
+$(TOOLS)/staticcheck:
+	GOBIN=$(TOOLS) $(GO) install $(STATICCHECK)
 
 ## bench: ours against tar -czf + pg_dump and tar -xzf + psql on the reference data, then Go benchmarks
 bench:
 	scripts/bench.sh
 
 ## lint: gofmt and go vet only
-lint:
+lint: tools
 	scripts/test.sh lint
 
 clean:

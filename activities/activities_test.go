@@ -159,10 +159,9 @@ func TestRollbackInPlaceDatabase(t *testing.T) {
 	ctx := context.Background()
 	good := backup(t, a, workflows.KindManual, time.Date(2025, 1, 1, 2, 0, 0, 0, time.UTC))
 	testutil.Psql(t, url, "-c", "INSERT INTO accounts (name) VALUES ('later')")
-	current := testutil.Fingerprint(t, url)
 	emergency := backup(t, a, workflows.KindEmergency, time.Date(2025, 1, 2, 2, 0, 0, 0, time.UTC))
 	testutil.Psql(t, url, "-c", "INSERT INTO accounts (name) VALUES ('after the emergency backup')")
-	current = testutil.Fingerprint(t, url)
+	current := testutil.Fingerprint(t, url)
 
 	in := workflows.StepInput{RestoreID: "20250103_000000", Archive: a.abs(good.Archive), Manifest: a.abs(good.Manifest)}
 	if _, err := a.RestoreStorage(ctx, in); err != nil {

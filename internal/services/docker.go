@@ -50,7 +50,7 @@ type Docker struct {
 
 // NewDockerClient connects to DOCKER_HOST or the default socket.
 func NewDockerClient() (*client.Client, error) {
-	c, err := client.New(client.FromEnv, client.WithAPIVersionNegotiation())
+	c, err := client.New(client.FromEnv)
 	if err != nil {
 		return nil, fmt.Errorf("docker: %w", err)
 	}

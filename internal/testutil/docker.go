@@ -27,7 +27,7 @@ const StandinImage = "vulcan-standin:test"
 // answers.
 func Docker(t testing.TB) *client.Client {
 	t.Helper()
-	c, err := client.New(client.FromEnv, client.WithAPIVersionNegotiation())
+	c, err := client.New(client.FromEnv)
 	if err != nil {
 		Need(t, "no Docker client: "+err.Error())
 	}
