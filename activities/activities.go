@@ -45,6 +45,9 @@ type Activities struct {
 	// UndoWindow is how long a verified restore keeps its pre-restore
 	// copies.
 	UndoWindow time.Duration
+	// StallTimeout is how long pg_dump or psql may move no bytes before the
+	// step is stopped as stuck and retried; 0 means DefaultStallTimeout.
+	StallTimeout time.Duration
 	// Services stops and starts the application around a restore.
 	Services services.Controller
 	// BackupServices stops and starts the stores that are unsafe to copy
@@ -176,11 +179,12 @@ func isNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }
 // steps without progress callbacks (a big COUNT, a psql load) still show the
 // worker is alive and receive cancellation.
 type heartbeat struct {
-	ctx  context.Context
-	mu   sync.Mutex
-	last any
-	stop chan struct{}
-	done chan struct{}
+	ctx   context.Context
+	mu    sync.Mutex
+	last  any
+	moved time.Time // when set was last called
+	stop  chan struct{}
+	done  chan struct{}
 }
 
 func startHeartbeat(ctx context.Context) *heartbeat {
@@ -213,8 +217,64 @@ func startHeartbeat(ctx context.Context) *heartbeat {
 // set stores the latest progress; the ticker sends it.
 func (h *heartbeat) set(d any) {
 	h.mu.Lock()
-	h.last = d
+	h.last, h.moved = d, time.Now()
 	h.mu.Unlock()
+}
+
+// DefaultStallTimeout is how long a database tool may move no bytes before
+// its step is stopped (VULCAN_STALL_TIMEOUT).
+const DefaultStallTimeout = 30 * time.Minute
+
+// ErrStalled marks a step stopped because its tool moved no bytes for too
+// long: a retry starts it afresh.
+var ErrStalled = errors.New("no progress")
+
+// watch returns a context that is cancelled, with an ErrStalled cause, once
+// set has not been called for limit: a stuck pg_dump or psql is then
+// stopped rather than kept alive by the ticker. stop ends the watch.
+func (h *heartbeat) watch(ctx context.Context, limit time.Duration, what string) (watched context.Context, stop func()) {
+	wctx, cancel := context.WithCancelCause(ctx)
+	h.mu.Lock()
+	h.moved = time.Now()
+	h.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(max(limit/20, 10*time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-wctx.Done():
+				return
+			case <-t.C:
+				h.mu.Lock()
+				idle := time.Since(h.moved)
+				h.mu.Unlock()
+				if idle >= limit {
+					cancel(fmt.Errorf("%w: %s moved no bytes for %v; stopped to be retried (VULCAN_STALL_TIMEOUT)", ErrStalled, what, idle.Round(time.Second)))
+					return
+				}
+			}
+		}
+	}()
+	return wctx, func() { close(done); cancel(nil) }
+}
+
+// stalled returns the cause of a watched context's end when it was a stall,
+// else err.
+func stalled(watched context.Context, err error) error {
+	if err != nil && errors.Is(context.Cause(watched), ErrStalled) {
+		return context.Cause(watched)
+	}
+	return err
+}
+
+func (a *Activities) stallTimeout() time.Duration {
+	if a.StallTimeout > 0 {
+		return a.StallTimeout
+	}
+	return DefaultStallTimeout
 }
 
 func (h *heartbeat) end() {

@@ -672,3 +672,68 @@ func TestRestoreRefusesAnArchiveFromElsewhere(t *testing.T) {
 		t.Fatalf("want bad input, got %v", err)
 	}
 }
+
+// The stall watch stops a step whose tool moves nothing for the limit, and
+// leaves alone one that keeps moving.
+func TestStallWatch(t *testing.T) {
+	hb := startHeartbeat(context.Background())
+	defer hb.end()
+	ctx, stop := hb.watch(context.Background(), 300*time.Millisecond, "pg_dump")
+	for range 8 { // moving for 800 ms
+		time.Sleep(100 * time.Millisecond)
+		hb.set(1)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("stopped while moving: %v", context.Cause(ctx))
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("not stopped after moving nothing")
+	}
+	if err := stalled(ctx, ctx.Err()); !errors.Is(err, ErrStalled) || !strings.Contains(err.Error(), "pg_dump moved no bytes") {
+		t.Fatalf("cause %v", err)
+	}
+	stop()
+}
+
+// A pg_dump that waits for ever on a table another session holds locked
+// moves no bytes: the dump is stopped as stalled (and so retried) instead
+// of holding the backup for hours.
+func TestStuckDumpIsStopped(t *testing.T) {
+	url := testutil.NewDatabase(t)
+	testutil.LoadVulcanDB(t, url, 20)
+	a := newActivities(t, url)
+	a.StallTimeout = 2 * time.Second
+	ctx := context.Background()
+	conn, err := a.DB.Connect(ctx, a.DB.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "LOCK TABLE accounts IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	plan, err := a.PrepareBackup(ctx, workflows.BackupPlan{Kind: workflows.KindManual, StartedAt: time.Date(2025, 1, 13, 2, 0, 0, 0, time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := a.DumpDatabase(ctx, plan); done <- err }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrStalled) {
+			t.Fatalf("want a stall, got %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the stuck dump was not stopped")
+	}
+	if _, err := os.Stat(a.Backups.TempDumpPath(plan.ID)); !os.IsNotExist(err) {
+		t.Errorf("the partial dump is left: %v", err)
+	}
+}

@@ -120,7 +120,10 @@ func (a *Activities) DumpDatabase(ctx context.Context, plan workflows.BackupPlan
 	hb := startHeartbeat(ctx)
 	defer hb.end()
 	tmp := a.Backups.TempDumpPath(plan.ID)
-	res, err := pgdump.DumpToFile(ctx, a.DB, tmp, func(n int64) { hb.set(map[string]int64{"bytes": n}) })
+	wctx, stop := hb.watch(ctx, a.stallTimeout(), "pg_dump")
+	res, err := pgdump.DumpToFile(wctx, a.DB, tmp, func(n int64) { hb.set(map[string]int64{"bytes": n}) })
+	err = stalled(wctx, err)
+	stop()
 	if err != nil {
 		return workflows.DumpOutput{}, classify(fmt.Errorf("dump database %s: %w", a.DB, err))
 	}

@@ -397,7 +397,9 @@ func (a *Activities) StageDatabase(ctx context.Context, in workflows.StepInput) 
 	if err := fsutil.WriteFileAtomic(tree.MarkerPath(dbModeMarker), []byte(pgdump.ModeRename), 0o600); err != nil {
 		return workflows.DatabaseOutput{}, classify(err)
 	}
-	err = a.DB.LoadFresh(ctx, dump, in.RestoreID, m.Database.Tables, a.loadProgress(hb, m))
+	wctx, stop := hb.watch(ctx, a.stallTimeout(), "the load of the dump")
+	err = stalled(wctx, a.DB.LoadFresh(wctx, dump, in.RestoreID, m.Database.Tables, a.loadProgress(hb, m)))
+	stop()
 	if errors.Is(err, pgdump.ErrRenameNotAllowed) {
 		// Step 5 will load in place; nothing was created.
 		_ = os.Remove(tree.MarkerPath(dbModeMarker))
@@ -467,7 +469,9 @@ func (a *Activities) RestoreDatabase(ctx context.Context, in workflows.StepInput
 		if err := fsutil.WriteFileAtomic(tree.MarkerPath(dbModeMarker), []byte(pgdump.ModeRename), 0o600); err != nil {
 			return workflows.DatabaseOutput{}, classify(err)
 		}
-		err = a.DB.RestoreFresh(ctx, dump, in.RestoreID, m.Database.Tables, progress)
+		wctx, stop := hb.watch(ctx, a.stallTimeout(), "the load of the dump")
+		err = stalled(wctx, a.DB.RestoreFresh(wctx, dump, in.RestoreID, m.Database.Tables, progress))
+		stop()
 		if err == nil {
 			a.log(ctx).Info("database restored", "mode", pgdump.ModeRename, "database", a.DB.String())
 			return workflows.DatabaseOutput{Mode: pgdump.ModeRename}, nil
@@ -487,7 +491,10 @@ func (a *Activities) RestoreDatabase(ctx context.Context, in workflows.StepInput
 	if err := fsutil.WriteFileAtomic(tree.MarkerPath(dbModeMarker), []byte(pgdump.ModeInPlace), 0o600); err != nil {
 		return workflows.DatabaseOutput{}, classify(err)
 	}
-	if err := a.DB.RestoreInPlace(ctx, dump, m.Database.Tables, progress); err != nil {
+	wctx, stop := hb.watch(ctx, a.stallTimeout(), "the in-place load of the dump")
+	err = stalled(wctx, a.DB.RestoreInPlace(wctx, dump, m.Database.Tables, progress))
+	stop()
+	if err != nil {
 		return workflows.DatabaseOutput{}, classify(fmt.Errorf("restore database in place: %w", err))
 	}
 	a.log(ctx).Info("database restored", "mode", pgdump.ModeInPlace, "database", a.DB.String())
@@ -508,7 +515,10 @@ func (a *Activities) keepDatabaseBefore(ctx context.Context, hb *heartbeat, tree
 		return err
 	}
 	tmp := fsutil.TempName(tree.MarkerPath(beforeDump))
-	res, err := pgdump.DumpToFile(ctx, a.DB, tmp, func(n int64) { hb.set(map[string]int64{"bytes": n}) })
+	wctx, stop := hb.watch(ctx, a.stallTimeout(), "pg_dump")
+	res, err := pgdump.DumpToFile(wctx, a.DB, tmp, func(n int64) { hb.set(map[string]int64{"bytes": n}) })
+	err = stalled(wctx, err)
+	stop()
 	if err != nil {
 		return err
 	}
@@ -537,7 +547,10 @@ func (a *Activities) rollBackInPlace(ctx context.Context, hb *heartbeat, tree st
 	if sum, _, err := archive.HashFile(dump); err != nil || sum != rec.SHA256 {
 		return workflows.RollbackOutput{}, fmt.Errorf("roll back database: the copy %s does not match its record (%v)", dump, err)
 	}
-	if err := a.DB.RestoreInPlace(ctx, dump, rec.Tables, func(n int64) { hb.set(n) }); err != nil {
+	wctx, stop := hb.watch(ctx, a.stallTimeout(), "the in-place reload")
+	err = stalled(wctx, a.DB.RestoreInPlace(wctx, dump, rec.Tables, func(n int64) { hb.set(n) }))
+	stop()
+	if err != nil {
 		return workflows.RollbackOutput{}, classify(fmt.Errorf("roll back database in place: %w", err))
 	}
 	return workflows.RollbackOutput{Action: "reloaded the state before the restore in place"}, nil

@@ -26,8 +26,10 @@ type Config struct {
 	// UndoWindow is how long a verified restore keeps its pre-restore
 	// copies; 0 removes them at once.
 	UndoWindow time.Duration
-	Schedule   string
-	Services   string
+	// StallTimeout is how long pg_dump or psql may move no bytes.
+	StallTimeout time.Duration
+	Schedule     string
+	Services     string
 
 	ExecStop, ExecStart, ExecHealth, ExecStatus string
 	HealthTimeout                               time.Duration
@@ -54,6 +56,7 @@ const (
 	EnvDatabaseURL     = "DATABASE_URL"
 	EnvRetentionDays   = "VULCAN_RETENTION_DAYS"
 	EnvUndoWindow      = "VULCAN_UNDO_WINDOW"
+	EnvStallTimeout    = "VULCAN_STALL_TIMEOUT"
 	EnvSchedule        = "VULCAN_SCHEDULE"
 	EnvServices        = "VULCAN_SERVICES"
 	EnvExecStop        = "VULCAN_EXEC_STOP"
@@ -118,6 +121,9 @@ func FromEnv() (Config, error) {
 	}
 	if c.UndoWindow < 0 {
 		return c, fmt.Errorf("%s=%v: want 0 or more", EnvUndoWindow, c.UndoWindow)
+	}
+	if c.StallTimeout, err = durationEnv(EnvStallTimeout, 30*time.Minute); err != nil {
+		return c, err
 	}
 	if c.HealthTimeout, err = durationEnv(EnvHealthTimeout, 60*time.Second); err != nil {
 		return c, err
