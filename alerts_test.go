@@ -31,6 +31,7 @@ func TestAlertRules(t *testing.T) {
 	m := metrics.New()
 	m.BackupSucceeded("manual", time.Now(), 0, 1, 1)
 	m.Failed("backup", "archive")
+	m.RollbackIncomplete()
 	families, _ := m.Registry.Gather()
 	known := map[string]bool{}
 	for _, f := range families {
@@ -49,7 +50,7 @@ func TestAlertRules(t *testing.T) {
 			}
 		}
 	}
-	for _, a := range []string{"VulcanBackupTooOld", "VulcanOperationFailed"} {
+	for _, a := range []string{"VulcanBackupTooOld", "VulcanOperationFailed", "VulcanRollbackIncomplete"} {
 		if !alerts[a] {
 			t.Errorf("alert %s missing", a)
 		}

@@ -30,6 +30,9 @@ func (a *Activities) ReportOutcome(ctx context.Context, o workflows.Outcome) err
 				step = "unknown"
 			}
 			a.Metrics.Failed(o.Operation, step)
+			if o.RollbackIncomplete {
+				a.Metrics.RollbackIncomplete()
+			}
 			a.log(ctx).Error(o.Operation+" failed", "step", o.Step, "error", o.Error, "rolled_back", o.RolledBack)
 		}
 		if o.Operation == "restore" {

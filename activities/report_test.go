@@ -1,6 +1,7 @@
 package activities
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/project-vulcan/vulcan-backup/internal/metrics"
 	"github.com/project-vulcan/vulcan-backup/workflows"
 )
 
@@ -63,4 +65,21 @@ func TestRetriedReportDoesNotPostTwice(t *testing.T) {
 			t.Fatalf("Idempotency-Keys %q: want one key for the event", keys)
 		}
 	}
+}
+
+// An incomplete rollback is counted in its own metric, beside the failure.
+func TestIncompleteRollbackIsCounted(t *testing.T) {
+	m := metrics.New()
+	a := &Activities{Metrics: m}
+	o := workflows.Outcome{Operation: "restore", Step: "start services", Error: "ROLLBACK INCOMPLETE: ...", RollbackIncomplete: true}
+	if err := a.ReportOutcome(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	families, _ := m.Registry.Gather()
+	for _, f := range families {
+		if f.GetName() == "vulcan_restore_rollbacks_incomplete_total" && f.GetMetric()[0].GetCounter().GetValue() == 1 {
+			return
+		}
+	}
+	t.Fatal("vulcan_restore_rollbacks_incomplete_total is not 1")
 }

@@ -23,6 +23,7 @@ type Metrics struct {
 	failures        *prometheus.CounterVec
 	restoreDuration prometheus.Histogram
 	retained        prometheus.Gauge
+	incomplete      prometheus.Counter
 }
 
 // New registers the collectors (and the Go and process collectors) on a
@@ -54,8 +55,11 @@ func New() *Metrics {
 		retained: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "vulcan_backups_retained", Help: "Backups kept after the last retention run.",
 		}),
+		incomplete: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vulcan_restore_rollbacks_incomplete_total", Help: "Restores whose rollback stopped at a failure and waited for an operator.",
+		}),
 	}
-	reg.MustRegister(m.lastSuccess, m.backupDuration, m.backupSize, m.backupFiles, m.failures, m.restoreDuration, m.retained,
+	reg.MustRegister(m.lastSuccess, m.backupDuration, m.backupSize, m.backupFiles, m.failures, m.restoreDuration, m.retained, m.incomplete,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -96,6 +100,14 @@ func (m *Metrics) Failed(operation, step string) {
 		return
 	}
 	m.failures.WithLabelValues(operation, step).Inc()
+}
+
+// RollbackIncomplete counts a restore whose rollback did not complete.
+func (m *Metrics) RollbackIncomplete() {
+	if m == nil {
+		return
+	}
+	m.incomplete.Inc()
 }
 
 // RestoreFinished records a restore's duration.
