@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"go.temporal.io/sdk/activity"
 
 	"github.com/project-vulcan/vulcan-backup/internal/notify"
+	"github.com/project-vulcan/vulcan-backup/internal/webui"
 	"github.com/project-vulcan/vulcan-backup/workflows"
 )
 
@@ -80,14 +80,7 @@ func (a *Activities) message(o workflows.Outcome) notify.Message {
 		Operation: o.Operation, Step: o.Step, Error: o.Error, BackupID: o.BackupID,
 		WorkflowID: o.WorkflowID, RunID: o.RunID, Duration: o.DurationS, Host: host, Status: "succeeded",
 	}
-	if a.WebUI != "" {
-		ns := a.Namespace
-		if ns == "" {
-			ns = "default"
-		}
-		m.URL = fmt.Sprintf("%s/namespaces/%s/workflows/%s/%s/history", strings.TrimRight(a.WebUI, "/"),
-			url.PathEscape(ns), url.PathEscape(o.WorkflowID), url.PathEscape(o.RunID))
-	}
+	m.URL = webui.RunLink(a.WebUI, a.Namespace, o.WorkflowID, o.RunID)
 	what := o.Operation
 	if o.Kind != "" {
 		what = o.Kind + " " + what

@@ -23,6 +23,7 @@ import (
 	"github.com/project-vulcan/vulcan-backup/internal/archive"
 	"github.com/project-vulcan/vulcan-backup/internal/config"
 	"github.com/project-vulcan/vulcan-backup/internal/store"
+	"github.com/project-vulcan/vulcan-backup/internal/webui"
 	"github.com/project-vulcan/vulcan-backup/workflows"
 )
 
@@ -110,7 +111,7 @@ func (g *globalOptions) webURL(workflowID, runID string) string {
 		}
 		base = "http://" + net.JoinHostPort(host, strconv.Itoa(g.cfg.UIPort))
 	}
-	return fmt.Sprintf("%s/namespaces/%s/workflows/%s/%s/history", strings.TrimRight(base, "/"), g.cfg.Namespace, workflowID, runID)
+	return webui.RunLink(base, g.cfg.Namespace, workflowID, runID)
 }
 
 func (g *globalOptions) printJSON(v any) error {

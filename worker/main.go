@@ -15,7 +15,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
@@ -36,6 +35,7 @@ import (
 	"github.com/project-vulcan/vulcan-backup/internal/pgdump"
 	"github.com/project-vulcan/vulcan-backup/internal/services"
 	"github.com/project-vulcan/vulcan-backup/internal/store"
+	"github.com/project-vulcan/vulcan-backup/internal/webui"
 	"github.com/project-vulcan/vulcan-backup/workflows"
 )
 
@@ -209,7 +209,7 @@ func startAPI(cfg config.Config, c client.Client, acts *activities.Activities, m
 	}
 	if webUI != "" {
 		s.WebUI = func(id, run string) string {
-			return fmt.Sprintf("%s/namespaces/%s/workflows/%s/%s/history", strings.TrimRight(webUI, "/"), cfg.Namespace, id, run)
+			return webui.RunLink(webUI, cfg.Namespace, id, run)
 		}
 	}
 	l, err := net.Listen("tcp", cfg.APIAddr)
