@@ -24,6 +24,7 @@ import (
 	"github.com/project-vulcan/vulcan-backup/internal/manifest"
 	"github.com/project-vulcan/vulcan-backup/internal/metrics"
 	"github.com/project-vulcan/vulcan-backup/internal/pgdump"
+	"github.com/project-vulcan/vulcan-backup/internal/restore"
 	"github.com/project-vulcan/vulcan-backup/internal/services"
 	"github.com/project-vulcan/vulcan-backup/internal/store"
 	"github.com/project-vulcan/vulcan-backup/workflows"
@@ -227,7 +228,7 @@ const DefaultStallTimeout = 30 * time.Minute
 
 // ErrStalled marks a step stopped because its tool moved no bytes for too
 // long: a retry starts it afresh.
-var ErrStalled = errors.New("no progress")
+var ErrStalled = restore.ErrStalled
 
 // watch returns a context that is cancelled, with an ErrStalled cause, once
 // set has not been called for limit: a stuck pg_dump or psql is then
@@ -259,15 +260,6 @@ func (h *heartbeat) watch(ctx context.Context, limit time.Duration, what string)
 		}
 	}()
 	return wctx, func() { close(done); cancel(nil) }
-}
-
-// stalled returns the cause of a watched context's end when it was a stall,
-// else err.
-func stalled(watched context.Context, err error) error {
-	if err != nil && errors.Is(context.Cause(watched), ErrStalled) {
-		return context.Cause(watched)
-	}
-	return err
 }
 
 func (a *Activities) stallTimeout() time.Duration {

@@ -15,6 +15,7 @@ import (
 	"github.com/project-vulcan/vulcan-backup/internal/archive"
 	"github.com/project-vulcan/vulcan-backup/internal/manifest"
 	"github.com/project-vulcan/vulcan-backup/internal/pgdump"
+	"github.com/project-vulcan/vulcan-backup/internal/restore"
 	"github.com/project-vulcan/vulcan-backup/internal/services"
 	"github.com/project-vulcan/vulcan-backup/internal/staging"
 	"github.com/project-vulcan/vulcan-backup/internal/store"
@@ -691,7 +692,7 @@ func TestStallWatch(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("not stopped after moving nothing")
 	}
-	if err := stalled(ctx, ctx.Err()); !errors.Is(err, ErrStalled) || !strings.Contains(err.Error(), "pg_dump moved no bytes") {
+	if err := restore.Stalled(ctx, ctx.Err()); !errors.Is(err, ErrStalled) || !strings.Contains(err.Error(), "pg_dump moved no bytes") {
 		t.Fatalf("cause %v", err)
 	}
 	stop()

@@ -17,6 +17,7 @@ import (
 	"github.com/project-vulcan/vulcan-backup/internal/lock"
 	"github.com/project-vulcan/vulcan-backup/internal/manifest"
 	"github.com/project-vulcan/vulcan-backup/internal/pgdump"
+	"github.com/project-vulcan/vulcan-backup/internal/restore"
 	"github.com/project-vulcan/vulcan-backup/internal/retention"
 	"github.com/project-vulcan/vulcan-backup/workflows"
 )
@@ -122,7 +123,7 @@ func (a *Activities) DumpDatabase(ctx context.Context, plan workflows.BackupPlan
 	tmp := a.Backups.TempDumpPath(plan.ID)
 	wctx, stop := hb.watch(ctx, a.stallTimeout(), "pg_dump")
 	res, err := pgdump.DumpToFile(wctx, a.DB, tmp, func(n int64) { hb.set(map[string]int64{"bytes": n}) })
-	err = stalled(wctx, err)
+	err = restore.Stalled(wctx, err)
 	stop()
 	if err != nil {
 		return workflows.DumpOutput{}, classify(fmt.Errorf("dump database %s: %w", a.DB, err))

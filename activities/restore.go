@@ -2,7 +2,6 @@ package activities
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -12,18 +11,17 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/project-vulcan/vulcan-backup/internal/archive"
 	"github.com/project-vulcan/vulcan-backup/internal/faultpoint"
 	"github.com/project-vulcan/vulcan-backup/internal/fsutil"
 	"github.com/project-vulcan/vulcan-backup/internal/manifest"
 	"github.com/project-vulcan/vulcan-backup/internal/pgdump"
+	"github.com/project-vulcan/vulcan-backup/internal/restore"
 	"github.com/project-vulcan/vulcan-backup/internal/staging"
 	"github.com/project-vulcan/vulcan-backup/workflows"
 )
-
-// dbModeMarker is the staging file that records how the database was restored.
-const dbModeMarker = "database-mode"
 
 // ValidateArchive is step 1 of a dry run (and of restores begun by an older
 // worker): it finds the archive and its manifest, reads the whole archive
@@ -72,9 +70,11 @@ func (a *Activities) ValidateAndStage(ctx context.Context, in workflows.StageInp
 		return workflows.StagedPlan{Plan: plan}, classify(err)
 	}
 	out := workflows.StagedPlan{Plan: plan, Staged: workflows.StorageOutput{Paths: m.Paths}}
-	if err := a.stageUnlessSwapped(ctx, hb, tree, plan.Archive, m, true, &out.Staged); err != nil {
+	rep, err := a.job(in.RestoreID).Stage(ctx, a.progress(hb), plan.Archive, m, true)
+	if err != nil {
 		return out, classify(err)
 	}
+	out.Staged.Files, out.Staged.Bytes = rep.Files, rep.Bytes
 	if out.Staged.Files == 0 { // staged by an earlier attempt
 		out.Staged.Files, out.Staged.Bytes = plan.Files, plan.Bytes
 	}
@@ -220,50 +220,9 @@ func (a *Activities) StartServices(ctx context.Context, names []string) error {
 	return nil
 }
 
-// stageUnlessSwapped extracts the paths of m into tree unless the swap has
-// begun or, with reuse, a complete staged copy of this backup is already
-// there; out gets the counts of what it extracted.
-func (a *Activities) stageUnlessSwapped(ctx context.Context, hb *heartbeat, tree staging.Tree, archivePath string, m *manifest.Manifest, reuse bool, out *workflows.StorageOutput) error {
-	if tree.SwapStarted() {
-		return nil
-	}
-	if staged, _ := os.ReadFile(tree.MarkerPath(storageStagedMarker)); reuse && string(staged) == m.ID {
-		return nil
-	}
-	rep, err := a.stage(ctx, hb, tree, archivePath, m)
-	if err != nil {
-		return err
-	}
-	out.Files, out.Bytes = rep.Files, rep.Bytes
-	return nil
-}
-
-// stage extracts the paths of m into tree and records that the staged copy
-// is complete.
-func (a *Activities) stage(ctx context.Context, hb *heartbeat, tree staging.Tree, archivePath string, m *manifest.Manifest) (*archive.Report, error) {
-	if err := os.Remove(tree.MarkerPath(storageStagedMarker)); err != nil && !isNotExist(err) {
-		return nil, err
-	}
-	if err := tree.ResetPaths(m.Paths); err != nil {
-		return nil, err
-	}
-	rep, err := a.extract(ctx, hb, archivePath, m, tree.Dir())
-	if err != nil {
-		return nil, err
-	}
-	if err := fsutil.WriteFileAtomic(tree.MarkerPath(storageStagedMarker), []byte(m.ID), 0o600); err != nil {
-		return nil, err
-	}
-	return rep, nil
-}
-
-// storageStagedMarker is the staging file that says the staged copy is complete.
-const storageStagedMarker = "storage-staged"
-
-// RestoreStorage is step 4: swap the staged copy into place. The copy was
-// extracted (and every entry hashed) by StageStorage; a restore begun by an
-// older worker, or whose staged copy is incomplete, extracts it here first.
-// A retried attempt after the swap has begun only completes the swap.
+// RestoreStorage is step 4: swap the staged copy into place (staging it
+// first where step 1's copy is incomplete). A retried attempt after the swap
+// has begun only completes the swap.
 func (a *Activities) RestoreStorage(ctx context.Context, in workflows.StepInput) (workflows.StorageOutput, error) {
 	hb := startHeartbeat(ctx)
 	defer hb.end()
@@ -271,98 +230,14 @@ func (a *Activities) RestoreStorage(ctx context.Context, in workflows.StepInput)
 	if err != nil {
 		return workflows.StorageOutput{}, classify(err)
 	}
-	tree := staging.Tree{Root: a.Root, ID: in.RestoreID}
 	out := workflows.StorageOutput{Paths: m.Paths}
-	if err := a.stageUnlessSwapped(ctx, hb, tree, in.Archive, m, true, &out); err != nil {
+	rep, err := a.job(in.RestoreID).SwapStorage(ctx, a.progress(hb), in.Archive, m)
+	if err != nil {
 		return out, classify(fmt.Errorf("restore storage: %w", err))
 	}
-	if err := tree.Swap(m.Paths); err != nil {
-		return out, classify(fmt.Errorf("restore storage: %w", err))
-	}
-	faultpoint.Hit(faultpoint.StorageSwapped)
+	out.Files, out.Bytes = rep.Files, rep.Bytes
 	a.log(ctx).Info("storage restored", "paths", m.Paths, "restore_id", in.RestoreID)
 	return out, nil
-}
-
-// extract writes the backed-up paths of the archive into dest; the dump is
-// left to the database steps (see stagedDump).
-func (a *Activities) extract(ctx context.Context, hb *heartbeat, archivePath string, m *manifest.Manifest, dest string) (*archive.Report, error) {
-	return a.extractPaths(ctx, hb, archivePath, m, dest, nil)
-}
-
-// extractPaths is extract limited to paths (all of them when nil).
-func (a *Activities) extractPaths(ctx context.Context, hb *heartbeat, archivePath string, m *manifest.Manifest, dest string, paths []string) (*archive.Report, error) {
-	f, err := os.Open(archivePath)
-	if err != nil {
-		return nil, fmt.Errorf("open archive: %w", err)
-	}
-	defer f.Close()
-	include := func(name string) bool {
-		if m.Database != nil && name == m.Database.ArchivePath {
-			return false
-		}
-		if paths == nil {
-			return true
-		}
-		for _, p := range paths {
-			if name == p || strings.HasPrefix(name, p+"/") {
-				return true
-			}
-		}
-		return false
-	}
-	progress := func(p archive.Progress) {
-		hb.set(p)
-		if p.Files > 1 {
-			faultpoint.Hit(faultpoint.Extracting)
-		}
-	}
-	return archive.Extract(ctx, f, m, archive.ExtractOptions{Dest: dest, Include: include, Progress: progress})
-}
-
-// stagedDump returns a copy of the backup's dump that matches the manifest:
-// the standalone dump in the backup directory's database/, or else one
-// extracted from the archive into the staging directory.
-func (a *Activities) stagedDump(ctx context.Context, hb *heartbeat, tree staging.Tree, archivePath string, m *manifest.Manifest) (string, error) {
-	// The standalone copy beside the archive, then one extracted earlier.
-	for _, p := range []string{filepath.Join(filepath.Dir(archivePath), filepath.FromSlash(m.Database.File)), tree.Staged(m.Database.ArchivePath)} {
-		if sum, _, err := archive.HashFile(p); err == nil && sum == m.Database.SHA256 {
-			return p, nil
-		}
-	}
-	dir := tree.MarkerPath("dump")
-	if err := os.RemoveAll(dir); err != nil {
-		return "", err
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", err
-	}
-	f, err := os.Open(archivePath)
-	if err != nil {
-		return "", fmt.Errorf("open archive: %w", err)
-	}
-	defer f.Close()
-	only := func(name string) bool {
-		return name == m.Database.ArchivePath || strings.HasPrefix(m.Database.ArchivePath, name+"/")
-	}
-	if _, err := archive.Extract(ctx, f, m, archive.ExtractOptions{Dest: dir, Include: only, Progress: func(p archive.Progress) { hb.set(p) }}); err != nil {
-		return "", err
-	}
-	return dir + "/" + path.Clean(m.Database.ArchivePath), nil
-}
-
-// RestoreDatabase is step 5: load the dump into a fresh database, check its
-// row counts, and swap it in by renaming; where renaming is not allowed, load
-// it in place in one transaction. The chosen mode is recorded in the staging
-// dbStagedMarker is the staging file that says the fresh database is loaded
-// and checked, ready to be swapped in.
-const dbStagedMarker = "database-staged"
-
-func (a *Activities) loadProgress(hb *heartbeat, m *manifest.Manifest) func(int64) {
-	return func(n int64) {
-		hb.set(map[string]int64{"bytes": n, "of": m.Database.Size})
-		faultpoint.Hit(faultpoint.DatabaseLoading)
-	}
 }
 
 // StageDatabase loads the backup's dump into a fresh database
@@ -380,64 +255,28 @@ func (a *Activities) StageDatabase(ctx context.Context, in workflows.StepInput) 
 	}
 	hb := startHeartbeat(ctx)
 	defer hb.end()
-	tree := staging.Tree{Root: a.Root, ID: in.RestoreID}
-	if tree.SwapStarted() || a.recordedMode(tree) == pgdump.ModeInPlace {
-		return workflows.DatabaseOutput{Mode: a.recordedMode(tree)}, nil
-	}
-	if err := os.MkdirAll(tree.Dir(), 0o700); err != nil {
-		return workflows.DatabaseOutput{}, classify(err)
-	}
-	if err := os.Remove(tree.MarkerPath(dbStagedMarker)); err != nil && !isNotExist(err) {
-		return workflows.DatabaseOutput{}, classify(err)
-	}
-	dump, err := a.stagedDump(ctx, hb, tree, in.Archive, m)
+	mode, err := a.job(in.RestoreID).StageDatabase(ctx, a.progress(hb), in.Archive, m)
 	if err != nil {
 		return workflows.DatabaseOutput{}, classify(fmt.Errorf("stage database: %w", err))
 	}
-	if err := fsutil.WriteFileAtomic(tree.MarkerPath(dbModeMarker), []byte(pgdump.ModeRename), 0o600); err != nil {
-		return workflows.DatabaseOutput{}, classify(err)
+	if mode == pgdump.ModeInPlace {
+		a.log(ctx).Warn("a fresh database cannot be created here; step 5 will restore in place")
 	}
-	wctx, stop := hb.watch(ctx, a.stallTimeout(), "the load of the dump")
-	err = stalled(wctx, a.DB.LoadFresh(wctx, dump, in.RestoreID, m.Database.Tables, a.loadProgress(hb, m)))
-	stop()
-	if errors.Is(err, pgdump.ErrRenameNotAllowed) {
-		// Step 5 will load in place; nothing was created.
-		_ = os.Remove(tree.MarkerPath(dbModeMarker))
-		a.log(ctx).Warn("a fresh database cannot be created here; step 5 will restore in place", "reason", err)
-		return workflows.DatabaseOutput{Mode: pgdump.ModeInPlace}, nil
-	}
-	if err != nil {
-		return workflows.DatabaseOutput{}, classify(fmt.Errorf("stage database: %w", err))
-	}
-	if err := fsutil.WriteFileAtomic(tree.MarkerPath(dbStagedMarker), []byte(m.ID), 0o600); err != nil {
-		return workflows.DatabaseOutput{}, classify(err)
-	}
-	return workflows.DatabaseOutput{Mode: pgdump.ModeRename}, nil
+	return workflows.DatabaseOutput{Mode: mode}, nil
 }
 
-// DiscardStaging removes what StageStorage and StageDatabase prepared, for a
-// restore that stops before anything was swapped: the staging directory and
-// the fresh database. Once a swap has happened it leaves both to the swap's
-// own undo.
+// DiscardStaging removes what steps 1 and 2 prepared, for a restore that
+// stops before anything was swapped: the staging directory and the fresh
+// database. Once a swap has happened it leaves both to the swap's own undo.
 func (a *Activities) DiscardStaging(ctx context.Context, in workflows.StepInput) error {
 	hb := startHeartbeat(ctx) // removing a large staged tree takes a while
 	defer hb.end()
-	tree := staging.Tree{Root: a.Root, ID: in.RestoreID}
-	// The rename mode is recorded before a fresh database is created: without
-	// it there is none to drop, and a database that is down (the reason step 1
-	// failed, say) does not hold up the discard.
-	if a.DB != nil && a.recordedMode(tree) == pgdump.ModeRename {
-		if err := a.DB.DropUnswapped(ctx, in.RestoreID); err != nil {
-			return classify(fmt.Errorf("discard staged database: %w", err))
-		}
-	}
-	if err := tree.Discard(); err != nil {
-		return classify(err)
-	}
-	return nil
+	return classify(a.job(in.RestoreID).Discard(ctx))
 }
 
-// directory first, so a rollback knows what to undo even after a crash.
+// RestoreDatabase is step 5: swap in the database step 2 loaded, or load the
+// dump into a fresh database and swap it in; where renaming is not allowed,
+// load it in place in one transaction (see restore.Job.SwapDatabase).
 func (a *Activities) RestoreDatabase(ctx context.Context, in workflows.StepInput) (workflows.DatabaseOutput, error) {
 	m, err := a.manifests.Read(in.Manifest)
 	if err != nil {
@@ -451,117 +290,38 @@ func (a *Activities) RestoreDatabase(ctx context.Context, in workflows.StepInput
 	}
 	hb := startHeartbeat(ctx)
 	defer hb.end()
-	tree := staging.Tree{Root: a.Root, ID: in.RestoreID}
-	if staged, _ := os.ReadFile(tree.MarkerPath(dbStagedMarker)); string(staged) == m.ID {
-		if err := a.DB.SwapIn(ctx, in.RestoreID); err != nil {
-			return workflows.DatabaseOutput{}, classify(fmt.Errorf("restore database: %w", err))
-		}
-		a.log(ctx).Info("database restored", "mode", pgdump.ModeRename, "database", a.DB.String())
-		return workflows.DatabaseOutput{Mode: pgdump.ModeRename}, nil
-	}
-	dump, err := a.stagedDump(ctx, hb, tree, in.Archive, m)
+	mode, err := a.job(in.RestoreID).SwapDatabase(ctx, a.progress(hb), in.Archive, m)
 	if err != nil {
-		return workflows.DatabaseOutput{}, classify(fmt.Errorf("restore database: %w", err))
+		return workflows.DatabaseOutput{}, classify(fmt.Errorf("restore database (%s): %w", mode, err))
 	}
-	progress := a.loadProgress(hb, m)
-	mode := a.recordedMode(tree)
-	if mode != pgdump.ModeInPlace {
-		if err := fsutil.WriteFileAtomic(tree.MarkerPath(dbModeMarker), []byte(pgdump.ModeRename), 0o600); err != nil {
-			return workflows.DatabaseOutput{}, classify(err)
-		}
-		wctx, stop := hb.watch(ctx, a.stallTimeout(), "the load of the dump")
-		err = stalled(wctx, a.DB.RestoreFresh(wctx, dump, in.RestoreID, m.Database.Tables, progress))
-		stop()
-		if err == nil {
-			a.log(ctx).Info("database restored", "mode", pgdump.ModeRename, "database", a.DB.String())
-			return workflows.DatabaseOutput{Mode: pgdump.ModeRename}, nil
-		}
-		if !errors.Is(err, pgdump.ErrRenameNotAllowed) {
-			return workflows.DatabaseOutput{}, classify(fmt.Errorf("restore database: %w", err))
-		}
-		a.log(ctx).Warn("fresh database and rename not possible; restoring in place", "reason", err)
+	a.log(ctx).Info("database restored", "mode", mode, "database", a.DB.String())
+	out := workflows.DatabaseOutput{Mode: mode}
+	if mode == pgdump.ModeInPlace {
+		out.Note = "renaming databases is not allowed here: restored in place"
 	}
-	// What a rollback puts back is the database as it is now, with the
-	// services stopped: the emergency backup is older by every write made
-	// until step 3. A retried attempt keeps the copy its predecessor took,
-	// which may be all that is left of the state before the load.
-	if err := a.keepDatabaseBefore(ctx, hb, tree); err != nil {
-		return workflows.DatabaseOutput{}, classify(fmt.Errorf("restore database in place: keep the current state: %w", err))
-	}
-	if err := fsutil.WriteFileAtomic(tree.MarkerPath(dbModeMarker), []byte(pgdump.ModeInPlace), 0o600); err != nil {
-		return workflows.DatabaseOutput{}, classify(err)
-	}
-	wctx, stop := hb.watch(ctx, a.stallTimeout(), "the in-place load of the dump")
-	err = stalled(wctx, a.DB.RestoreInPlace(wctx, dump, m.Database.Tables, progress))
-	stop()
-	if err != nil {
-		return workflows.DatabaseOutput{}, classify(fmt.Errorf("restore database in place: %w", err))
-	}
-	a.log(ctx).Info("database restored", "mode", pgdump.ModeInPlace, "database", a.DB.String())
-	return workflows.DatabaseOutput{Mode: pgdump.ModeInPlace, Note: "renaming databases is not allowed here: restored in place"}, nil
+	return out, nil
 }
 
-// beforeDump is the staging file that holds the database as it was when an
-// in-place load began; beforeRecord holds its checksum and row counts.
-const (
-	beforeDump   = "database-before.sql"
-	beforeRecord = "database-before.json"
-)
-
-// keepDatabaseBefore dumps the database into the staging directory, unless
-// an earlier attempt did.
-func (a *Activities) keepDatabaseBefore(ctx context.Context, hb *heartbeat, tree staging.Tree) error {
-	if ok, err := fsutil.Exists(tree.MarkerPath(beforeRecord)); err != nil || ok {
-		return err
-	}
-	tmp := fsutil.TempName(tree.MarkerPath(beforeDump))
-	wctx, stop := hb.watch(ctx, a.stallTimeout(), "pg_dump")
-	res, err := pgdump.DumpToFile(wctx, a.DB, tmp, func(n int64) { hb.set(map[string]int64{"bytes": n}) })
-	err = stalled(wctx, err)
-	stop()
-	if err != nil {
-		return err
-	}
-	if err := fsutil.Commit(tmp, tree.MarkerPath(beforeDump)); err != nil {
-		return err
-	}
-	rec, _ := json.Marshal(manifest.Database{SHA256: res.SHA256, Size: res.Size, Tables: res.Tables})
-	return fsutil.WriteFileAtomic(tree.MarkerPath(beforeRecord), rec, 0o600)
+// job is the restore with id, as the domain package sees it.
+func (a *Activities) job(id string) restore.Job {
+	return restore.Job{Tree: staging.Tree{Root: a.Root, ID: id}, DB: a.DB}
 }
 
-// rollBackInPlace reloads the copy keepDatabaseBefore took. Without one the
-// load never began, and there is nothing to undo.
-func (a *Activities) rollBackInPlace(ctx context.Context, hb *heartbeat, tree staging.Tree) (workflows.RollbackOutput, error) {
-	data, err := os.ReadFile(tree.MarkerPath(beforeRecord))
-	if isNotExist(err) {
-		return workflows.RollbackOutput{Action: "nothing to undo: the in-place load had not begun"}, nil
-	}
-	if err != nil {
-		return workflows.RollbackOutput{}, classify(err)
-	}
-	var rec manifest.Database
-	if err := json.Unmarshal(data, &rec); err != nil {
-		return workflows.RollbackOutput{}, fmt.Errorf("roll back database: %s: %w", tree.MarkerPath(beforeRecord), err)
-	}
-	dump := tree.MarkerPath(beforeDump)
-	if sum, _, err := archive.HashFile(dump); err != nil || sum != rec.SHA256 {
-		return workflows.RollbackOutput{}, fmt.Errorf("roll back database: the copy %s does not match its record (%v)", dump, err)
-	}
-	wctx, stop := hb.watch(ctx, a.stallTimeout(), "the in-place reload")
-	err = stalled(wctx, a.DB.RestoreInPlace(wctx, dump, rec.Tables, func(n int64) { hb.set(n) }))
-	stop()
-	if err != nil {
-		return workflows.RollbackOutput{}, classify(fmt.Errorf("roll back database in place: %w", err))
-	}
-	return workflows.RollbackOutput{Action: "reloaded the state before the restore in place"}, nil
+// progress reports a domain step's progress through hb, and stops it once
+// it moves nothing for the stall timeout.
+func (a *Activities) progress(hb *heartbeat) restore.Progress {
+	return heartbeatProgress{hb: hb, limit: a.stallTimeout()}
 }
 
-func (a *Activities) recordedMode(tree staging.Tree) string {
-	data, err := os.ReadFile(tree.MarkerPath(dbModeMarker))
-	if err != nil {
-		return ""
-	}
-	return string(data)
+type heartbeatProgress struct {
+	hb    *heartbeat
+	limit time.Duration
+}
+
+func (p heartbeatProgress) Set(v any) { p.hb.set(v) }
+
+func (p heartbeatProgress) Watch(ctx context.Context, what string) (context.Context, func()) {
+	return p.hb.watch(ctx, p.limit, what)
 }
 
 // VerifyRestore is step 7 (and the check after a rollback): files against the
@@ -632,7 +392,7 @@ func (a *Activities) VerifyRestore(ctx context.Context, in workflows.VerifyInput
 // (VACUUM (ANALYZE)), once step 7 has passed; a failure is logged, as
 // autovacuum will get to it.
 func (a *Activities) AnalyzeRestored(ctx context.Context, in workflows.StepInput) error {
-	if a.DB == nil || a.recordedMode(staging.Tree{Root: a.Root, ID: in.RestoreID}) == "" {
+	if !a.job(in.RestoreID).Loaded() {
 		return nil
 	}
 	hb := startHeartbeat(ctx)
@@ -649,84 +409,45 @@ func (a *Activities) AnalyzeRestored(ctx context.Context, in workflows.StepInput
 func (a *Activities) FinishRestore(ctx context.Context, in workflows.StepInput) error {
 	hb := startHeartbeat(ctx) // removing a large tree takes a while
 	defer hb.end()
-	tree := staging.Tree{Root: a.Root, ID: in.RestoreID}
-	if a.DB != nil {
-		if err := a.DB.DropPreRestore(ctx, in.RestoreID); err != nil {
-			return classify(fmt.Errorf("drop pre-restore database: %w", err))
-		}
-	}
-	if err := tree.Cleanup(); err != nil {
-		return classify(err)
-	}
-	return nil
+	return classify(a.job(in.RestoreID).Finish(ctx))
 }
 
-// RollbackStorage undoes step 4: the pre-restore copies go back in place.
-// Where a copy is missing, the path is restored from the emergency backup.
+// RollbackStorage undoes step 4: the pre-restore copies go back in place;
+// a path whose copy is missing is restored from the emergency backup.
 func (a *Activities) RollbackStorage(ctx context.Context, in workflows.RollbackInput) (workflows.RollbackOutput, error) {
 	hb := startHeartbeat(ctx)
 	defer hb.end()
-	tree := staging.Tree{Root: a.Root, ID: in.RestoreID}
-	err := tree.SwapBack()
-	if err == nil {
-		faultpoint.Hit(faultpoint.RolledBackStorage)
-		return workflows.RollbackOutput{Action: "swapped back"}, nil
-	}
-	var nc *staging.NoCopyError
-	if !errors.As(err, &nc) || in.EmergencyManifest == "" {
-		return workflows.RollbackOutput{}, classify(fmt.Errorf("roll back storage: %w", err))
-	}
-	a.log(ctx).Warn("pre-restore copy missing; restoring those paths from the emergency backup", "paths", nc.Paths)
-	m, err := a.manifests.Read(a.abs(in.EmergencyManifest))
-	if err != nil {
-		return workflows.RollbackOutput{}, classify(err)
-	}
-	// The paths that were put back keep their newer copies; only the
-	// missing ones come from the emergency backup, restored like a backup
-	// with their own staging area.
-	etree := staging.Tree{Root: a.Root, ID: in.RestoreID + "-rollback"}
-	if !etree.SwapStarted() {
-		if err := etree.Reset(); err != nil {
+	var emergency *manifest.Manifest
+	var emergencyArchive string
+	if in.EmergencyManifest != "" {
+		m, err := a.manifests.Read(a.abs(in.EmergencyManifest))
+		if err != nil {
 			return workflows.RollbackOutput{}, classify(err)
 		}
-		if _, err := a.extractPaths(ctx, hb, a.Backups.ArchivePath(m.ID), m, etree.Dir(), nc.Paths); err != nil {
-			return workflows.RollbackOutput{}, classify(fmt.Errorf("roll back storage from emergency backup %s: %w", m.ID, err))
-		}
+		emergency, emergencyArchive = m, a.Backups.ArchivePath(m.ID)
 	}
-	if err := etree.Swap(nc.Paths); err != nil {
-		return workflows.RollbackOutput{}, classify(err)
+	action, err := a.job(in.RestoreID).RollBackStorage(ctx, a.progress(hb), emergencyArchive, emergency)
+	if err != nil {
+		return workflows.RollbackOutput{}, classify(fmt.Errorf("roll back storage: %w", err))
 	}
-	if err := etree.Cleanup(); err != nil {
-		return workflows.RollbackOutput{}, classify(err)
+	if action != "swapped back" {
+		a.log(ctx).Warn("a pre-restore copy was missing", "action", action)
 	}
-	if err := tree.Forget(); err != nil {
-		return workflows.RollbackOutput{}, classify(err)
-	}
-	return workflows.RollbackOutput{Action: fmt.Sprintf("put back; %v restored from emergency backup %s", nc.Paths, m.ID)}, nil
+	return workflows.RollbackOutput{Action: action}, nil
 }
 
-// RollbackDatabase undoes step 5: after a rename swap the kept database is
-// renamed back; after an in-place load the copy taken just before it (with
-// the services stopped) is loaded in place.
+// RollbackDatabase undoes step 5 (see restore.Job.RollBackDatabase).
 func (a *Activities) RollbackDatabase(ctx context.Context, in workflows.RollbackInput) (workflows.RollbackOutput, error) {
 	if a.DB == nil {
 		return workflows.RollbackOutput{Action: "no database configured"}, nil
 	}
 	hb := startHeartbeat(ctx)
 	defer hb.end()
-	tree := staging.Tree{Root: a.Root, ID: in.RestoreID}
-	if a.recordedMode(tree) == pgdump.ModeInPlace {
-		return a.rollBackInPlace(ctx, hb, tree)
-	}
-	swapped, err := a.DB.SwapBack(ctx, in.RestoreID)
+	action, err := a.job(in.RestoreID).RollBackDatabase(ctx, a.progress(hb))
 	if err != nil {
 		return workflows.RollbackOutput{}, classify(fmt.Errorf("roll back database: %w", err))
 	}
-	faultpoint.Hit(faultpoint.RolledBackDatabase)
-	if swapped {
-		return workflows.RollbackOutput{Action: "renamed the kept database back"}, nil
-	}
-	return workflows.RollbackOutput{Action: "nothing to undo"}, nil
+	return workflows.RollbackOutput{Action: action}, nil
 }
 
 func errNoSpace(format string, args ...any) error {

@@ -16,7 +16,7 @@ go vet ./...
 # The build variants: the production worker without the embedded server, the
 # fault-injection worker of the crash tests.
 go vet -tags nodevserver ./worker
-go vet -tags faultinject ./internal/faultpoint ./activities ./internal/pgdump
+go vet -tags faultinject ./internal/faultpoint ./activities ./internal/pgdump ./internal/restore
 echo "== staticcheck"
 .tools/staticcheck ./...
 [ "${1:-}" = lint ] && exit 0
