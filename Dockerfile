@@ -16,7 +16,12 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends postgresql-client-15 ca-certificates tar \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/worker /out/starter /usr/local/bin/
+# The worker runs unprivileged (uid 10001): it needs to own the data
+# directory and, for the docker controller, the Docker socket's group
+# (docker-compose.yml adds it). Only restoring files' owners needs root.
+RUN useradd --system --uid 10001 --home-dir /app --no-create-home vulcan
 ENV VULCAN_ROOT=/app \
     TEMPORAL_ADDRESS=temporal:7233
 WORKDIR /app
+USER 10001:10001
 ENTRYPOINT ["worker"]

@@ -62,6 +62,16 @@ func TestComposeStack(t *testing.T) {
 	if !root || !socket {
 		t.Errorf("worker volumes %+v: want the root bound at /app and the Docker socket", w.Volumes)
 	}
+	// The worker runs unprivileged, with the Docker socket's group.
+	if u := strings.Split(w.User, ":")[0]; u == "" || u == "0" || u == "root" {
+		t.Errorf("the worker runs as %q: want an unprivileged user", w.User)
+	}
+	if len(w.GroupAdd) == 0 {
+		t.Error("the worker is not given the Docker socket's group (group_add)")
+	}
+	if !regexp.MustCompile(`(?m)^USER [1-9][0-9]*`).Match(mustRead(t, "Dockerfile")) {
+		t.Error("the image does not switch to an unprivileged USER")
+	}
 	if p.Services["app"].Labels["vulcan.stop-during-restore"] != "true" {
 		t.Error("the example app is not labelled vulcan.stop-during-restore=true")
 	}
@@ -92,4 +102,13 @@ func TestComposeStackNeedsAToken(t *testing.T) {
 	if _, err := opts.LoadProject(context.Background()); err == nil || !strings.Contains(err.Error(), "VULCAN_API_TOKEN") {
 		t.Fatalf("want an error naming VULCAN_API_TOKEN, got %v", err)
 	}
+}
+
+func mustRead(t *testing.T, p string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }
