@@ -9,6 +9,7 @@ LDFLAGS := -X main.version=$(VERSION)
 # (outside go.mod) where missing.
 TOOLS       := $(CURDIR)/.tools
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+GOSEC       := github.com/securego/gosec/v2/cmd/gosec@v2.30.0
 
 all: build
 
@@ -28,16 +29,19 @@ test: build tools
 	scripts/test.sh
 
 ## tools: the linters make test runs
-tools: $(TOOLS)/staticcheck
+tools: $(TOOLS)/staticcheck $(TOOLS)/gosec
 
 $(TOOLS)/staticcheck:
 	GOBIN=$(TOOLS) $(GO) install $(STATICCHECK)
+
+$(TOOLS)/gosec:
+	GOBIN=$(TOOLS) $(GO) install $(GOSEC)
 
 ## bench: ours against tar -czf + pg_dump and tar -xzf + psql on the reference data, then Go benchmarks
 bench:
 	scripts/bench.sh
 
-## lint: gofmt and go vet only
+## lint: gofmt, go vet, staticcheck and gosec
 lint: tools
 	scripts/test.sh lint
 

@@ -197,7 +197,7 @@ func (a *Activities) ArchiveStorage(ctx context.Context, plan workflows.BackupPl
 		err = cerr
 	}
 	if err != nil {
-		os.Remove(tmp)
+		os.Remove(tmp) // #nosec G104 -- best-effort removal of a temporary file; the error that matters is returned
 		if isNotExist(err) {
 			// A configured path that is missing: retrying will not help.
 			return workflows.ArchiveOutput{}, badInput("create archive: %v (check VULCAN_PATHS and VULCAN_ROOT)", err)
@@ -206,7 +206,7 @@ func (a *Activities) ArchiveStorage(ctx context.Context, plan workflows.BackupPl
 	}
 	if db != nil {
 		if len(res.Extra) != 1 || res.Extra[0].SHA256 != db.SHA256 {
-			os.Remove(tmp)
+			os.Remove(tmp) // #nosec G104 -- best-effort removal of a temporary file; the error that matters is returned
 			return workflows.ArchiveOutput{}, classify(fmt.Errorf("archive: the database dump changed after it was written"))
 		}
 	}
@@ -220,7 +220,7 @@ func (a *Activities) ArchiveStorage(ctx context.Context, plan workflows.BackupPl
 		m.DatabaseNote = NoDatabaseNote
 	}
 	if err := m.Validate(); err != nil {
-		os.Remove(tmp)
+		os.Remove(tmp) // #nosec G104 -- best-effort removal of a temporary file; the error that matters is returned
 		return workflows.ArchiveOutput{}, classify(fmt.Errorf("archive: %w", err))
 	}
 	if err := manifest.Write(a.Backups.PendingManifestPath(plan.ID), m); err != nil {

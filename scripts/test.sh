@@ -19,6 +19,8 @@ go vet -tags nodevserver ./worker
 go vet -tags faultinject ./internal/faultpoint ./activities ./internal/pgdump ./internal/restore
 echo "== staticcheck"
 .tools/staticcheck ./...
+echo "== gosec (every finding fixed or justified inline: #nosec <rule> -- why)"
+.tools/gosec -quiet ./...
 [ "${1:-}" = lint ] && exit 0
 
 echo "== PostgreSQL"

@@ -246,7 +246,7 @@ func sdkMetricsHandler(m *metrics.Metrics) (client.MetricsHandler, func(), error
 		SanitizeOptions: &sdktally.PrometheusSanitizeOptions,
 		Prefix:          "temporal",
 	}, time.Second)
-	return sdktally.NewMetricsHandler(sdktally.NewPrometheusNamingScope(scope)), func() { closer.Close() }, nil
+	return sdktally.NewMetricsHandler(sdktally.NewPrometheusNamingScope(scope)), func() { closer.Close() }, nil // #nosec G104 -- closing the metrics reporter at exit
 }
 
 // seedMetrics sets the last-success and retained gauges from the backups on

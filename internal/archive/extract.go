@@ -82,7 +82,7 @@ func Extract(ctx context.Context, r io.Reader, m *manifest.Manifest, opts Extrac
 			if err := root.Mkdir(name, 0o700); err != nil && !os.IsExist(err) {
 				return fmt.Errorf("extract %s: %w", name, err)
 			}
-			dirs = append(dirs, dirMeta{name, restoredMode(uint32(hdr.Mode)), hdr.ModTime, hdr.Uid, hdr.Gid})
+			dirs = append(dirs, dirMeta{name, restoredMode(uint32(hdr.Mode)), hdr.ModTime, hdr.Uid, hdr.Gid}) // #nosec G115 -- bounded by the tar and gzip formats (modes are 12 bits, sizes checked against the manifest)
 		case tar.TypeSymlink:
 			if err := parents.mkdirAll(path.Dir(name)); err != nil {
 				return fmt.Errorf("extract %s: %w", name, err)
@@ -168,7 +168,7 @@ func writeFile(dir int, base string, hdr *tar.Header, content io.Reader, chown b
 		_ = f.Chown(hdr.Uid, hdr.Gid)
 	}
 	if err == nil {
-		err = f.Chmod(restoredMode(uint32(hdr.Mode)))
+		err = f.Chmod(restoredMode(uint32(hdr.Mode))) // #nosec G115 -- bounded by the tar and gzip formats (modes are 12 bits, sizes checked against the manifest)
 	}
 	if err == nil {
 		t := unix.NsecToTimespec(hdr.ModTime.UnixNano())
@@ -230,7 +230,7 @@ func (p *parentDirs) open(name string) (int, error) {
 
 func (p *parentDirs) close() {
 	if p.dir != nil {
-		p.dir.Close()
+		p.dir.Close() // #nosec G104 -- closed on an error path or after use; the error that matters is returned
 		p.dir = nil
 	}
 }

@@ -51,7 +51,7 @@ func FreePort(host string) (int, error) {
 	if !ports.opened {
 		ports.opened = true
 		ports.window, ports.lock = claimWindow()
-		ports.next = rand.IntN(windowSize)
+		ports.next = rand.IntN(windowSize) // #nosec G404 -- spreads port choices over the window; not a secret
 	}
 	var last error
 	if ports.window >= 0 {
@@ -66,7 +66,7 @@ func FreePort(host string) (int, error) {
 		return 0, fmt.Errorf("no free port on %s in %d-%d: %w", host, base, base+windowSize-1, last)
 	}
 	for range 100 {
-		port := portLow + rand.IntN(portHigh-portLow)
+		port := portLow + rand.IntN(portHigh-portLow) // #nosec G404 -- spreads port choices over the window; not a secret
 		if last = checkFree(host, port); last == nil {
 			return port, nil
 		}
@@ -79,19 +79,19 @@ func FreePort(host string) (int, error) {
 // release the lock). It returns -1 if none can be had.
 func claimWindow() (int, *os.File) {
 	dir := filepath.Join(os.TempDir(), "vulcan-devserver-ports")
-	if err := os.MkdirAll(dir, 0o777); err != nil {
+	if err := os.MkdirAll(dir, 0o777); err != nil { // #nosec G301 -- the port-window lock files are shared by every worker --dev on the host, whoever runs it
 		return -1, nil
 	}
-	_ = os.Chmod(dir, 0o777|os.ModeSticky) // shared by every user, like /tmp
-	first := rand.IntN(windowCount)
+	_ = os.Chmod(dir, 0o777|os.ModeSticky) // #nosec G302 -- shared by every user, like /tmp
+	first := rand.IntN(windowCount)        // #nosec G404 -- spreads port choices over the window; not a secret
 	for i := range windowCount {
 		w := (first + i) % windowCount
-		f, err := os.OpenFile(filepath.Join(dir, "window-"+strconv.Itoa(w)), os.O_RDWR|os.O_CREATE, 0o666)
+		f, err := os.OpenFile(filepath.Join(dir, "window-"+strconv.Itoa(w)), os.O_RDWR|os.O_CREATE, 0o666) // #nosec G302 G304 -- a lock file of the shared port-window directory, used by every worker --dev on the host
 		if err != nil {
 			continue
 		}
 		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-			f.Close()
+			f.Close() // #nosec G104 -- closed on an error path or after use; the error that matters is returned
 			continue
 		}
 		return w, f

@@ -75,8 +75,8 @@ func Send(ctx context.Context, client *http.Client, urls []string, msg Message, 
 			errs = append(errs, fmt.Errorf("notify %s: %v", redact(u), errors.Unwrap(err)))
 			continue
 		}
-		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-		resp.Body.Close()
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // #nosec G104 -- drains the body for connection reuse; the status is what counts
+		resp.Body.Close()                                      // #nosec G104 -- closed on an error path or after use; the error that matters is returned
 		if resp.StatusCode/100 != 2 {
 			errs = append(errs, fmt.Errorf("notify %s: HTTP %d", redact(u), resp.StatusCode))
 		} else if delivered != nil {

@@ -57,7 +57,7 @@ func (t *Target) maintenanceDB() string {
 // LoadFile feeds a plain-SQL dump to psql in a single transaction, stopping at
 // the first error, against database db. progress gets the bytes read so far.
 func (t *Target) LoadFile(ctx context.Context, db, dumpPath string, progress func(int64)) error {
-	f, err := os.Open(dumpPath)
+	f, err := os.Open(dumpPath) // #nosec G304 -- path from the configuration, the backup directory or a restore's own staging area, not from a request
 	if err != nil {
 		return fmt.Errorf("open dump: %w", err)
 	}
@@ -69,7 +69,7 @@ func (t *Target) LoadFile(ctx context.Context, db, dumpPath string, progress fun
 // transaction, stopping at the first error.
 func (t *Target) psql(ctx context.Context, db string, stdin io.Reader) error {
 	var stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction",
+	cmd := exec.CommandContext(ctx, "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", // #nosec G204 -- a fixed tool (pg_dump, psql, docker, systemctl) or the operator's own configured command; arguments are not a shell string
 		"--dbname="+t.url(db))
 	cmd.Env = t.env()
 	cmd.Stdin = stdin
@@ -243,7 +243,7 @@ func (t *Target) adminFor(ctx context.Context, restoreID string) (*pgx.Conn, boo
 	}
 	swapped, err := dbExists(ctx, admin, t.PreRestoreName(restoreID))
 	if err != nil {
-		admin.Close(context.WithoutCancel(ctx))
+		admin.Close(context.WithoutCancel(ctx)) // #nosec G104 -- closed on an error path or after use; the error that matters is returned
 		return nil, false, err
 	}
 	return admin, swapped, nil

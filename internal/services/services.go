@@ -176,7 +176,7 @@ func (e *Exec) waitHealthy(ctx context.Context) error {
 }
 
 func run(ctx context.Context, what, command string) error {
-	cmd := exec.CommandContext(ctx, "sh", "-c", command)
+	cmd := exec.CommandContext(ctx, "sh", "-c", command) // #nosec G204 -- a fixed tool (pg_dump, psql, docker, systemctl) or the operator's own configured command; arguments are not a shell string
 	cmd.Env = os.Environ()
 	cmd.WaitDelay = 5 * time.Second
 	out, err := cmd.CombinedOutput()

@@ -13,7 +13,7 @@ type Systemctl func(ctx context.Context, args ...string) ([]byte, error)
 
 // RunSystemctl is the real systemctl.
 func RunSystemctl(ctx context.Context, args ...string) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, "systemctl", args...)
+	cmd := exec.CommandContext(ctx, "systemctl", args...) // #nosec G204 -- a fixed tool (pg_dump, psql, docker, systemctl) or the operator's own configured command; arguments are not a shell string
 	cmd.WaitDelay = 5 * time.Second
 	return cmd.CombinedOutput()
 }

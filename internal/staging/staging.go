@@ -141,7 +141,7 @@ func (t Tree) Swap(paths []string) error {
 				}
 			}
 		}
-		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil { // #nosec G301 -- parents of a restored path, which the application must traverse
 			return fmt.Errorf("staging: %w", err)
 		}
 		if err := os.Rename(staged, target); err != nil {

@@ -160,7 +160,7 @@ func WithDatabase(t testing.TB, base, db string) string {
 // Psql runs psql against dbURL with extra arguments and fails the test on error.
 func Psql(t testing.TB, dbURL string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command("psql", append([]string{"-X", "-q", "-v", "ON_ERROR_STOP=1", "--dbname=" + dbURL}, args...)...)
+	cmd := exec.Command("psql", append([]string{"-X", "-q", "-v", "ON_ERROR_STOP=1", "--dbname=" + dbURL}, args...)...) // #nosec G204 -- a fixed tool (pg_dump, psql, docker, systemctl) or the operator's own configured command; arguments are not a shell string
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("psql %s: %v\n%s", strings.Join(args, " "), err, out)
