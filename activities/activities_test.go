@@ -738,3 +738,22 @@ func TestStuckDumpIsStopped(t *testing.T) {
 		t.Errorf("the partial dump is left: %v", err)
 	}
 }
+
+// A backup that recorded a setuid or setgid file says so in the restore's
+// plan (the starter prints it): the file is restored without the bit.
+func TestRestorePlanListsSetIDFiles(t *testing.T) {
+	a := newActivities(t, "")
+	tool := filepath.Join(a.Root, "storage", "logs", "tool")
+	os.WriteFile(tool, []byte("#!/bin/sh\n"), 0o755)
+	if err := os.Chmod(tool, 0o755|os.ModeSetuid); err != nil {
+		t.Fatal(err)
+	}
+	b := backup(t, a, workflows.KindManual, time.Date(2025, 1, 14, 2, 0, 0, 0, time.UTC))
+	plan, err := a.ValidateArchive(context.Background(), workflows.RestoreInput{Archive: b.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.SetIDFiles) != 1 || plan.SetIDFiles[0] != "storage/logs/tool" {
+		t.Fatalf("setid files %v", plan.SetIDFiles)
+	}
+}

@@ -208,7 +208,7 @@ func (s *Server) guard(next http.Handler) http.Handler {
 				writeError(w, http.StatusForbidden, "cross-site request (Sec-Fetch-Site: %s): refused", site)
 				return
 			}
-			if origin := r.Header.Get("Origin"); origin != "" && !s.allowedOrigin(origin) {
+			if origin := r.Header.Get("Origin"); origin != "" && !s.sameOrigin(origin, r.Host) {
 				writeError(w, http.StatusForbidden, "request from origin %q: refused", origin)
 				return
 			}
@@ -246,10 +246,12 @@ func (s *Server) allowedHost(hostport string) bool {
 	return false
 }
 
-// allowedOrigin accepts an Origin whose host is one allowedHost accepts.
-func (s *Server) allowedOrigin(origin string) bool {
+// sameOrigin accepts an Origin that is the API itself: the host and port the
+// request was sent to. A page served by another local program (another
+// port) is another origin.
+func (s *Server) sameOrigin(origin, host string) bool {
 	u, err := url.Parse(origin)
-	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && s.allowedHost(u.Host)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && strings.EqualFold(u.Host, host) && s.allowedHost(u.Host)
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {

@@ -99,6 +99,7 @@ func TestBrowserForgeriesAreRefused(t *testing.T) {
 		{"form backup", "POST", "/api/system/backup", "a=b", map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, 415},
 		{"cross-site origin", "POST", "/api/system/backup", "", map[string]string{"Origin": "https://evil.example"}, 403},
 		{"null origin", "POST", "/api/system/backup", "", map[string]string{"Origin": "null"}, 403},
+		{"another local origin", "POST", "/api/system/backup", "", map[string]string{"Origin": "http://127.0.0.1:9999"}, 403},
 		{"cross-site fetch", "POST", "/api/system/backup", "", map[string]string{"Sec-Fetch-Site": "cross-site"}, 403},
 		{"rebinding host, read", "GET", "/api/system/backups", "", map[string]string{"Host": "rebind.evil.example:8000"}, 421},
 		{"rebinding host, restore", "POST", "/api/system/restore", restore,
