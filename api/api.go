@@ -199,21 +199,26 @@ func bearer(r *http.Request, want string) bool {
 // no-cors fetch sends text/plain without a preflight).
 func (s *Server) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		refuse := func(status int, format string, args ...any) {
+			reason := fmt.Sprintf(format, args...)
+			s.log().Warn("API request refused", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "reason", reason)
+			writeError(w, status, "%s", reason)
+		}
 		if s.Token == "" && !s.allowedHost(r.Host) {
-			writeError(w, http.StatusMisdirectedRequest, "Host %q is not a loopback name: refused (DNS rebinding)", r.Host)
+			refuse(http.StatusMisdirectedRequest, "Host %q is not a loopback name: refused (DNS rebinding)", r.Host)
 			return
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
-				writeError(w, http.StatusForbidden, "cross-site request (Sec-Fetch-Site: %s): refused", site)
+				refuse(http.StatusForbidden, "cross-site request (Sec-Fetch-Site: %s): refused", site)
 				return
 			}
 			if origin := r.Header.Get("Origin"); origin != "" && !s.sameOrigin(origin, r.Host) {
-				writeError(w, http.StatusForbidden, "request from origin %q: refused", origin)
+				refuse(http.StatusForbidden, "request from origin %q: refused", origin)
 				return
 			}
 			if (r.ContentLength != 0 || r.Header.Get("Content-Type") != "") && !isJSON(r.Header.Get("Content-Type")) {
-				writeError(w, http.StatusUnsupportedMediaType, "the body must be application/json, not %q", r.Header.Get("Content-Type"))
+				refuse(http.StatusUnsupportedMediaType, "the body must be application/json, not %q", r.Header.Get("Content-Type"))
 				return
 			}
 		}
@@ -492,6 +497,13 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
+}
+
+func (s *Server) log() *slog.Logger {
+	if s.Log != nil {
+		return s.Log
+	}
+	return slog.Default()
 }
 
 func writeError(w http.ResponseWriter, status int, format string, args ...any) {

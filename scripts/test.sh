@@ -47,5 +47,8 @@ fuzz FuzzResolveForRestore 20000x ./internal/store
 echo "== embedded Temporal server (ports, fatal errors)"
 go test -count=1 ./internal/devserver ./worker
 
+echo "== headless Chromium (browser tests)"
+scripts/browser.sh
+
 echo "== end-to-end tests (embedded Temporal server, real binaries)"
 go test -count=1 -timeout 15m ./e2e/...
