@@ -220,10 +220,7 @@ func TestWorkerKilledMidCommit(t *testing.T) {
 	s.setEnv(faultpoint.Env, "")
 	s.start()
 	// The commit is retried once its attempt times out (a minute).
-	waitFor(t, 4*time.Minute, "the backup to complete", func() bool {
-		_, err := os.Stat(filepath.Join(s.root, "backups", ".vulcan.lock"))
-		return os.IsNotExist(err) && backupCount(t, s) == 1
-	})
+	waitForOneBackup(t, s)
 	var list struct {
 		Backups []struct {
 			ID string `json:"id"`

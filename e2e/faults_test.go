@@ -38,6 +38,15 @@ func randomFile(t *testing.T, p string, n int) {
 	}
 }
 
+// waitForOneBackup waits until the lock is free and one backup exists.
+func waitForOneBackup(t *testing.T, s *system) {
+	t.Helper()
+	waitFor(t, 4*time.Minute, "the backup to complete", func() bool {
+		_, err := os.Stat(filepath.Join(s.root, "backups", ".vulcan.lock"))
+		return os.IsNotExist(err) && backupCount(t, s) == 1
+	})
+}
+
 func backupCount(t *testing.T, s *system) int {
 	t.Helper()
 	var list struct {
@@ -190,10 +199,7 @@ func TestWorkerKilledMidBackup(t *testing.T) {
 	<-s.done
 	s.start()
 	// The archive step is retried once its heartbeat times out (30 s).
-	waitFor(t, 4*time.Minute, "the backup to complete", func() bool {
-		_, err := os.Stat(filepath.Join(s.root, "backups", ".vulcan.lock"))
-		return os.IsNotExist(err) && backupCount(t, s) == 1
-	})
+	waitForOneBackup(t, s)
 	var list struct {
 		Backups []struct {
 			ID       string `json:"id"`

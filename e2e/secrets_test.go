@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	neturl "net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -78,15 +77,10 @@ func TestPasswordStaysSecret(t *testing.T) {
 // histories.
 func TestSecretsStayOffCommandLinesAndHistories(t *testing.T) {
 	admin := testutil.NewDatabase(t)
-	u, _ := neturl.Parse(admin)
-	password, _ := u.User.Password()
-	u.User = neturl.User(u.User.Username())
-	q := u.Query()
-	q.Set("password", password)
-	u.RawQuery = q.Encode()
+	inQuery, password := testutil.PasswordInQuery(t, admin)
 	testutil.LoadVulcanDB(t, admin, 2000)
 	const token = "api-token-never-shown-7f3a"
-	s := newSystem(t, "DATABASE_URL="+u.String(), "VULCAN_API_ADDR="+fmt.Sprintf("127.0.0.1:%d", freePort(t)), "VULCAN_API_TOKEN="+token)
+	s := newSystem(t, "DATABASE_URL="+inQuery, "VULCAN_API_ADDR="+fmt.Sprintf("127.0.0.1:%d", freePort(t)), "VULCAN_API_TOKEN="+token)
 	makeStorage(t, s.root, 2)
 	s.start()
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"github.com/jackc/pgx/v5"
 	"maps"
-	neturl "net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -287,14 +286,8 @@ func TestPasswordInTheQueryStaysOffTheCommandLine(t *testing.T) {
 			t.Errorf("%s: no PGPASSWORD for the tools", raw)
 		}
 	}
-	admin := testutil.NewDatabase(t)
-	u, _ := neturl.Parse(admin)
-	pw, _ := u.User.Password()
-	u.User = neturl.User(u.User.Username())
-	q := u.Query()
-	q.Set("password", pw)
-	u.RawQuery = q.Encode()
-	tg, err := pgdump.Parse(u.String())
+	inQuery, _ := testutil.PasswordInQuery(t, testutil.NewDatabase(t))
+	tg, err := pgdump.Parse(inQuery)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -242,3 +242,19 @@ func Fingerprint(t testing.TB, dbURL string) map[string]string {
 	}
 	return fp
 }
+
+// PasswordInQuery moves the password of a database URL from its user part to
+// its query (?password=...), and returns the new URL and the password.
+func PasswordInQuery(t testing.TB, raw string) (string, string) {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	password, _ := u.User.Password()
+	u.User = url.User(u.User.Username())
+	q := u.Query()
+	q.Set("password", password)
+	u.RawQuery = q.Encode()
+	return u.String(), password
+}
