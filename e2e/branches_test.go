@@ -30,11 +30,15 @@ type branch struct {
 	input    any
 	fail     map[string]int // activity -> how many calls fail (-1: all)
 	block    string         // activity that runs until cancelled
-	// during runs while the workflow runs, once its progress is in state.
+	// during runs while the workflow runs, once its progress is in state
+	// (and at step or later).
 	state  string
+	step   int
 	during func(ctx context.Context, c client.Client, id string) error
 	// wantErr is whether the workflow ends in an error.
 	wantErr bool
+	// check looks at the order the stand-ins ran in, once it has ended.
+	check func(t *testing.T, events []string)
 }
 
 // Every branch of the workflows runs on a real (embedded) Temporal server
@@ -83,7 +87,9 @@ func TestWorkflowBranchHistories(t *testing.T) {
 		{name: "cancel-validate", workflow: wf.RestoreWorkflowName, input: restore, block: wf.ValidateAndStageActivity,
 			state: wf.StateRunning, during: cancelIt, wantErr: true},
 		{name: "cancel-database", workflow: wf.RestoreWorkflowName, input: restore, block: wf.RestoreDatabaseActivity,
-			state: wf.StateRunning, during: cancelIt, wantErr: true},
+			state: wf.StateRunning, step: 5, during: cancelIt, wantErr: true, check: undoneAfterStopped(wf.RestoreDatabaseActivity, wf.RollbackDatabaseActivity)},
+		{name: "cancel-start", workflow: wf.RestoreWorkflowName, input: restore, block: wf.StartServicesActivity,
+			state: wf.StateRunning, step: 6, during: cancelIt, wantErr: true, check: undoneAfterStopped(wf.StartServicesActivity, wf.StopServicesActivity)},
 		{name: "rollback-incomplete-retry", workflow: wf.RestoreWorkflowName, input: restore,
 			fail:  map[string]int{wf.StartServicesActivity: 1, wf.RollbackDatabaseActivity: 1},
 			state: wf.StateRollbackIncomplete, during: decide(wf.DecisionRetry), wantErr: true},
@@ -104,12 +110,13 @@ func TestWorkflowBranchHistories(t *testing.T) {
 
 func runBranch(t *testing.T, c client.Client, b branch) {
 	queue := "branch-" + strings.ToLower(b.workflow) + "-" + b.name
-	w := worker.New(c, queue, worker.Options{})
+	w := worker.New(c, queue, worker.Options{MaxHeartbeatThrottleInterval: time.Second})
 	w.RegisterWorkflowWithOptions(wf.BackupWorkflow, workflow.RegisterOptions{Name: wf.BackupWorkflowName})
 	w.RegisterWorkflowWithOptions(wf.RestoreWorkflow, workflow.RegisterOptions{Name: wf.RestoreWorkflowName})
 	w.RegisterWorkflowWithOptions(wf.CleanupWorkflow, workflow.RegisterOptions{Name: wf.CleanupWorkflowName})
 	w.RegisterWorkflowWithOptions(wf.RestoreCleanupWorkflow, workflow.RegisterOptions{Name: wf.RestoreCleanupWorkflowName})
-	(&standIns{fail: b.fail, block: b.block, calls: map[string]int{}}).register(w)
+	stand := &standIns{fail: b.fail, block: b.block, calls: map[string]int{}}
+	stand.register(w)
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +130,7 @@ func runBranch(t *testing.T, c client.Client, b branch) {
 		t.Fatal(err)
 	}
 	if b.during != nil {
-		waitForState(ctx, t, c, run, b.state)
+		waitForState(ctx, t, c, run, b.state, b.step)
 		if err := b.during(ctx, c, id); err != nil {
 			t.Fatalf("%s: %v", b.name, err)
 		}
@@ -131,6 +138,11 @@ func runBranch(t *testing.T, c client.Client, b branch) {
 	err = run.Get(ctx, nil)
 	if (err != nil) != b.wantErr {
 		t.Fatalf("workflow error %v, want error: %v", err, b.wantErr)
+	}
+	if b.check != nil {
+		stand.mu.Lock()
+		b.check(t, append([]string(nil), stand.events...))
+		stand.mu.Unlock()
 	}
 	if b.workflow == wf.RestoreWorkflowName && !strings.Contains(b.name, "dry-run") {
 		// The restore's emergency backup and clean-up are their own runs.
@@ -164,12 +176,12 @@ func runBranch(t *testing.T, c client.Client, b branch) {
 }
 
 // waitForState polls the progress query until the workflow is in state.
-func waitForState(ctx context.Context, t *testing.T, c client.Client, run client.WorkflowRun, state string) {
+func waitForState(ctx context.Context, t *testing.T, c client.Client, run client.WorkflowRun, state string, step int) {
 	t.Helper()
 	for ctx.Err() == nil {
 		if v, err := c.QueryWorkflow(ctx, run.GetID(), run.GetRunID(), wf.ProgressQuery); err == nil {
 			var p wf.Progress
-			if v.Get(&p) == nil && p.State == state && (state != wf.StateRunning || p.Step > 0) {
+			if v.Get(&p) == nil && p.State == state && p.Step >= max(step, 1) {
 				return
 			}
 		}
@@ -192,22 +204,28 @@ func waitClosed(ctx context.Context, t *testing.T, c client.Client, id string, w
 // standIns are activities with the real names and signatures that succeed,
 // fail (non-retryably, so the branch is short) or block until cancelled.
 type standIns struct {
-	mu    sync.Mutex
-	fail  map[string]int
-	block string
-	calls map[string]int
+	mu     sync.Mutex
+	fail   map[string]int
+	block  string
+	calls  map[string]int
+	events []string // "<activity>" as each starts, "<activity> stopped" when a blocked one has
 }
 
 func (s *standIns) check(ctx context.Context, name string) error {
 	s.mu.Lock()
 	s.calls[name]++
 	n, limit := s.calls[name], s.fail[name]
+	s.events = append(s.events, name)
 	s.mu.Unlock()
-	if name == s.block {
+	if name == s.block && n == 1 {
 		for ctx.Err() == nil {
 			activity.RecordHeartbeat(ctx, n)
 			time.Sleep(200 * time.Millisecond)
 		}
+		time.Sleep(time.Second) // like a tool that takes a moment to stop
+		s.mu.Lock()
+		s.events = append(s.events, name+" stopped")
+		s.mu.Unlock()
 		return ctx.Err()
 	}
 	if limit < 0 || n <= limit {
@@ -272,5 +290,27 @@ func (s *standIns) register(w worker.Worker) {
 		reg(name, func(ctx context.Context, _ wf.RollbackInput) (wf.RollbackOutput, error) {
 			return wf.RollbackOutput{Action: "undone"}, s.check(ctx, name)
 		})
+	}
+}
+
+// undoneAfterStopped checks that the undo of a cancelled step began only once
+// the step's activity had stopped.
+func undoneAfterStopped(step, undo string) func(*testing.T, []string) {
+	return func(t *testing.T, events []string) {
+		t.Helper()
+		started, stopped, undone := -1, -1, -1
+		for i, e := range events {
+			switch {
+			case e == step && started < 0:
+				started = i
+			case e == step+" stopped":
+				stopped = i
+			case e == undo && started >= 0 && undone < 0:
+				undone = i
+			}
+		}
+		if started < 0 || stopped < 0 || undone < stopped {
+			t.Fatalf("%s began before the cancelled %s stopped: %v", undo, step, events)
+		}
 	}
 }

@@ -46,7 +46,9 @@ func RestoreWorkflow(ctx workflow.Context, in RestoreInput) (_ *RestoreResult, e
 	return r.res, nil
 }
 
-// run is the seven steps.
+// run is the seven steps. From step 3 on a step's activity, when cancelled,
+// is waited for until it has stopped (callAndWait): its undo must not begin
+// while it still loads, renames or starts something.
 func (r *restore) run(ctx workflow.Context) error {
 	if err := r.validate(ctx); err != nil {
 		return err
@@ -185,7 +187,7 @@ func (r *restore) stopServices(ctx workflow.Context) error {
 	r.saga.add("start the services again", true, func(dctx workflow.Context) error {
 		return call(dctx, StartServicesActivity, "rollback: start services", r.running).Get(dctx, nil)
 	})
-	if err := call(ctx, StopServicesActivity, summary, r.running).Get(ctx, nil); err != nil {
+	if err := callAndWait(ctx, StopServicesActivity, summary, r.running).Get(ctx, nil); err != nil {
 		return r.stepErr(err)
 	}
 	return nil
@@ -200,7 +202,7 @@ func (r *restore) restoreStorage(ctx workflow.Context) error {
 		return call(dctx, RollbackStorageActivity, "rollback: put the storage back", rin).Get(dctx, nil)
 	})
 	var out StorageOutput
-	if err := call(ctx, RestoreStorageActivity, summary, r.input()).Get(ctx, &out); err != nil {
+	if err := callAndWait(ctx, RestoreStorageActivity, summary, r.input()).Get(ctx, &out); err != nil {
 		return r.stepErr(err)
 	}
 	if out.Files == 0 { // swapped what step 1 staged
@@ -219,7 +221,7 @@ func (r *restore) restoreDatabase(ctx workflow.Context) error {
 		return call(dctx, RollbackDatabaseActivity, "rollback: put the database back", rin).Get(dctx, nil)
 	})
 	var db DatabaseOutput
-	if err := call(ctx, RestoreDatabaseActivity, summary, r.input()).Get(ctx, &db); err != nil {
+	if err := callAndWait(ctx, RestoreDatabaseActivity, summary, r.input()).Get(ctx, &db); err != nil {
 		return r.stepErr(err)
 	}
 	r.res.Database, r.dbSkipped = &db, db.Skipped
@@ -232,7 +234,7 @@ func (r *restore) startServices(ctx workflow.Context) error {
 	r.saga.add("stop the services for the rollback", true, func(dctx workflow.Context) error {
 		return call(dctx, StopServicesActivity, "rollback: stop services", r.running).Get(dctx, nil)
 	})
-	if err := call(ctx, StartServicesActivity, summary, r.running).Get(ctx, nil); err != nil {
+	if err := callAndWait(ctx, StartServicesActivity, summary, r.running).Get(ctx, nil); err != nil {
 		return r.stepErr(err)
 	}
 	return nil
@@ -244,7 +246,7 @@ func (r *restore) verify(ctx workflow.Context) error {
 	summary := r.step(7)
 	var v VerifyOutput
 	vin := VerifyInput{Manifest: r.plan.Manifest, Services: r.running, SkipDatabase: r.dbSkipped, LayoutOnly: true}
-	if err := call(ctx, VerifyRestoreActivity, summary, vin).Get(ctx, &v); err != nil {
+	if err := callAndWait(ctx, VerifyRestoreActivity, summary, vin).Get(ctx, &v); err != nil {
 		return r.stepErr(err)
 	}
 	if len(v.Problems) > 0 {
