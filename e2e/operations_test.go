@@ -1,11 +1,13 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -148,4 +150,38 @@ func TestWebUIAndSchedule(t *testing.T) {
 	if len(list.Backups) != 1 {
 		t.Fatalf("backups after restart: %d", len(list.Backups))
 	}
+}
+
+// Ctrl-C in a following `starter restore` asks, and answered yes cancels
+// the restore, which is rolled back: the files and rows are as before, the
+// application runs, and the starter says it was cancelled.
+func TestCtrlCCancelsTheRestore(t *testing.T) {
+	f := newCrashFixture(t, 300)
+	s := f.s
+	starting := filepath.Join(s.root, "starting")
+	s.setEnv("VULCAN_EXEC_START", "touch "+starting+" && sleep 3 && "+execStart(s))
+	s.stop()
+	s.start()
+	cmd := exec.Command(starterBin, "restore", f.backup.Result.Archive, "--yes")
+	cmd.Dir, cmd.Env = s.root, s.environ()
+	cmd.Stdin = strings.NewReader("y\n")
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Minute, "step 6 to begin", func() bool {
+		_, err := os.Stat(starting)
+		return err == nil
+	})
+	cmd.Process.Signal(os.Interrupt)
+	err := cmd.Wait()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	}
+	if code != 1 || !strings.Contains(errOut.String(), "Cancel the restore") || !strings.Contains(errOut.String(), "restore cancelled") {
+		t.Fatalf("exit %d, stderr:\n%s", code, errOut.String())
+	}
+	f.assertWhole(t, false)
 }
