@@ -31,7 +31,8 @@ fi
 psql -q "$admin" -c "DROP DATABASE IF EXISTS vulcan_bench WITH (FORCE)" -c "CREATE DATABASE vulcan_bench" 2>/dev/null
 psql -q "$db" -v ON_ERROR_STOP=1 -v rows="$ROWS" -f "$shared/bench/vulcan_db.sql" >/dev/null 2>&1
 
-export VULCAN_ROOT=$data DATABASE_URL=$db TEMPORAL_ADDRESS=127.0.0.1:27233 VULCAN_UI_PORT=0 VULCAN_API_ADDR= VULCAN_RETENTION_DAYS=1
+# The pre-restore copies go at once (no undo window), as the clean-up is timed.
+export VULCAN_ROOT=$data DATABASE_URL=$db TEMPORAL_ADDRESS=127.0.0.1:27233 VULCAN_UI_PORT=0 VULCAN_API_ADDR= VULCAN_RETENTION_DAYS=1 VULCAN_UNDO_WINDOW=0
 rm -rf "$data/backups" "$data/.vulcan" "$PWD/bench-data/.vulcan" /tmp/vulcan-bench-x* "$data"/baseline-restore-*
 # Creating many files just after many were deleted is slow on some file
 # systems: ext4 without a journal (this machine's) skips every inode freed in
