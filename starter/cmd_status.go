@@ -83,6 +83,9 @@ func runStatus(ctx context.Context, g *globalOptions) error {
 		}
 		if r.Lock != nil {
 			fmt.Fprintf(g.out, "lock:      held by %s workflow %s since %s\n", r.Lock.Operation, r.Lock.WorkflowID, r.Lock.Since.UTC().Format(time.RFC3339))
+			if r.Lock.State == lock.StateIncomplete {
+				fmt.Fprintf(g.out, "           ROLLBACK INCOMPLETE: backups and restores are refused; fix the cause, then `starter retry %s`\n", r.Lock.WorkflowID)
+			}
 		}
 		fmt.Fprintf(g.out, "backups:   %d in %s\n", r.Backups, r.BackupDir)
 		if r.LatestCreated != nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/project-vulcan/vulcan-backup/activities"
+	"github.com/project-vulcan/vulcan-backup/internal/lock"
 	"github.com/project-vulcan/vulcan-backup/internal/services"
 	"github.com/project-vulcan/vulcan-backup/internal/store"
 	"github.com/project-vulcan/vulcan-backup/workflows"
@@ -112,5 +113,21 @@ func TestRestoreNeedsConfirmation(t *testing.T) {
 	_, errOut, code := cli(t, root, "restore", "x.tar.gz")
 	if code != ExitUsage || !strings.Contains(errOut, "not confirmed") {
 		t.Fatalf("exit %d %q", code, errOut)
+	}
+}
+
+// status says when the lock is held by a restore whose rollback did not
+// complete, and what to do (without Temporal: it reads the lock file).
+func TestStatusShowsAnIncompleteRollback(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "backups")
+	if err := lock.Acquire(dir, lock.Holder{Operation: "restore", WorkflowID: "vulcan-restore-x", State: lock.StateIncomplete},
+		func(lock.Holder) (bool, error) { return true, nil }); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TEMPORAL_ADDRESS", "127.0.0.1:1")
+	out, _, _ := cli(t, root, "status")
+	if !strings.Contains(out, "ROLLBACK INCOMPLETE") || !strings.Contains(out, "starter retry vulcan-restore-x") {
+		t.Fatalf("status:\n%s", out)
 	}
 }
