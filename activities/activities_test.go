@@ -44,6 +44,28 @@ func newActivities(t *testing.T, dbURL string) *Activities {
 	return a
 }
 
+// verifiedUncommitted runs a manual backup's steps up to and including the
+// read-back, one after the other, and returns its plan: everything but the
+// commit.
+func verifiedUncommitted(t *testing.T, a *Activities, at time.Time) workflows.BackupPlan {
+	t.Helper()
+	ctx := context.Background()
+	plan, err := a.PrepareBackup(ctx, workflows.BackupPlan{Kind: workflows.KindManual, WorkflowID: "wf", RunID: "run", StartedAt: at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.DumpDatabase(ctx, plan); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.ArchiveStorage(ctx, plan); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.VerifyBackup(ctx, plan); err != nil {
+		t.Fatalf("an intact backup: %v", err)
+	}
+	return plan
+}
+
 // backup runs the backup steps as the workflow would and returns the result.
 func backup(t *testing.T, a *Activities, kind string, at time.Time) workflows.BackupResult {
 	t.Helper()
@@ -272,19 +294,7 @@ func TestVerifyBackupFindsADamagedDumpOrArchive(t *testing.T) {
 		t.Run(damage, func(t *testing.T) {
 			a := newActivities(t, url)
 			ctx := context.Background()
-			plan, err := a.PrepareBackup(ctx, workflows.BackupPlan{Kind: workflows.KindManual, WorkflowID: "wf", RunID: "run", StartedAt: time.Date(2025, 1, 1, 2, 0, 0, 0, time.UTC)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := a.DumpDatabase(ctx, plan); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := a.ArchiveStorage(ctx, plan); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := a.VerifyBackup(ctx, plan); err != nil {
-				t.Fatalf("an intact backup: %v", err)
-			}
+			plan := verifiedUncommitted(t, a, time.Date(2025, 1, 1, 2, 0, 0, 0, time.UTC))
 			file := a.Backups.TempDumpPath(plan.ID)
 			if damage == "archive" {
 				file = a.Backups.TempArchivePath(plan.ID)
@@ -450,19 +460,7 @@ func TestCommitInterruptedBetweenRenamesCompletes(t *testing.T) {
 	testutil.LoadVulcanDB(t, url, 50)
 	a := newActivities(t, url)
 	ctx := context.Background()
-	plan, err := a.PrepareBackup(ctx, workflows.BackupPlan{Kind: workflows.KindManual, WorkflowID: "wf", RunID: "run", StartedAt: time.Date(2025, 1, 5, 2, 0, 0, 0, time.UTC)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.DumpDatabase(ctx, plan); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.ArchiveStorage(ctx, plan); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.VerifyBackup(ctx, plan); err != nil {
-		t.Fatal(err)
-	}
+	plan := verifiedUncommitted(t, a, time.Date(2025, 1, 5, 2, 0, 0, 0, time.UTC))
 	// The first attempt got as far as the dump's rename.
 	if err := os.Rename(a.Backups.TempDumpPath(plan.ID), a.Backups.DumpPath(plan.ID)); err != nil {
 		t.Fatal(err)

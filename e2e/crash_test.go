@@ -129,13 +129,7 @@ func TestWorkerKilledAtEachRestoreStep(t *testing.T) {
 			s.setEnv(faultpoint.Env, point)
 			s.start()
 			f.startRestore(t)
-			waitFor(t, 3*time.Minute, "fault point "+point, func() bool {
-				return strings.Contains(s.logs.String(), "FAULTPOINT "+point+" reached")
-			})
-			s.cmd.Process.Signal(syscall.SIGKILL)
-			<-s.done
-			s.setEnv(faultpoint.Env, "")
-			s.start()
+			killAtAndRestart(t, s, point)
 			res, err := f.waitRestore(t)
 			if err != nil {
 				t.Fatalf("restore after the worker was killed at %s: %v", point, err)
@@ -189,6 +183,19 @@ func TestServerRestartedDuringRestore(t *testing.T) {
 	}
 }
 
+// killAtAndRestart waits until the worker (a faultinject build) halts at
+// point, kills it with SIGKILL, and starts it again without the fault point.
+func killAtAndRestart(t *testing.T, s *system, point string) {
+	t.Helper()
+	waitFor(t, 3*time.Minute, "fault point "+point, func() bool {
+		return strings.Contains(s.logs.String(), "FAULTPOINT "+point+" reached")
+	})
+	s.cmd.Process.Signal(syscall.SIGKILL)
+	<-s.done
+	s.setEnv(faultpoint.Env, "")
+	s.start()
+}
+
 // execStop is the exec controller's stop command of execServices.
 func execStop(s *system) string {
 	for _, e := range execServices(s.root) {
@@ -212,13 +219,7 @@ func TestWorkerKilledMidCommit(t *testing.T) {
 	s.setEnv(faultpoint.Env, faultpoint.BackupHalfCommitted)
 	s.start()
 	s.mustStarter("backup", "--detach")
-	waitFor(t, 2*time.Minute, "fault point "+faultpoint.BackupHalfCommitted, func() bool {
-		return strings.Contains(s.logs.String(), "FAULTPOINT "+faultpoint.BackupHalfCommitted+" reached")
-	})
-	s.cmd.Process.Signal(syscall.SIGKILL)
-	<-s.done
-	s.setEnv(faultpoint.Env, "")
-	s.start()
+	killAtAndRestart(t, s, faultpoint.BackupHalfCommitted)
 	// The commit is retried once its attempt times out (a minute).
 	waitForOneBackup(t, s)
 	var list struct {
@@ -262,13 +263,7 @@ func TestWorkerKilledDuringTheRollback(t *testing.T) {
 			s.setEnv(faultpoint.Env, point)
 			s.start()
 			f.startRestore(t)
-			waitFor(t, 3*time.Minute, "fault point "+point, func() bool {
-				return strings.Contains(s.logs.String(), "FAULTPOINT "+point+" reached")
-			})
-			s.cmd.Process.Signal(syscall.SIGKILL)
-			<-s.done
-			s.setEnv(faultpoint.Env, "")
-			s.start()
+			killAtAndRestart(t, s, point)
 			if _, err := f.waitRestore(t); err == nil {
 				t.Fatal("the restore succeeded")
 			}
