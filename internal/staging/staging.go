@@ -15,6 +15,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/project-vulcan/vulcan-backup/internal/fsutil"
 )
@@ -63,8 +64,8 @@ func (t Tree) SwapStarted() bool {
 // Reset removes any earlier staging directory of this restore and creates an
 // empty one (mode 0700). It refuses once a swap has begun.
 func (t Tree) Reset() error {
-	if t.SwapStarted() {
-		return errors.New("staging: swap already begun; refusing to reset")
+	if err := t.resettable(); err != nil {
+		return err
 	}
 	if err := os.RemoveAll(t.Dir()); err != nil {
 		return fmt.Errorf("staging: clear %s: %w", t.Dir(), err)
@@ -79,8 +80,8 @@ func (t Tree) Reset() error {
 // staging directory (the database step's markers), and creates the directory
 // (mode 0700) if it is missing. It refuses once a swap has begun.
 func (t Tree) ResetPaths(paths []string) error {
-	if t.SwapStarted() {
-		return errors.New("staging: swap already begun; refusing to reset")
+	if err := t.resettable(); err != nil {
+		return err
 	}
 	if err := os.Mkdir(t.Dir(), 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("staging: create %s: %w", t.Dir(), err)
@@ -93,11 +94,31 @@ func (t Tree) ResetPaths(paths []string) error {
 	return nil
 }
 
-// Discard removes the staging directory if no swap has begun; after that the
-// swap's own undo (SwapBack) is what removes it.
+// resettable refuses to clear staged copies once a swap has begun, or when
+// they are borrowed.
+func (t Tree) resettable() error {
+	if t.SwapStarted() {
+		return errors.New("staging: swap already begun; refusing to reset")
+	}
+	if t.borrowed() {
+		return errors.New("staging: the staged copies are borrowed pre-restore copies; refusing to reset")
+	}
+	return nil
+}
+
+// Discard removes the staging directory if no swap has begun, first giving
+// borrowed copies back; after a swap the swap's own undo (SwapBack) goes
+// first.
 func (t Tree) Discard() error {
 	if t.SwapStarted() {
 		return nil
+	}
+	if l, err := t.readLoan(); err == nil {
+		if err := t.giveBack(l); err != nil {
+			return err
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
 	}
 	if err := os.RemoveAll(t.Dir()); err != nil {
 		return fmt.Errorf("staging: remove %s: %w", t.Dir(), err)
@@ -125,8 +146,15 @@ func (t Tree) Swap(paths []string) error {
 	} else if err != nil {
 		return err
 	}
+	absent := t.absent()
 	for _, r := range rec.Paths {
 		staged, target, pre := t.Staged(r.Path), t.Target(r.Path), t.PreRestore(r.Path)
+		if slices.Contains(absent, r.Path) {
+			if err := t.keepAside(r); err != nil {
+				return err
+			}
+			continue
+		}
 		hasStaged, err := fsutil.Exists(staged)
 		if err != nil {
 			return fmt.Errorf("staging: %w", err)
@@ -154,6 +182,21 @@ func (t Tree) Swap(paths []string) error {
 	return nil
 }
 
+// keepAside swaps a path the undo removes: the current copy is kept as
+// PreRestore(p) and nothing takes its place.
+func (t Tree) keepAside(r pathRecord) error {
+	if !r.Existed {
+		return nil
+	}
+	if hasPre, _ := fsutil.Exists(t.PreRestore(r.Path)); hasPre {
+		return nil // an earlier attempt did
+	}
+	if err := os.Rename(t.Target(r.Path), t.PreRestore(r.Path)); err != nil {
+		return fmt.Errorf("staging: keep %s as %s: %w", t.Target(r.Path), t.PreRestore(r.Path), err)
+	}
+	return fsutil.SyncDir(filepath.Dir(t.Target(r.Path)))
+}
+
 // ErrNoCopy means a swap cannot be undone because the pre-restore copy of a
 // path is gone; the caller restores that path from another backup.
 var ErrNoCopy = errors.New("pre-restore copy is missing")
@@ -178,11 +221,20 @@ func (t Tree) SwapBack() error {
 		return err
 	}
 	var missing []string
+	absent := t.absent()
 	for _, r := range rec.Paths {
 		target, pre := t.Target(r.Path), t.PreRestore(r.Path)
 		hasPre, err := fsutil.Exists(pre)
 		if err != nil {
 			return fmt.Errorf("staging: %w", err)
+		}
+		if slices.Contains(absent, r.Path) {
+			if hasPre {
+				if err := move(pre, target); err != nil {
+					return err
+				}
+			}
+			continue
 		}
 		if r.Existed && !hasPre {
 			// Either never swapped (target is still the old copy) or the
@@ -221,6 +273,9 @@ func (t Tree) SwapBack() error {
 // markers) stays for Discard, which then removes it.
 func (t Tree) dropSwap(rec *record) error {
 	for _, r := range rec.Paths {
+		if t.borrowed() {
+			break // given back by Discard
+		}
 		if err := os.RemoveAll(t.Staged(r.Path)); err != nil {
 			return fmt.Errorf("staging: remove %s: %w", t.Staged(r.Path), err)
 		}
