@@ -108,6 +108,7 @@ func (a *Activities) Register(r interface {
 		workflows.DiscardStagingActivity:   a.DiscardStaging,
 		workflows.AnalyzeRestoredActivity:  a.AnalyzeRestored,
 		workflows.ValidateAndStageActivity: a.ValidateAndStage,
+		workflows.PrepareUndoActivity:      a.PrepareUndo,
 	} {
 		r.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 	}

@@ -755,3 +755,87 @@ func TestRestorePlanListsSetIDFiles(t *testing.T) {
 		t.Fatalf("setid files %v", plan.SetIDFiles)
 	}
 }
+
+// restoreFully runs a restore's storage and database steps and returns its
+// step input, as a verified restore leaves it for its undo window.
+func restoreFully(t *testing.T, a *Activities, b workflows.BackupResult, id string) workflows.StepInput {
+	t.Helper()
+	ctx := context.Background()
+	in := stageFor(t, a, b, id)
+	if _, err := a.RestoreStorage(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	if a.DB != nil {
+		if _, err := a.RestoreDatabase(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return in
+}
+
+// The clean-up at the end of a restore's undo window leaves copies an undo
+// has borrowed alone while any operation holds the lock (the undo itself):
+// it fails retryably and removes what is left once the lock is free. A
+// clean-up that has begun keeps a later undo off the copies.
+func TestCleanupWaitsForTheUndoThatBorrowed(t *testing.T) {
+	url := testutil.NewDatabase(t)
+	testutil.LoadVulcanDB(t, url, 50)
+	a := newActivities(t, url)
+	ctx := context.Background()
+	b := backup(t, a, workflows.KindManual, time.Date(2025, 1, 7, 2, 0, 0, 0, time.UTC))
+	os.WriteFile(filepath.Join(a.Root, "storage/logs/after.log"), []byte("after the backup"), 0o644)
+	r := restoreFully(t, a, b, "20250107_100000")
+
+	undo := workflows.StageInput{Undo: r.RestoreID, RestoreID: "20250107_110000"}
+	if err := a.AcquireLock(ctx, workflows.LockRequest{Operation: "restore", WorkflowID: "the-undo"}); err != nil {
+		t.Fatal(err)
+	}
+	sp, err := a.PrepareUndo(ctx, undo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sp.Plan.Kind != "undo" || sp.Plan.Files == 0 || !sp.Plan.HasDatabase {
+		t.Fatalf("undo plan: %+v", sp.Plan)
+	}
+	err = a.FinishRestore(ctx, r)
+	var app *temporal.ApplicationError
+	if !errors.As(err, &app) || app.NonRetryable() || !strings.Contains(err.Error(), "undo 20250107_110000") {
+		t.Fatalf("clean-up while the undo runs: %v, want a retryable wait", err)
+	}
+	staged := staging.Tree{Root: a.Root, ID: undo.RestoreID}.Staged("storage/logs/after.log")
+	if data, err := os.ReadFile(staged); err != nil || string(data) != "after the backup" {
+		t.Fatalf("the borrowed copy: %q %v", data, err)
+	}
+	// The undo stops before its swap: the copies go back, then the clean-up
+	// removes them, as the window has ended.
+	if err := a.DiscardStaging(ctx, workflows.StepInput{RestoreID: undo.RestoreID}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.ReleaseLock(ctx, workflows.LockRequest{WorkflowID: "the-undo"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.FinishRestore(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if l := testutil.Psql(t, url, "-tAc", "SELECT count(*) FROM pg_database WHERE datname LIKE '"+a.DB.Name+"\\_%'"); strings.TrimSpace(l) != "0" {
+		t.Errorf("%s kept or borrowed databases left", l)
+	}
+	entries, _ := os.ReadDir(a.Root)
+	for _, e := range entries {
+		if strings.Contains(e.Name(), "restore") {
+			t.Errorf("left after the clean-up: %s", e.Name())
+		}
+	}
+
+	// A clean-up under way keeps an undo off the copies it removes.
+	r2 := restoreFully(t, a, b, "20250107_120000")
+	claim := staging.Tree{Root: a.Root, ID: r2.RestoreID}.MarkerPath("claim")
+	os.WriteFile(claim, []byte("finish"), 0o600)
+	_, err = a.PrepareUndo(ctx, workflows.StageInput{Undo: r2.RestoreID, RestoreID: "20250107_130000"})
+	if !errors.As(err, &app) || app.Type() != workflows.ErrTypeBadInput || !strings.Contains(err.Error(), "being removed") {
+		t.Fatalf("undo during the clean-up: %v", err)
+	}
+	if _, err := os.Stat(staging.Tree{Root: a.Root, ID: r2.RestoreID}.PreRestore("storage")); err != nil {
+		t.Fatalf("a refused undo moved the copy: %v", err)
+	}
+}

@@ -13,6 +13,9 @@ import (
 	"syscall"
 	"time"
 
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
 	"github.com/project-vulcan/vulcan-backup/internal/archive"
 	"github.com/project-vulcan/vulcan-backup/internal/faultpoint"
 	"github.com/project-vulcan/vulcan-backup/internal/fsutil"
@@ -81,6 +84,41 @@ func (a *Activities) ValidateAndStage(ctx context.Context, in workflows.StageInp
 	return out, nil
 }
 
+// PrepareUndo is step 1 of an undo (restore --undo): it borrows the
+// pre-restore copies restore in.Undo kept and describes them for the steps
+// that follow, in a manifest in the undo's staging directory. It checks the
+// database answers first; every refusal comes before anything moves, and on
+// failure the workflow's discard gives back what was borrowed.
+func (a *Activities) PrepareUndo(ctx context.Context, in workflows.StageInput) (workflows.StagedPlan, error) {
+	hb := startHeartbeat(ctx)
+	defer hb.end()
+	if !manifest.ValidID(in.Undo) || in.Undo == in.RestoreID {
+		return workflows.StagedPlan{}, badInput("restore --undo %q: not the id of an earlier restore (YYYYMMDD_HHMMSS)", in.Undo)
+	}
+	plan := workflows.RestorePlan{Kind: string(manifest.KindUndo), BackupID: "undo-" + in.Undo,
+		Services: a.Services.Name(), UndoWindow: a.UndoWindow}
+	if a.DB != nil {
+		plan.Database = a.DB.String()
+	}
+	if err := a.checkTargets(ctx, &plan); err != nil {
+		return workflows.StagedPlan{Plan: plan}, err
+	}
+	job := a.job(in.RestoreID)
+	m, err := job.Undo(ctx, in.Undo)
+	if errors.Is(err, restore.ErrNothingToUndo) {
+		return workflows.StagedPlan{Plan: plan}, badInput("restore --undo %s: %v", in.Undo, err)
+	}
+	if err != nil {
+		return workflows.StagedPlan{Plan: plan}, classify(fmt.Errorf("undo restore %s: %w", in.Undo, err))
+	}
+	plan.Manifest, plan.CreatedAt, plan.Paths = job.ManifestPath(), m.CreatedAt, m.Paths
+	plan.Files, plan.Bytes, plan.HasDatabase = m.FileCount(), m.TotalBytes, m.Database != nil
+	if m.Database == nil {
+		plan.Database, plan.DatabaseNote = "", "restore "+in.Undo+" did not restore the database: it is left as it is"
+	}
+	return workflows.StagedPlan{Plan: plan, Staged: workflows.StorageOutput{Paths: m.Paths, Files: plan.Files, Bytes: plan.Bytes}}, nil
+}
+
 // readPlan finds the backup named by archiveName, reads its manifest and
 // describes the restore; it reads nothing of the archive.
 func (a *Activities) readPlan(archiveName string) (workflows.RestorePlan, *manifest.Manifest, error) {
@@ -89,6 +127,9 @@ func (a *Activities) readPlan(archiveName string) (workflows.RestorePlan, *manif
 		return workflows.RestorePlan{}, nil, badInput("restore %s: %v", archiveName, err)
 	}
 	m, err := a.manifests.Read(manifestPath)
+	if err == nil {
+		err = m.CheckBackup()
+	}
 	if err != nil {
 		return workflows.RestorePlan{}, nil, classify(err)
 	}
@@ -409,7 +450,27 @@ func (a *Activities) AnalyzeRestored(ctx context.Context, in workflows.StepInput
 func (a *Activities) FinishRestore(ctx context.Context, in workflows.StepInput) error {
 	hb := startHeartbeat(ctx) // removing a large tree takes a while
 	defer hb.end()
-	return classify(a.job(in.RestoreID).Finish(ctx))
+	job := a.job(in.RestoreID)
+	err := job.Finish(ctx)
+	var borrowed *restore.BorrowedError
+	if !errors.As(err, &borrowed) {
+		return classify(err)
+	}
+	// An undo borrowed the copies: remove what it left only while no
+	// operation runs, so none is in the middle of using them.
+	holder := workflows.LockRequest{Operation: "restore cleanup", WorkflowID: "cleanup-" + in.RestoreID}
+	if activity.IsActivity(ctx) {
+		holder.WorkflowID = activity.GetInfo(ctx).WorkflowExecution.ID
+	}
+	if err := a.AcquireLock(ctx, holder); err != nil {
+		return temporal.NewApplicationError(fmt.Sprintf("waiting for the undo %s to end: %v", borrowed.By, err), "UndoRunning")
+	}
+	defer func() {
+		if err := a.ReleaseLock(context.WithoutCancel(ctx), holder); err != nil {
+			a.log(ctx).Error("releasing the operation lock failed", "error", err)
+		}
+	}()
+	return classify(job.FinishBorrowed(ctx))
 }
 
 // RollbackStorage undoes step 4: the pre-restore copies go back in place;

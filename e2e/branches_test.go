@@ -96,6 +96,8 @@ func TestWorkflowBranchHistories(t *testing.T) {
 		{name: "rollback-incomplete-abort", workflow: wf.RestoreWorkflowName, input: restore,
 			fail:  map[string]int{wf.StartServicesActivity: 1, wf.StopServicesActivity: -1},
 			state: wf.StateRollbackIncomplete, during: decide(wf.DecisionAbort), wantErr: true},
+		{name: "undo", workflow: wf.RestoreWorkflowName, input: wf.RestoreInput{Undo: "20241231_000000"}},
+		{name: "undo-fail-verify", workflow: wf.RestoreWorkflowName, input: wf.RestoreInput{Undo: "20241231_000000"}, fail: map[string]int{wf.VerifyRestoreActivity: 1}, wantErr: true},
 		{name: "success", workflow: wf.BackupWorkflowName, input: wf.BackupInput{Kind: wf.KindManual}},
 		{name: "fail-dump", workflow: wf.BackupWorkflowName, input: wf.BackupInput{Kind: wf.KindManual}, fail: map[string]int{wf.DumpDatabaseActivity: -1}, wantErr: true},
 		{name: "fail-start-after", workflow: wf.BackupWorkflowName, input: wf.BackupInput{Kind: wf.KindScheduled}, fail: map[string]int{wf.StartAfterBackupActivity: -1}, wantErr: true},
@@ -146,7 +148,7 @@ func runBranch(t *testing.T, c client.Client, b branch) {
 	}
 	if b.workflow == wf.RestoreWorkflowName && !strings.Contains(b.name, "dry-run") {
 		// The restore's emergency backup and clean-up are their own runs.
-		waitClosed(ctx, t, c, id+"-cleanup", b.name == "success")
+		waitClosed(ctx, t, c, id+"-cleanup", !b.wantErr)
 	}
 	h := history(ctx, t, c, id, run.GetRunID())
 	r := worker.NewWorkflowReplayer()
@@ -267,6 +269,9 @@ func (s *standIns) register(w worker.Worker) {
 	reg(wf.ReportOutcomeActivity, func(ctx context.Context, _ wf.Outcome) error { return s.check(ctx, wf.ReportOutcomeActivity) })
 	reg(wf.ValidateArchiveActivity, func(ctx context.Context, _ wf.RestoreInput) (wf.RestorePlan, error) {
 		return plan, s.check(ctx, wf.ValidateArchiveActivity)
+	})
+	reg(wf.PrepareUndoActivity, func(ctx context.Context, _ wf.StageInput) (wf.StagedPlan, error) {
+		return wf.StagedPlan{Plan: plan, Staged: wf.StorageOutput{Paths: plan.Paths, Files: 3}}, s.check(ctx, wf.PrepareUndoActivity)
 	})
 	reg(wf.ValidateAndStageActivity, func(ctx context.Context, _ wf.StageInput) (wf.StagedPlan, error) {
 		return wf.StagedPlan{Plan: plan, Staged: wf.StorageOutput{Paths: plan.Paths, Files: 3}}, s.check(ctx, wf.ValidateAndStageActivity)

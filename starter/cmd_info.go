@@ -31,7 +31,7 @@ func runInfo(_ context.Context, g *globalOptions, arg string) error {
 	if err != nil {
 		return fail(ExitUsage, "info %s: %v", arg, err)
 	}
-	m, err := manifest.Read(manifestPath)
+	m, err := manifest.ReadBackup(manifestPath)
 	if err != nil {
 		if errors.Is(err, manifest.ErrInvalid) {
 			return fail(ExitIntegrity, "info %s: %v", arg, err)

@@ -17,12 +17,13 @@ type restoreOptions struct {
 	yes    bool
 	dryRun bool
 	detach bool
+	undo   string
 }
 
 func newRestoreCommand(g *globalOptions) *cobra.Command {
 	var opts restoreOptions
 	cmd := &cobra.Command{
-		Use:   "restore <archive>",
+		Use:   "restore <archive> | restore --undo <restore-id>",
 		Short: "Restore a backup in seven steps, rolled back on any failure",
 		Long: `Restore a backup: validate, emergency backup, stop services, restore storage,
 restore database, start services, verify. A failure or a cancellation from step 3 on
@@ -30,27 +31,52 @@ puts the previous data back and starts the services again. Ctrl-C asks whether t
 cancel the restore (it is then rolled back) or only to stop following it.
 
 <archive> is a path (relative to the root), a file name in the backup directory, or a
-backup id (YYYYMMDD_HHMMSS).`,
-		Args: exactArgs(1, "restore needs the archive to restore"),
+backup id (YYYYMMDD_HHMMSS).
+
+--undo <restore-id> undoes a verified restore within its undo window
+(VULCAN_UNDO_WINDOW): the storage and database it replaced are swapped back,
+through the same seven steps and with the same rollback, and the state it
+restored is kept in turn for the window, so the undo can be undone.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if opts.undo != "" {
+				if len(args) != 0 {
+					return usageError{fmt.Errorf("restore --undo takes no archive (usage: %s)", cmd.UseLine())}
+				}
+				if opts.dryRun {
+					return usageError{fmt.Errorf("restore --undo has no --dry-run: it checks the kept copies before it moves anything")}
+				}
+				return nil
+			}
+			return exactArgs(1, "restore needs the archive to restore")(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runRestore(cmd.Context(), g, opts, args[0])
+			in := workflows.RestoreInput{Undo: opts.undo, DryRun: opts.dryRun}
+			if len(args) > 0 {
+				in.Archive = args[0]
+			}
+			return runRestore(cmd.Context(), g, opts, in)
 		},
 	}
+	cmd.Flags().StringVar(&opts.undo, "undo", "", "undo the restore with this id (shown when it ends), within its undo window")
 	cmd.Flags().BoolVarP(&opts.yes, "yes", "y", false, "do not ask for confirmation")
 	cmd.Flags().BoolVar(&opts.dryRun, "dry-run", false, "validate the archive and print the plan; change nothing")
 	cmd.Flags().BoolVar(&opts.detach, "detach", false, "return once the workflow has started")
 	return cmd
 }
 
-func runRestore(ctx context.Context, g *globalOptions, opts restoreOptions, archive string) error {
+func runRestore(ctx context.Context, g *globalOptions, opts restoreOptions, in workflows.RestoreInput) error {
+	question := fmt.Sprintf("Restore %s? The current storage and database will be replaced (an emergency backup is taken first).", in.Archive)
+	if in.Undo != "" {
+		question = fmt.Sprintf("Undo restore %s? The storage and database it replaced are put back; the current ones are kept for the undo window (an emergency backup is taken first).", in.Undo)
+	}
 	if !opts.dryRun && !opts.yes {
-		if !g.confirm(fmt.Sprintf("Restore %s? The current storage and database will be replaced (an emergency backup is taken first).", archive)) {
+		if !g.confirm(question) {
 			return fail(ExitUsage, "restore not confirmed: nothing was changed (pass --yes to skip the question)")
 		}
 	}
 	var res workflows.RestoreResult
 	run, human, err := g.runWorkflow(ctx, "restore", opts.detach, func(ctx context.Context, c client.Client) (client.WorkflowRun, error) {
-		return control.StartRestore(ctx, c, g.cfg.TaskQueue, workflows.RestoreInput{Archive: archive, DryRun: opts.dryRun})
+		return control.StartRestore(ctx, c, g.cfg.TaskQueue, in)
 	}, &res)
 	if err != nil || run == nil || opts.detach {
 		return err
@@ -84,7 +110,11 @@ func printRestore(g *globalOptions, res workflows.RestoreResult) {
 		fmt.Fprintf(g.out, "  6. start services\n  7. verify files, rows and services\n")
 		return
 	}
-	fmt.Fprintf(g.out, "restored backup %s (%s)\n", p.BackupID, p.CreatedAt.Format("2006-01-02 15:04:05 UTC"))
+	if p.Kind == "undo" {
+		fmt.Fprintf(g.out, "undone: restore %s (restore id of this undo: %s)\n", strings.TrimPrefix(p.BackupID, "undo-"), res.RestoreID)
+	} else {
+		fmt.Fprintf(g.out, "restored backup %s (%s; restore id %s)\n", p.BackupID, p.CreatedAt.Format("2006-01-02 15:04:05 UTC"), res.RestoreID)
+	}
 	if n := len(p.SetIDFiles); n > 0 {
 		fmt.Fprintf(g.out, "  note:      %d files were backed up with a setuid or setgid bit and restored without it (first: %s)\n", n, p.SetIDFiles[0])
 	}
@@ -107,7 +137,12 @@ func printRestore(g *globalOptions, res workflows.RestoreResult) {
 	if res.Verify != nil {
 		fmt.Fprintf(g.out, "  verified:  %d files, %d tables\n", res.Verify.Files, res.Verify.Tables)
 	}
-	if res.CleanupWorkflowID != "" && res.CleanupError == "" {
+	switch {
+	case res.CleanupWorkflowID == "" || res.CleanupError != "":
+	case p.UndoWindow > 0:
+		fmt.Fprintf(g.out, "  undo:      the replaced storage and database are kept for %s: `starter restore --undo %s` puts them back (then removed by workflow %s)\n",
+			p.UndoWindow, res.RestoreID, res.CleanupWorkflowID)
+	default:
 		fmt.Fprintf(g.out, "  cleanup:   the pre-restore copies are being removed (workflow %s)\n", res.CleanupWorkflowID)
 	}
 }

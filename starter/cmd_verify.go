@@ -72,7 +72,7 @@ func verifyArchive(ctx context.Context, dir store.Dir, root, arg string, rep *ve
 		return ExitUsage, err
 	}
 	rep.Archive, rep.Manifest = archivePath, manifestPath
-	m, err := manifest.Read(manifestPath)
+	m, err := manifest.ReadBackup(manifestPath)
 	if err != nil {
 		if errors.Is(err, manifest.ErrInvalid) {
 			return ExitIntegrity, err

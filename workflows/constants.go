@@ -66,6 +66,7 @@ const (
 	DiscardStagingActivity   = "DiscardStaging"
 	AnalyzeRestoredActivity  = "AnalyzeRestored"
 	ValidateAndStageActivity = "ValidateAndStage"
+	PrepareUndoActivity      = "PrepareUndo"
 )
 
 // AllActivities lists every activity name, for the check that the worker
@@ -76,7 +77,7 @@ var AllActivities = []string{
 	StartAfterBackupActivity, ReportOutcomeActivity, ValidateArchiveActivity, RunningServicesActivity, StopServicesActivity,
 	RestoreStorageActivity, RestoreDatabaseActivity, StartServicesActivity, VerifyRestoreActivity, FinishRestoreActivity,
 	RollbackStorageActivity, RollbackDatabaseActivity, StageDatabaseActivity, DiscardStagingActivity,
-	ValidateAndStageActivity, AnalyzeRestoredActivity,
+	ValidateAndStageActivity, AnalyzeRestoredActivity, PrepareUndoActivity,
 }
 
 // Application error types: the starter maps them to exit codes and messages.

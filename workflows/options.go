@@ -30,6 +30,9 @@ var (
 	// postgres: steps that talk to PostgreSQL; a server that is down is
 	// retried with backoff for about a minute.
 	postgres = budget{attempt: 6 * time.Hour, heartbeat: true, attempts: 5, maxWait: 30 * time.Second}
+	// tidying: a clean-up that must not give up while what it removes is
+	// in use (an undo holds it back); it stays pending, retried.
+	tidying = budget{attempt: 6 * time.Hour, heartbeat: true, maxWait: 10 * time.Minute}
 	// controller: stopping and starting services, which may wait for health.
 	controller = budget{attempt: 10 * time.Minute, heartbeat: true, attempts: 5, maxWait: 30 * time.Second}
 )
@@ -56,7 +59,8 @@ var budgets = map[string]budget{
 	VerifyRestoreActivity:    moving(2),
 	DiscardStagingActivity:   moving(5),
 	RollbackStorageActivity:  moving(5),
-	FinishRestoreActivity:    moving(5),
+	FinishRestoreActivity:    tidying,
+	PrepareUndoActivity:      moving(3),
 	AnalyzeRestoredActivity:  postgres,
 	StopServicesActivity:     controller,
 	StartServicesActivity:    controller,

@@ -32,6 +32,9 @@ func RestoreWorkflow(ctx workflow.Context, in RestoreInput) (_ *RestoreResult, e
 		return nil, err
 	}
 	if in.DryRun {
+		if in.Undo != "" {
+			return nil, temporal.NewNonRetryableApplicationError("a dry run of an undo is not offered: the undo checks the kept copies before it moves anything", ErrTypeBadInput, nil)
+		}
 		return r.dryRun(ctx)
 	}
 	defer func() { report(ctx, Outcome{Operation: "restore"}, err, r.prog) }()
@@ -142,7 +145,8 @@ func (r *restore) dryRun(ctx workflow.Context) (*RestoreResult, error) {
 }
 
 // 1. Validate: the archive is checked as it is extracted into the staging
-// directory, which step 4 swaps in; nothing in place is touched. The
+// directory, which step 4 swaps in; nothing in place is touched. An undo
+// borrows the pre-restore copies of the restore it undoes instead. The
 // emergency backup of step 2 starts beside it and dumps the database.
 func (r *restore) validate(ctx workflow.Context) error {
 	summary := r.step(1)
@@ -152,7 +156,13 @@ func (r *restore) validate(ctx workflow.Context) error {
 	r.emergency = startEmergencyBackup(ctx)
 	r.saga.add("stop the emergency backup", false, r.emergency.abandon)
 	var sp StagedPlan
-	if err := call(ctx, ValidateAndStageActivity, summary, StageInput{Archive: r.in.Archive, RestoreID: r.id}).Get(ctx, &sp); err != nil {
+	var prepare workflow.Future
+	if r.in.Undo != "" {
+		prepare = call(ctx, PrepareUndoActivity, summary+" (the copies kept by restore "+r.in.Undo+")", StageInput{Undo: r.in.Undo, RestoreID: r.id})
+	} else {
+		prepare = call(ctx, ValidateAndStageActivity, summary, StageInput{Archive: r.in.Archive, RestoreID: r.id})
+	}
+	if err := prepare.Get(ctx, &sp); err != nil {
 		return r.stepErr(err)
 	}
 	r.plan, r.staged = sp.Plan, sp.Staged

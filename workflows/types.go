@@ -98,6 +98,10 @@ type RestoreInput struct {
 	Archive string `json:"archive"`
 	// DryRun validates and returns the plan, touching nothing.
 	DryRun bool `json:"dry_run,omitempty"`
+	// Undo, instead of Archive, names a verified restore (its restore id)
+	// to undo within its undo window: its pre-restore copies are swapped
+	// back, through the same seven steps.
+	Undo string `json:"undo,omitempty"`
 }
 
 // StageInput asks step 1 of a restore that goes ahead (not a dry run) to
@@ -107,6 +111,8 @@ type StageInput struct {
 	Archive string `json:"archive"`
 	// RestoreID names the staging directory.
 	RestoreID string `json:"restore_id"`
+	// Undo names the restore whose pre-restore copies are staged instead.
+	Undo string `json:"undo,omitempty"`
 }
 
 // StagedPlan is what ValidateAndStage returns: the plan, and what it staged.

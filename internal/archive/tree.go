@@ -194,3 +194,58 @@ func hashFile(name string, buf []byte) (string, error) {
 func sameMode(m fs.FileMode, recorded uint32) bool {
 	return uint32(tarMode(m))&^setIDBits == recorded&^setIDBits // #nosec G115 -- bounded by the tar and gzip formats (modes are 12 bits, sizes checked against the manifest)
 }
+
+// Layout describes the tree under root for every path as manifest entries,
+// without reading file contents (no SHA-256): what CheckTreeLayout compares.
+// It is for copies that are moved into place by renames, such as the
+// pre-restore copies an undo swaps back. A path that does not exist has no
+// entries.
+func Layout(ctx context.Context, root string, paths []string) ([]manifest.Entry, int64, error) {
+	var (
+		entries []manifest.Entry
+		total   int64
+	)
+	for _, p := range paths {
+		top := filepath.Join(root, filepath.FromSlash(p))
+		err := filepath.WalkDir(top, func(full string, d fs.DirEntry, err error) error {
+			if cerr := ctx.Err(); cerr != nil {
+				return cerr
+			}
+			if err != nil {
+				if errors.Is(err, fs.ErrNotExist) && full == top {
+					return nil
+				}
+				return err
+			}
+			rel, err := filepath.Rel(root, full)
+			if err != nil {
+				return err
+			}
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			_, e := describe(filepath.ToSlash(rel), info)
+			switch {
+			case d.IsDir():
+				e.Type = manifest.TypeDir
+			case d.Type()&fs.ModeSymlink != 0:
+				if e.Link, err = os.Readlink(full); err != nil {
+					return err
+				}
+				e.Type = manifest.TypeSymlink
+			case d.Type().IsRegular():
+				e.Type, e.Size = manifest.TypeFile, info.Size()
+				total += e.Size
+			default:
+				return fmt.Errorf("%s is not a regular file, directory or symlink (%s)", full, d.Type())
+			}
+			entries = append(entries, e)
+			return nil
+		})
+		if err != nil {
+			return nil, 0, fmt.Errorf("describe tree %s: %w", top, err)
+		}
+	}
+	return entries, total, nil
+}

@@ -34,7 +34,16 @@ const (
 	KindScheduled Kind = "scheduled"
 	KindManual    Kind = "manual"
 	KindEmergency Kind = "emergency"
+	// KindUndo describes no backup but the copies an undo of a restore
+	// swaps back (kept in the undo's staging directory): it has no archive,
+	// and its files and database carry no checksums, only their layout and
+	// row counts. It is never valid in the backup directory.
+	KindUndo Kind = "undo"
 )
+
+// UndoDumpName is where an undo keeps the dump it reloads in place, in its
+// staging directory.
+const UndoDumpName = "undo-database.sql"
 
 // Valid reports whether k is one of the known kinds.
 func (k Kind) Valid() bool {
@@ -173,16 +182,18 @@ func (m *Manifest) Validate() error {
 	if !ValidID(m.ID) {
 		return bad("id %q is not YYYYMMDD_HHMMSS", m.ID)
 	}
-	if !m.Kind.Valid() {
+	undo := m.Kind == KindUndo
+	switch {
+	case !m.Kind.Valid() && !undo:
 		return bad("kind %q is not scheduled, manual or emergency", m.Kind)
-	}
-	if m.Archive.File != ArchiveName(m.ID) {
+	case undo && m.Archive != FileRef{}:
+		return bad("an undo has no archive")
+	case undo:
+	case m.Archive.File != ArchiveName(m.ID):
 		return bad("archive file %q does not match id %s", m.Archive.File, m.ID)
-	}
-	if !validHash(m.Archive.SHA256) {
+	case !validHash(m.Archive.SHA256):
 		return bad("archive sha256 %q is not 64 hex digits", m.Archive.SHA256)
-	}
-	if m.Archive.Size <= 0 {
+	case m.Archive.Size <= 0:
 		return bad("archive size %d", m.Archive.Size)
 	}
 	if len(m.Paths) == 0 {
@@ -208,7 +219,7 @@ func (m *Manifest) Validate() error {
 		}
 		switch e.Type {
 		case TypeFile:
-			if !validHash(e.SHA256) {
+			if !validHash(e.SHA256) && !(undo && e.SHA256 == "") {
 				return bad("files[%d] %q: sha256 %q is not 64 hex digits", i, e.Path, e.SHA256)
 			}
 			if e.Size < 0 {
@@ -225,10 +236,14 @@ func (m *Manifest) Validate() error {
 		}
 	}
 	if d := m.Database; d != nil {
-		if d.File != DumpName(m.ID) || d.ArchivePath != DumpName(m.ID) {
+		if undo {
+			if d.File != "" || (d.ArchivePath != "" && d.ArchivePath != UndoDumpName) {
+				return bad("undo database file %q / %q", d.File, d.ArchivePath)
+			}
+		} else if d.File != DumpName(m.ID) || d.ArchivePath != DumpName(m.ID) {
 			return bad("database file %q / %q does not match id %s", d.File, d.ArchivePath, m.ID)
 		}
-		if !validHash(d.SHA256) {
+		if !validHash(d.SHA256) && !(undo && d.ArchivePath == "" && d.SHA256 == "") {
 			return bad("database sha256 %q is not 64 hex digits", d.SHA256)
 		}
 		if d.Size < 0 {
@@ -307,6 +322,27 @@ func Read(name string) (*Manifest, error) {
 		return nil, fmt.Errorf("manifest %s: %w", name, err)
 	}
 	return m, nil
+}
+
+// ReadBackup is Read for a manifest of the backup directory, which must
+// describe a backup.
+func ReadBackup(name string) (*Manifest, error) {
+	m, err := Read(name)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.CheckBackup(); err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", name, err)
+	}
+	return m, nil
+}
+
+// CheckBackup refuses a manifest that describes no backup (an undo's).
+func (m *Manifest) CheckBackup() error {
+	if m.Kind == KindUndo {
+		return fmt.Errorf("%w: kind %q describes no backup", ErrInvalid, m.Kind)
+	}
+	return nil
 }
 
 // Write stores m at name atomically (temporary file, fsync, rename), mode 0600.

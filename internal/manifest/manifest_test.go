@@ -93,3 +93,42 @@ func TestNames(t *testing.T) {
 		t.Fatal(DumpName("20251223_020000"))
 	}
 }
+
+// An undo's description has no archive and no checksums, and is refused
+// where a backup is expected.
+func TestUndoKind(t *testing.T) {
+	undo := func() *Manifest {
+		m := valid()
+		m.Kind, m.Archive = KindUndo, FileRef{}
+		m.Files[1].SHA256 = ""
+		m.Database = &Database{Tables: []TableCount{{Table: "t", Rows: 1}}}
+		m.TotalBytes = 3
+		return m
+	}
+	if err := undo().Validate(); err != nil {
+		t.Fatalf("undo description: %v", err)
+	}
+	inPlace := undo()
+	inPlace.Database.ArchivePath, inPlace.Database.SHA256, inPlace.Database.Size = UndoDumpName, strings.Repeat("b", 64), 5
+	inPlace.TotalBytes = 8
+	if err := inPlace.Validate(); err != nil {
+		t.Fatalf("undo description with a dump: %v", err)
+	}
+	withArchive := undo()
+	withArchive.Archive = valid().Archive
+	if err := withArchive.Validate(); err == nil {
+		t.Fatal("an undo with an archive must be refused")
+	}
+	unsummed := valid()
+	unsummed.Files[1].SHA256 = ""
+	if err := unsummed.Validate(); err == nil {
+		t.Fatal("a backup file without a checksum must be refused")
+	}
+	p := filepath.Join(t.TempDir(), ManifestName("20251223_020000"))
+	if err := Write(p, undo()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadBackup(p); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("an undo's description read as a backup: %v", err)
+	}
+}

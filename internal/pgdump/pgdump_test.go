@@ -405,3 +405,53 @@ func TestRestoreFreshKeepsPrivilegesAndSettings(t *testing.T) {
 		t.Fatalf("after the swap:\n%s\nbefore:\n%s", after, before)
 	}
 }
+
+// An undo borrows the database a restore kept, swaps it in, and, rolled
+// back, puts both where they were: nothing is dropped on the way.
+func TestUndoBorrowsTheKeptDatabase(t *testing.T) {
+	url, before, tg, path, res := dumpedReference(t, 100)
+	ctx := context.Background()
+	restoreID, undoID := "20250120_000000", "20250120_000100"
+	testutil.Psql(t, url, "-c", "DELETE FROM trades WHERE id % 2 = 0")
+	damaged := testutil.Fingerprint(t, url)
+	// Restore the dump over the damaged database: the damaged one is kept.
+	if err := tg.RestoreFresh(ctx, path, restoreID, res.Tables, nil); err != nil {
+		t.Fatal(err)
+	}
+	counts, err := tg.Borrow(ctx, restoreID, undoID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tg.Borrow(ctx, restoreID, undoID); err != nil { // a retried step
+		t.Fatal(err)
+	}
+	if err := tg.SwapIn(ctx, undoID); err != nil {
+		t.Fatal(err)
+	}
+	diffFingerprints(t, damaged, testutil.Fingerprint(t, url))
+	if err := tg.CheckCounts(ctx, counts); err != nil {
+		t.Fatalf("the borrowed database's counts: %v", err)
+	}
+	// Roll the undo back: the restored database is in place again, the
+	// damaged one is the restore's kept copy again.
+	for range 2 {
+		if _, err := tg.SwapBackKeeping(ctx, undoID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tg.GiveBack(ctx, restoreID, undoID); err != nil {
+		t.Fatal(err)
+	}
+	if err := tg.GiveBack(ctx, restoreID, undoID); err != nil {
+		t.Fatal(err)
+	}
+	diffFingerprints(t, before, testutil.Fingerprint(t, url))
+	for db, want := range map[string]bool{tg.PreRestoreName(restoreID): true, tg.RestoreName(undoID): false, tg.PreRestoreName(undoID): false} {
+		if ok, err := tg.DatabaseExists(ctx, db); err != nil || ok != want {
+			t.Errorf("database %s exists: %v (%v), want %v", db, ok, err, want)
+		}
+	}
+	if _, err := tg.Borrow(ctx, "20250120_999999", undoID); err == nil {
+		t.Fatal("borrowing from a restore that kept nothing must fail")
+	}
+}

@@ -185,6 +185,9 @@ func (j Job) StageDatabase(ctx context.Context, p Progress, archivePath string, 
 	if j.Tree.SwapStarted() || j.Mode() == pgdump.ModeInPlace {
 		return j.Mode(), nil
 	}
+	if j.marked(dbStaged, m.ID) { // by an earlier attempt, or borrowed by an undo
+		return pgdump.ModeRename, nil
+	}
 	if err := os.MkdirAll(j.Tree.Dir(), 0o700); err != nil {
 		return "", err
 	}
@@ -276,7 +279,11 @@ func (j Job) keepBefore(ctx context.Context, p Progress) error {
 // reloaded in place (without one the load never began). It says what it did.
 func (j Job) RollBackDatabase(ctx context.Context, p Progress) (string, error) {
 	if j.Mode() != pgdump.ModeInPlace {
-		swapped, err := j.DB.SwapBack(ctx, j.Tree.ID)
+		swapBack := j.DB.SwapBack
+		if j.undone() != "" {
+			swapBack = j.DB.SwapBackKeeping // the borrowed database is given back, not dropped
+		}
+		swapped, err := swapBack(ctx, j.Tree.ID)
 		if err != nil {
 			return "", err
 		}
@@ -351,7 +358,11 @@ func (j Job) RollBackStorage(ctx context.Context, p Progress, emergencyArchive s
 // there is none to drop, and a database that is down (the reason step 1
 // failed, say) does not hold up the discard.
 func (j Job) Discard(ctx context.Context) error {
-	if j.DB != nil && j.Mode() == pgdump.ModeRename {
+	if from := j.undone(); from != "" {
+		if err := j.giveBackDatabase(ctx, from); err != nil {
+			return fmt.Errorf("give back the borrowed database: %w", err)
+		}
+	} else if j.DB != nil && j.Mode() == pgdump.ModeRename {
 		if err := j.DB.DropUnswapped(ctx, j.Tree.ID); err != nil {
 			return fmt.Errorf("discard staged database: %w", err)
 		}
@@ -362,18 +373,6 @@ func (j Job) Discard(ctx context.Context) error {
 // Loaded reports whether the restore loaded a database (and so it should be
 // analyzed).
 func (j Job) Loaded() bool { return j.DB != nil && j.Mode() != "" }
-
-// Finish removes what a verified restore kept until the end of its undo
-// window: the pre-restore copies, the staging directory and the kept
-// database.
-func (j Job) Finish(ctx context.Context) error {
-	if j.DB != nil {
-		if err := j.DB.DropPreRestore(ctx, j.Tree.ID); err != nil {
-			return fmt.Errorf("drop pre-restore database: %w", err)
-		}
-	}
-	return j.Tree.Cleanup()
-}
 
 // ErrStalled marks a step stopped because its tool moved no bytes for too
 // long: a retry starts it afresh.

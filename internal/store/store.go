@@ -103,7 +103,7 @@ func (d Dir) List() ([]Info, []Problem, error) {
 			infos = append(infos, c.(summary).info)
 			continue
 		}
-		m, err := manifest.Read(p)
+		m, err := manifest.ReadBackup(p)
 		if err != nil {
 			problems = append(problems, Problem{File: p, Reason: err.Error()})
 			continue
