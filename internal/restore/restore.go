@@ -356,7 +356,8 @@ func (j Job) RollBackStorage(ctx context.Context, p Progress, emergencyArchive s
 // before anything was swapped: the staging directory and the fresh database.
 // The rename mode is recorded before a fresh database is created: without it
 // there is none to drop, and a database that is down (the reason step 1
-// failed, say) does not hold up the discard.
+// failed, say) does not hold up the discard. An undo gives back what it
+// borrowed instead.
 func (j Job) Discard(ctx context.Context) error {
 	if from := j.undone(); from != "" {
 		if err := j.giveBackDatabase(ctx, from); err != nil {
