@@ -87,7 +87,8 @@ func TestVerifyListInfoWithoutTemporal(t *testing.T) {
 
 func TestUsageErrors(t *testing.T) {
 	root := t.TempDir()
-	for _, args := range [][]string{{"verify"}, {"restore"}, {"backup", "--no-such-flag"}, {"info", "a", "b"}, {"schedule"}} {
+	for _, args := range [][]string{{"verify"}, {"restore"}, {"backup", "--no-such-flag"}, {"info", "a", "b"}, {"schedule"},
+		{"restore", "--undo", "20250101_000000", "x.tar.gz"}, {"restore", "--undo", "20250101_000000", "--dry-run"}} {
 		if _, errOut, code := cli(t, root, args...); code != ExitUsage {
 			t.Errorf("%v: exit %d (%q), want %d", args, code, errOut, ExitUsage)
 		}
@@ -113,6 +114,10 @@ func TestRestoreNeedsConfirmation(t *testing.T) {
 	_, errOut, code := cli(t, root, "restore", "x.tar.gz")
 	if code != ExitUsage || !strings.Contains(errOut, "not confirmed") {
 		t.Fatalf("exit %d %q", code, errOut)
+	}
+	_, errOut, code = cli(t, root, "restore", "--undo", "20250101_000000")
+	if code != ExitUsage || !strings.Contains(errOut, "not confirmed") {
+		t.Fatalf("undo: exit %d %q", code, errOut)
 	}
 }
 
