@@ -49,6 +49,9 @@ type Activities struct {
 	// StallTimeout is how long pg_dump or psql may move no bytes before the
 	// step is stopped as stuck and retried; 0 means DefaultStallTimeout.
 	StallTimeout time.Duration
+	// Failure is what the lock grants an operation: how a step that fails
+	// is retried and decided (Host and SearchAttributes are filled in).
+	Failure workflows.Grant
 	// Services stops and starts the application around a restore.
 	Services services.Controller
 	// BackupServices stops and starts the stores that are unsafe to copy

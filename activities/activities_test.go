@@ -787,7 +787,7 @@ func TestCleanupWaitsForTheUndoThatBorrowed(t *testing.T) {
 	r := restoreFully(t, a, b, "20250107_100000")
 
 	undo := workflows.StageInput{Undo: r.RestoreID, RestoreID: "20250107_110000"}
-	if err := a.AcquireLock(ctx, workflows.LockRequest{Operation: "restore", WorkflowID: "the-undo"}); err != nil {
+	if _, err := a.AcquireLock(ctx, workflows.LockRequest{Operation: "restore", WorkflowID: "the-undo"}); err != nil {
 		t.Fatal(err)
 	}
 	sp, err := a.PrepareUndo(ctx, undo)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/api/serviceerror"
 
 	"github.com/project-vulcan/vulcan-backup/internal/archive"
@@ -26,7 +27,7 @@ import (
 const NoDatabaseNote = "DATABASE_URL is not set: files-only backup, no database dump"
 
 // AcquireLock takes the operation lock for a workflow.
-func (a *Activities) AcquireLock(ctx context.Context, req workflows.LockRequest) error {
+func (a *Activities) AcquireLock(ctx context.Context, req workflows.LockRequest) (workflows.Grant, error) {
 	me := lock.Holder{Operation: req.Operation, WorkflowID: req.WorkflowID, State: req.State, Since: time.Now().UTC()}
 	err := lock.Acquire(a.Backups.Path, me, func(h lock.Holder) (bool, error) {
 		if a.Temporal == nil {
@@ -42,7 +43,32 @@ func (a *Activities) AcquireLock(ctx context.Context, req workflows.LockRequest)
 		}
 		return resp.GetWorkflowExecutionInfo().GetStatus() == enums.WORKFLOW_EXECUTION_STATUS_RUNNING, nil
 	})
-	return classify(err)
+	if err != nil {
+		return workflows.Grant{}, classify(err)
+	}
+	g := a.Failure
+	g.Host, _ = os.Hostname()
+	g.SearchAttributes = a.searchAttributesReady(ctx)
+	return g, nil
+}
+
+// searchAttributesReady reports whether the namespace has every Vulcan
+// search attribute: a workflow that set one the namespace lacks would fail.
+func (a *Activities) searchAttributesReady(ctx context.Context) bool {
+	if a.Temporal == nil {
+		return false
+	}
+	resp, err := a.Temporal.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: a.Namespace})
+	if err != nil {
+		a.log(ctx).Warn("listing the search attributes failed", "error", err)
+		return false
+	}
+	for _, k := range workflows.SearchAttributes {
+		if _, ok := resp.GetCustomAttributes()[k.GetName()]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // ReleaseLock drops the operation lock if the workflow holds it.

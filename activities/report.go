@@ -23,7 +23,7 @@ import (
 // attempt, so it is retried.
 func (a *Activities) ReportOutcome(ctx context.Context, o workflows.Outcome) error {
 	first := !activity.IsActivity(ctx) || activity.GetInfo(ctx).Attempt == 1
-	if first {
+	if first && !o.Awaiting {
 		if !o.Succeeded {
 			step := o.Step
 			if step == "" {
@@ -98,6 +98,10 @@ func (a *Activities) message(o workflows.Outcome) notify.Message {
 		m.Status = "failed"
 		m.Text = fmt.Sprintf("Vulcan %s FAILED on %s at step %q: %s", what, host, o.Step, o.Error)
 		switch {
+		case o.Awaiting:
+			m.Status = "awaiting-operator"
+			m.Text = fmt.Sprintf("Vulcan %s on %s WAITS FOR A DECISION at step %q: %s — retry or roll back from the Web UI (Update decide) or with starter retry %s",
+				what, host, o.Step, o.Error, o.WorkflowID)
 		case o.RollbackIncomplete:
 			m.Status = "rollback-incomplete"
 			m.Text += " — the ROLLBACK IS INCOMPLETE: an operator must act (starter retry " + o.WorkflowID + ")"

@@ -462,7 +462,7 @@ func (a *Activities) FinishRestore(ctx context.Context, in workflows.StepInput) 
 	if activity.IsActivity(ctx) {
 		holder.WorkflowID = activity.GetInfo(ctx).WorkflowExecution.ID
 	}
-	if err := a.AcquireLock(ctx, holder); err != nil {
+	if _, err := a.AcquireLock(ctx, holder); err != nil {
 		return temporal.NewApplicationError(fmt.Sprintf("waiting for the undo %s to end: %v", borrowed.By, err), "UndoRunning")
 	}
 	defer func() {

@@ -12,6 +12,7 @@ import (
 
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
@@ -116,4 +117,30 @@ func ScheduleCron(desc *client.ScheduleDescription) string {
 		return memoString(a.Memo[cronMemo])
 	}
 	return ""
+}
+
+// EnsureSearchAttributes registers on namespace ns every Vulcan search
+// attribute it lacks (all Keyword), and returns the names it added. It is
+// for the embedded server of worker --dev; on a cluster an operator
+// registers them once (see README).
+func EnsureSearchAttributes(ctx context.Context, c client.Client, ns string) ([]string, error) {
+	have, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: ns})
+	if err != nil {
+		return nil, fmt.Errorf("list search attributes: %w", err)
+	}
+	missing := map[string]enums.IndexedValueType{}
+	var names []string
+	for _, k := range workflows.SearchAttributes {
+		if _, ok := have.GetCustomAttributes()[k.GetName()]; !ok {
+			missing[k.GetName()] = enums.INDEXED_VALUE_TYPE_KEYWORD
+			names = append(names, k.GetName())
+		}
+	}
+	if len(missing) == 0 {
+		return nil, nil
+	}
+	if _, err := c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{Namespace: ns, SearchAttributes: missing}); err != nil {
+		return nil, fmt.Errorf("add search attributes %v: %w", names, err)
+	}
+	return names, nil
 }

@@ -85,7 +85,7 @@ func Follow(ctx context.Context, c client.Client, run client.WorkflowRun, every 
 		case err := <-done:
 			return err
 		case <-t.C:
-			if p := poll(); p != nil && p.State == workflows.StateRollbackIncomplete {
+			if p := poll(); p != nil && (p.State == workflows.StateRollbackIncomplete || p.State == workflows.StateAwaiting) {
 				return &AwaitingOperator{Progress: *p}
 			}
 		}

@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/project-vulcan/vulcan-backup/control"
 	"github.com/project-vulcan/vulcan-backup/internal/devserver"
 	wf "github.com/project-vulcan/vulcan-backup/workflows"
 )
@@ -35,6 +36,9 @@ type branch struct {
 	state  string
 	step   int
 	during func(ctx context.Context, c client.Client, id string) error
+	// grant is what the stand-in AcquireLock answers (the worker's
+	// failure settings).
+	grant wf.Grant
 	// wantErr is whether the workflow ends in an error.
 	wantErr bool
 	// check looks at the order the stand-ins ran in, once it has ended.
@@ -60,6 +64,9 @@ func TestWorkflowBranchHistories(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	if _, err := control.EnsureSearchAttributes(ctx, c, "default"); err != nil {
+		t.Fatal(err)
+	}
 
 	decide := func(action string) func(context.Context, client.Client, string) error {
 		return func(ctx context.Context, c client.Client, id string) error {
@@ -98,6 +105,12 @@ func TestWorkflowBranchHistories(t *testing.T) {
 			state: wf.StateRollbackIncomplete, during: decide(wf.DecisionAbort), wantErr: true},
 		{name: "undo", workflow: wf.RestoreWorkflowName, input: wf.RestoreInput{Undo: "20241231_000000"}},
 		{name: "undo-fail-verify", workflow: wf.RestoreWorkflowName, input: wf.RestoreInput{Undo: "20241231_000000"}, fail: map[string]int{wf.VerifyRestoreActivity: 1}, wantErr: true},
+		{name: "ask-retry", workflow: wf.RestoreWorkflowName, input: restore, grant: asks(time.Minute),
+			fail: map[string]int{wf.StartServicesActivity: 1}, state: wf.StateAwaiting, during: decide(wf.DecisionRetry)},
+		{name: "ask-timeout", workflow: wf.RestoreWorkflowName, input: restore, grant: asks(2 * time.Second),
+			fail: map[string]int{wf.StartServicesActivity: 1}, wantErr: true},
+		{name: "ask-retry", workflow: wf.BackupWorkflowName, input: wf.BackupInput{Kind: wf.KindManual}, grant: asks(time.Minute),
+			fail: map[string]int{wf.DumpDatabaseActivity: 1}, state: wf.StateAwaiting, during: decide(wf.DecisionRetry)},
 		{name: "success", workflow: wf.BackupWorkflowName, input: wf.BackupInput{Kind: wf.KindManual}},
 		{name: "fail-dump", workflow: wf.BackupWorkflowName, input: wf.BackupInput{Kind: wf.KindManual}, fail: map[string]int{wf.DumpDatabaseActivity: -1}, wantErr: true},
 		{name: "fail-start-after", workflow: wf.BackupWorkflowName, input: wf.BackupInput{Kind: wf.KindScheduled}, fail: map[string]int{wf.StartAfterBackupActivity: -1}, wantErr: true},
@@ -117,7 +130,7 @@ func runBranch(t *testing.T, c client.Client, b branch) {
 	w.RegisterWorkflowWithOptions(wf.RestoreWorkflow, workflow.RegisterOptions{Name: wf.RestoreWorkflowName})
 	w.RegisterWorkflowWithOptions(wf.CleanupWorkflow, workflow.RegisterOptions{Name: wf.CleanupWorkflowName})
 	w.RegisterWorkflowWithOptions(wf.RestoreCleanupWorkflow, workflow.RegisterOptions{Name: wf.RestoreCleanupWorkflowName})
-	stand := &standIns{fail: b.fail, block: b.block, calls: map[string]int{}}
+	stand := &standIns{fail: b.fail, block: b.block, grant: b.grant, calls: map[string]int{}}
 	stand.register(w)
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
@@ -203,12 +216,19 @@ func waitClosed(ctx context.Context, t *testing.T, c client.Client, id string, w
 	}
 }
 
+// asks is a worker's grant that waits timeout for a decision, with the
+// search attributes registered.
+func asks(timeout time.Duration) wf.Grant {
+	return wf.Grant{OnFailure: wf.OnFailureAsk, DecisionTimeout: timeout, SearchAttributes: true, Host: "branch-host"}
+}
+
 // standIns are activities with the real names and signatures that succeed,
 // fail (non-retryably, so the branch is short) or block until cancelled.
 type standIns struct {
 	mu     sync.Mutex
 	fail   map[string]int
 	block  string
+	grant  wf.Grant
 	calls  map[string]int
 	events []string // "<activity>" as each starts, "<activity> stopped" when a blocked one has
 }
@@ -240,9 +260,10 @@ func (s *standIns) register(w worker.Worker) {
 	plan := wf.RestorePlan{Archive: "/r/backups/a.tar.gz", Manifest: "/r/backups/a.json", BackupID: "20250101_000000",
 		HasDatabase: true, Paths: []string{"storage"}, Database: "vulcan"}
 	reg := func(name string, fn any) { w.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name}) }
-	for _, name := range []string{wf.AcquireLockActivity, wf.ReleaseLockActivity} {
-		reg(name, func(ctx context.Context, _ wf.LockRequest) error { return s.check(ctx, name) })
-	}
+	reg(wf.AcquireLockActivity, func(ctx context.Context, _ wf.LockRequest) (wf.Grant, error) {
+		return s.grant, s.check(ctx, wf.AcquireLockActivity)
+	})
+	reg(wf.ReleaseLockActivity, func(ctx context.Context, _ wf.LockRequest) error { return s.check(ctx, wf.ReleaseLockActivity) })
 	reg(wf.PrepareBackupActivity, func(ctx context.Context, p wf.BackupPlan) (wf.BackupPlan, error) {
 		p.ID = "20250102_000000"
 		return p, s.check(ctx, wf.PrepareBackupActivity)

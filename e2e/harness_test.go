@@ -115,6 +115,9 @@ func newSystem(t *testing.T, env ...string) *system {
 		// Tests look for leftovers once a restore is done: no undo window
 		// unless a test asks for one.
 		"VULCAN_UNDO_WINDOW=0",
+		// A failed step rolls back (or fails) at once, after its base
+		// attempts, unless a test asks for the operator's decision.
+		"VULCAN_ON_FAILURE=rollback", "VULCAN_RETRY_WINDOW=0",
 		// A nightly backup must not start in the middle of a test that runs
 		// at 02:00 UTC: the default schedule is one that never fires.
 		"VULCAN_SCHEDULE=" + neverCron,

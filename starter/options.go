@@ -149,6 +149,10 @@ func (g *globalOptions) workflowError(what string, run client.WorkflowRun, err e
 	}
 	var waiting *control.AwaitingOperator
 	if errors.As(err, &waiting) {
+		if waiting.Progress.State == workflows.StateAwaiting {
+			return fail(ExitOperator, "%s waits for a decision: step %d (%s) failed: %s\n  fix the cause, then `starter retry %s` (or decide in the Web UI); the workflow keeps waiting%s",
+				what, waiting.Progress.Step, waiting.Progress.StepName, waiting.Progress.Message, run.GetID(), suffix)
+		}
 		return fail(ExitOperator, "%s needs an operator: %s\n  the workflow %s keeps waiting%s", what, waiting.Progress.Message, run.GetID(), suffix)
 	}
 	types := control.ErrorTypes(err)

@@ -137,6 +137,18 @@ func run() error {
 		return err
 	}
 	acts.Metrics, acts.WebUI, acts.Namespace = m, webUI, cfg.Namespace
+	acts.Failure = workflows.Grant{OnFailure: cfg.OnFailure, DecisionTimeout: cfg.DecisionTimeout, RetryWindow: cfg.RetryWindow}
+	if *dev {
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		added, err := control.EnsureSearchAttributes(sctx, c, cfg.Namespace)
+		cancel()
+		if err != nil {
+			return err
+		}
+		if len(added) > 0 {
+			log.Info("search attributes registered", "names", added, "namespace", cfg.Namespace)
+		}
+	}
 	if acts.NotifyURLs, err = notify.ParseURLs(cfg.NotifyURLs); err != nil {
 		return err
 	}

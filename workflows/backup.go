@@ -24,15 +24,25 @@ func BackupWorkflow(ctx workflow.Context, in BackupInput) (_ *BackupResult, err 
 		return nil, err
 	}
 	if !in.LockHeld { // an emergency backup is reported by its restore
-		defer func() { report(ctx, Outcome{Operation: "backup", Kind: in.Kind, Warnings: b.warnings}, err, b.prog) }()
-		b.step(0)
+		defer func() {
+			b.pub.publish(disconnected(ctx), b.prog)
+			report(ctx, Outcome{Operation: "backup", Kind: in.Kind, Warnings: b.warnings}, err, b.prog)
+		}()
+		b.step(ctx, 0)
 		lk, err := takeLock(ctx, "backup")
 		if err != nil {
 			return nil, b.fail(err)
 		}
 		defer lk.release(ctx)
+		b.lock, b.pub = lk, &publisher{grant: lk.grant}
+		if b.decisions, err = newDecisions(ctx); err != nil {
+			return nil, err
+		}
 	}
-	res, err := b.run(ctx)
+	if b.lock != nil {
+		ctx = withRetryWindow(ctx, b.lock.grant.RetryWindow)
+	}
+	res, err := b.runDecided(ctx)
 	if err != nil {
 		return nil, b.fail(err)
 	}
@@ -41,19 +51,43 @@ func BackupWorkflow(ctx workflow.Context, in BackupInput) (_ *BackupResult, err 
 	return res, nil
 }
 
-// backup is the state of one BackupWorkflow run.
-type backup struct {
-	in       BackupInput
-	prog     *Progress
-	plan     BackupPlan
-	warnings []string // for the report: notified even on success
+// backupChoices are what an operator may answer to a backup that failed.
+var backupChoices = []choice{
+	{DecisionRetry, "runs the backup again from the start; what the failed attempt wrote is removed first"},
+	{DecisionAbort, "ends the backup as failed; the earlier backups are untouched"},
 }
 
-func (b *backup) step(i int) {
-	if b.prog.Step > 0 {
+// runDecided runs the backup; where it fails for good and the worker asks
+// (VULCAN_ON_FAILURE=ask), an operator decides: retry runs it again from
+// the start, abort (or no answer by the deadline) fails it.
+func (b *backup) runDecided(ctx workflow.Context) (*BackupResult, error) {
+	a := asking{lock: b.lock, decisions: b.decisions, prog: b.prog, pub: b.pub, op: Outcome{Operation: "backup", Kind: b.in.Kind}}
+	for {
+		res, err := b.run(ctx)
+		if err == nil || !a.asks(err) || a.ask(ctx, err, DecisionAbort, backupChoices...) != DecisionRetry {
+			return res, err
+		}
+		b.prog.Completed, b.prog.Message = []string{backupSteps[0]}, "" // the lock is still held
+	}
+}
+
+// backup is the state of one BackupWorkflow run.
+type backup struct {
+	in        BackupInput
+	prog      *Progress
+	lock      *opLock
+	pub       *publisher
+	decisions *decisions
+	plan      BackupPlan
+	warnings  []string // for the report: notified even on success
+}
+
+func (b *backup) step(ctx workflow.Context, i int) {
+	if b.prog.Step > 0 && b.prog.Step < i+1 {
 		b.prog.Completed = append(b.prog.Completed, b.prog.StepName)
 	}
 	b.prog.Step, b.prog.StepName = i+1, backupSteps[i]
+	b.pub.publish(ctx, b.prog)
 }
 
 func (b *backup) fail(err error) error {
@@ -65,31 +99,31 @@ func (b *backup) summary(i int) string { return "backup: " + backupSteps[i] }
 
 func (b *backup) run(ctx workflow.Context) (*BackupResult, error) {
 	info := workflow.GetInfo(ctx)
-	b.step(1)
+	b.step(ctx, 1)
 	req := BackupPlan{Kind: b.in.Kind, WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID, StartedAt: workflow.Now(ctx).UTC()}
 	if err := call(ctx, PrepareBackupActivity, b.summary(1), req).Get(ctx, &b.plan); err != nil {
 		return nil, wrap("prepare backup", err)
 	}
 	b.prog.BackupID = b.plan.ID
 
-	b.step(2)
+	b.step(ctx, 2)
 	dumped, err := b.startDump(ctx)
 	if err != nil {
 		return nil, err
 	}
 
-	b.step(3)
+	b.step(ctx, 3)
 	resumeErr, err := b.archive(ctx, dumped)
 	if err != nil {
 		return nil, err
 	}
 
-	b.step(4)
+	b.step(ctx, 4)
 	if err := call(ctx, VerifyBackupActivity, b.summary(4), b.plan).Get(ctx, nil); err != nil {
 		return nil, wrap(fmt.Sprintf("verify backup %s", b.plan.ID), err)
 	}
 
-	b.step(5)
+	b.step(ctx, 5)
 	var res BackupResult
 	if err := call(ctx, CommitBackupActivity, b.summary(5), b.plan).Get(ctx, &res); err != nil {
 		return nil, wrap(fmt.Sprintf("commit backup %s", b.plan.ID), err)
@@ -98,7 +132,7 @@ func (b *backup) run(ctx workflow.Context) (*BackupResult, error) {
 	// An emergency backup belongs to its restore: pruning then could delete
 	// the backup being restored, so only regular backups apply retention.
 	if b.in.Kind != KindEmergency {
-		b.step(6)
+		b.step(ctx, 6)
 		var ret RetentionOutput
 		if err := call(ctx, ApplyRetentionActivity, b.summary(6), RetentionInput{}).Get(ctx, &ret); err != nil {
 			// The backup is committed and verified; the starter still

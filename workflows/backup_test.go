@@ -21,7 +21,7 @@ func backupEnv(t *testing.T, overrides ...func(*testsuite.TestWorkflowEnvironmen
 	for _, o := range overrides {
 		o(env)
 	}
-	env.OnActivity(wf.AcquireLockActivity, mock.Anything, mock.Anything).Return(nil)
+	env.OnActivity(wf.AcquireLockActivity, mock.Anything, mock.Anything).Return(wf.Grant{}, nil)
 	env.OnActivity(wf.ReleaseLockActivity, mock.Anything, mock.Anything).Return(nil)
 	env.OnActivity(wf.PrepareBackupActivity, mock.Anything, mock.Anything).Return(
 		func(_ activityCtx, p wf.BackupPlan) (wf.BackupPlan, error) { p.ID = "20250101_020000"; return p, nil })

@@ -8,15 +8,19 @@ import (
 	"go.temporal.io/sdk/workflow"
 )
 
-// opLock is the operation lock as a workflow holds it.
-type opLock struct{ req LockRequest }
+// opLock is the operation lock as a workflow holds it, with the settings
+// the worker granted along with it.
+type opLock struct {
+	req   LockRequest
+	grant Grant
+}
 
 // takeLock takes the operation lock for this workflow. The lock names the
 // workflow id, so a Reset (a new run of the same workflow) still holds it.
 func takeLock(ctx workflow.Context, operation string) (*opLock, error) {
 	info := workflow.GetInfo(ctx)
 	l := &opLock{req: LockRequest{Operation: operation, WorkflowID: info.WorkflowExecution.ID}}
-	if err := call(ctx, AcquireLockActivity, operation+": take the operation lock", l.req).Get(ctx, nil); err != nil {
+	if err := call(ctx, AcquireLockActivity, operation+": take the operation lock", l.req).Get(ctx, &l.grant); err != nil {
 		return nil, err
 	}
 	return l, nil
@@ -54,6 +58,7 @@ func report(ctx workflow.Context, o Outcome, err error, prog *Progress) {
 		o.Step = prog.StepName
 		o.RolledBack = prog.State == StateRolledBack
 		o.RollbackIncomplete = prog.State == StateRollbackIncomplete
+		o.Awaiting = prog.State == StateAwaiting
 	}
 	o.Event = fmt.Sprintf("%s/%d", prog.State, prog.Step)
 	dctx := disconnected(ctx)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"go.temporal.io/sdk/workflow"
 )
@@ -73,6 +74,15 @@ func (d *decisions) validate(in Decision) error {
 // until wait takes it.
 func (d *decisions) offer(choices ...string) {
 	d.offered, d.answer = choices, ""
+}
+
+// waitFor is wait with a deadline: it returns "" when none was taken in
+// time, or when ctx is cancelled.
+func (d *decisions) waitFor(ctx workflow.Context, timeout time.Duration, summary string) (string, error) {
+	_, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{Timeout: timeout, TimerOptions: workflow.TimerOptions{Summary: summary}},
+		func() bool { return d.answer != "" })
+	d.offered = nil
+	return d.answer, err
 }
 
 // wait blocks until one of the offered choices is taken, and closes them. ctx

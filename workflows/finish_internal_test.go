@@ -23,7 +23,7 @@ func TestFinishStartsTheCleanupAfterACancellation(t *testing.T) {
 		if err != nil {
 			return "", err
 		}
-		r.step(7)
+		r.step(ctx, 7)
 		r.finish(ctx)
 		return r.res.CleanupError, nil
 	}, workflow.RegisterOptions{Name: "finish"})

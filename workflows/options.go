@@ -7,8 +7,10 @@ import (
 	"go.temporal.io/sdk/workflow"
 )
 
-// nonRetryable lists the error types no retry can fix.
-var nonRetryable = []string{ErrTypeIntegrity, ErrTypeBadInput, ErrTypeBusy, ErrTypeNoSpace, ErrTypeVerify}
+// nonRetryable lists the error types no retry can fix. A full disk, a
+// database that does not answer, a service that will not start are fixable:
+// they are retried, the step pending, for the retry window.
+var nonRetryable = []string{ErrTypeIntegrity, ErrTypeBadInput, ErrTypeBusy, ErrTypeVerify}
 
 // budget is what one kind of step may spend: how long an attempt may run,
 // whether it must heartbeat, how often it is tried and how long the backoff
@@ -92,16 +94,44 @@ func (b budget) options(summary string) workflow.ActivityOptions {
 	return o
 }
 
+// retryWindowKey holds, in a workflow context, how long a step that fails
+// for a fixable reason is retried (Grant.RetryWindow).
+type retryWindowKey struct{}
+
+// withRetryWindow gives the steps run under ctx a retry window.
+func withRetryWindow(ctx workflow.Context, w time.Duration) workflow.Context {
+	return workflow.WithValue(ctx, retryWindowKey{}, w)
+}
+
+// retryWindow is ctx's retry window, or 0.
+func retryWindow(ctx workflow.Context) time.Duration {
+	w, _ := ctx.Value(retryWindowKey{}).(time.Duration)
+	return w
+}
+
+// optionsFor is name's budget as activity options under ctx: a step that
+// talks to the disk, the database or the services is retried, pending, for
+// about the retry window, its backoff capped at the budget's maxWait.
+func optionsFor(ctx workflow.Context, name, summary string) workflow.ActivityOptions {
+	b := budgetOf(name)
+	if w := retryWindow(ctx); w > 0 && b.heartbeat {
+		if n := int32(w/b.maxWait) + 6; n > b.attempts { // #nosec G115 -- a window of hours over a wait of seconds
+			b.attempts = n
+		}
+	}
+	return b.options(summary)
+}
+
 // call runs activity name within its budget; summary is what the Web UI's
 // timeline shows for it.
 func call(ctx workflow.Context, name, summary string, args ...any) workflow.Future {
-	return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, budgetOf(name).options(summary)), name, args...)
+	return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, optionsFor(ctx, name, summary)), name, args...)
 }
 
 // callAndWait is call for an activity whose cancellation must have stopped
 // it before its future resolves, so nothing is still writing afterwards.
 func callAndWait(ctx workflow.Context, name, summary string, args ...any) workflow.Future {
-	o := budgetOf(name).options(summary)
+	o := optionsFor(ctx, name, summary)
 	o.WaitForCancellation = true
 	return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, o), name, args...)
 }

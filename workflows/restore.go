@@ -37,12 +37,16 @@ func RestoreWorkflow(ctx workflow.Context, in RestoreInput) (_ *RestoreResult, e
 		}
 		return r.dryRun(ctx)
 	}
-	defer func() { report(ctx, Outcome{Operation: "restore"}, err, r.prog) }()
+	defer func() {
+		r.pub.publish(disconnected(ctx), r.prog)
+		report(ctx, Outcome{Operation: "restore"}, err, r.prog)
+	}()
 	if r.lock, err = takeLock(ctx, "restore"); err != nil {
 		return nil, r.failed(err)
 	}
+	r.pub = &publisher{grant: r.lock.grant}
 	defer r.lock.release(ctx)
-	if err := r.run(ctx); err != nil {
+	if err := r.run(withRetryWindow(ctx, r.lock.grant.RetryWindow)); err != nil {
 		return nil, r.rollBack(ctx, err)
 	}
 	r.finish(ctx)
@@ -59,6 +63,9 @@ func (r *restore) run(ctx workflow.Context) error {
 	if err := r.backUpAndStage(ctx); err != nil {
 		return err
 	}
+	// The application is down from here: fixable failures get a sixth of
+	// the window before an operator (or the rollback) decides.
+	ctx = withRetryWindow(ctx, retryWindow(ctx)/6)
 	if err := r.stopServices(ctx); err != nil {
 		return err
 	}
@@ -82,6 +89,7 @@ type restore struct {
 	res        *RestoreResult
 	prog       *Progress
 	lock       *opLock
+	pub        *publisher
 	decisions  *decisions
 	saga       saga
 	emergency  *emergencyBackup
@@ -110,12 +118,37 @@ func newRestore(ctx workflow.Context, in RestoreInput) (*restore, error) {
 }
 
 // step marks step i (1-based) as the current one.
-func (r *restore) step(i int) string {
+func (r *restore) step(ctx workflow.Context, i int) string {
 	if r.prog.Step > 0 && r.prog.State == StateRunning {
 		r.prog.Completed = append(r.prog.Completed, r.prog.StepName)
 	}
 	r.prog.Step, r.prog.StepName = i, RestoreSteps[i-1]
+	r.pub.publish(ctx, r.prog)
 	return fmt.Sprintf("restore %d/%d: %s", i, len(RestoreSteps), RestoreSteps[i-1])
+}
+
+// restoreChoices are what an operator may answer to a step that failed for
+// good once the application is stopped.
+var restoreChoices = []choice{
+	{DecisionRetry, "runs the step again (fix the cause first)"},
+	{DecisionRollback, "puts the storage and database back as they were and starts the services again"},
+}
+
+// attempt runs one of steps 3-7. Where it fails for good and the worker
+// asks (VULCAN_ON_FAILURE=ask), an operator decides: retry runs it again;
+// rollback, or no answer by the deadline, returns the failure, which rolls
+// the restore back.
+func (r *restore) attempt(ctx workflow.Context, run func() error) error {
+	a := asking{lock: r.lock, decisions: r.decisions, prog: r.prog, pub: r.pub, op: Outcome{Operation: "restore"}}
+	for {
+		err := run()
+		if err == nil || !a.asks(err) {
+			return err
+		}
+		if a.ask(ctx, r.stepErr(err), DecisionRollback, restoreChoices...) != DecisionRetry {
+			return err
+		}
+	}
 }
 
 // stepErr names the current step in err.
@@ -134,7 +167,7 @@ func (r *restore) input() StepInput {
 
 // dryRun validates the backup by reading it, and changes nothing.
 func (r *restore) dryRun(ctx workflow.Context) (*RestoreResult, error) {
-	summary := r.step(1)
+	summary := r.step(ctx, 1)
 	if err := call(ctx, ValidateArchiveActivity, summary, r.in).Get(ctx, &r.plan); err != nil {
 		return nil, r.failed(r.stepErr(err))
 	}
@@ -149,7 +182,7 @@ func (r *restore) dryRun(ctx workflow.Context) (*RestoreResult, error) {
 // borrows the pre-restore copies of the restore it undoes instead. The
 // emergency backup of step 2 starts beside it and dumps the database.
 func (r *restore) validate(ctx workflow.Context) error {
-	summary := r.step(1)
+	summary := r.step(ctx, 1)
 	r.saga.add("discard the staged copies", false, func(dctx workflow.Context) error {
 		return call(dctx, DiscardStagingActivity, "rollback: discard the staged copies", StepInput{RestoreID: r.id}).Get(dctx, nil)
 	})
@@ -174,7 +207,7 @@ func (r *restore) validate(ctx workflow.Context) error {
 // beside it, while the application still runs, the dump loaded into a fresh
 // database. Neither touches what is in place.
 func (r *restore) backUpAndStage(ctx workflow.Context) error {
-	summary := r.step(2)
+	summary := r.step(ctx, 2)
 	staged := r.emergency.proceed(ctx, func() workflow.Future {
 		return call(ctx, StageDatabaseActivity, summary+" (load the dump beside it)", r.input())
 	})
@@ -188,7 +221,7 @@ func (r *restore) backUpAndStage(ctx workflow.Context) error {
 // 3. Stop services: first learn which run (kept in workflow state, so a
 // worker crash cannot lose it), then stop exactly those.
 func (r *restore) stopServices(ctx workflow.Context) error {
-	summary := r.step(3)
+	summary := r.step(ctx, 3)
 	if err := call(ctx, RunningServicesActivity, summary+" (which run)").Get(ctx, &r.running); err != nil {
 		return r.stepErr(err)
 	}
@@ -197,7 +230,7 @@ func (r *restore) stopServices(ctx workflow.Context) error {
 	r.saga.add("start the services again", true, func(dctx workflow.Context) error {
 		return call(dctx, StartServicesActivity, "rollback: start services", r.running).Get(dctx, nil)
 	})
-	if err := callAndWait(ctx, StopServicesActivity, summary, r.running).Get(ctx, nil); err != nil {
+	if err := r.attempt(ctx, func() error { return callAndWait(ctx, StopServicesActivity, summary, r.running).Get(ctx, nil) }); err != nil {
 		return r.stepErr(err)
 	}
 	return nil
@@ -206,13 +239,13 @@ func (r *restore) stopServices(ctx workflow.Context) error {
 // 4. Restore storage: swap the staged copy into place, keeping the current
 // one as <path>.pre-restore-<id>.
 func (r *restore) restoreStorage(ctx workflow.Context) error {
-	summary := r.step(4)
+	summary := r.step(ctx, 4)
 	r.saga.add("put the storage back", true, func(dctx workflow.Context) error {
 		rin := RollbackInput{RestoreID: r.id, EmergencyManifest: r.emergency.result.Manifest}
 		return call(dctx, RollbackStorageActivity, "rollback: put the storage back", rin).Get(dctx, nil)
 	})
 	var out StorageOutput
-	if err := callAndWait(ctx, RestoreStorageActivity, summary, r.input()).Get(ctx, &out); err != nil {
+	if err := r.attempt(ctx, func() error { return callAndWait(ctx, RestoreStorageActivity, summary, r.input()).Get(ctx, &out) }); err != nil {
 		return r.stepErr(err)
 	}
 	if out.Files == 0 { // swapped what step 1 staged
@@ -225,13 +258,13 @@ func (r *restore) restoreStorage(ctx workflow.Context) error {
 // 5. Restore database: rename the loaded database into place (the current
 // one kept as <db>_pre_restore_<id>), or load in place in one transaction.
 func (r *restore) restoreDatabase(ctx workflow.Context) error {
-	summary := r.step(5)
+	summary := r.step(ctx, 5)
 	r.saga.add("put the database back", true, func(dctx workflow.Context) error {
 		rin := RollbackInput{RestoreID: r.id, EmergencyManifest: r.emergency.result.Manifest}
 		return call(dctx, RollbackDatabaseActivity, "rollback: put the database back", rin).Get(dctx, nil)
 	})
 	var db DatabaseOutput
-	if err := callAndWait(ctx, RestoreDatabaseActivity, summary, r.input()).Get(ctx, &db); err != nil {
+	if err := r.attempt(ctx, func() error { return callAndWait(ctx, RestoreDatabaseActivity, summary, r.input()).Get(ctx, &db) }); err != nil {
 		return r.stepErr(err)
 	}
 	r.res.Database, r.dbSkipped = &db, db.Skipped
@@ -240,11 +273,11 @@ func (r *restore) restoreDatabase(ctx workflow.Context) error {
 
 // 6. Start services, and wait until they are healthy.
 func (r *restore) startServices(ctx workflow.Context) error {
-	summary := r.step(6)
+	summary := r.step(ctx, 6)
 	r.saga.add("stop the services for the rollback", true, func(dctx workflow.Context) error {
 		return call(dctx, StopServicesActivity, "rollback: stop services", r.running).Get(dctx, nil)
 	})
-	if err := callAndWait(ctx, StartServicesActivity, summary, r.running).Get(ctx, nil); err != nil {
+	if err := r.attempt(ctx, func() error { return callAndWait(ctx, StartServicesActivity, summary, r.running).Get(ctx, nil) }); err != nil {
 		return r.stepErr(err)
 	}
 	return nil
@@ -253,15 +286,21 @@ func (r *restore) startServices(ctx workflow.Context) error {
 // 7. Verify files, rows and services. The staged files were hashed as they
 // were extracted and then only renamed: their layout is checked.
 func (r *restore) verify(ctx workflow.Context) error {
-	summary := r.step(7)
+	summary := r.step(ctx, 7)
 	var v VerifyOutput
 	vin := VerifyInput{Manifest: r.plan.Manifest, Services: r.running, SkipDatabase: r.dbSkipped, LayoutOnly: true}
-	if err := callAndWait(ctx, VerifyRestoreActivity, summary, vin).Get(ctx, &v); err != nil {
+	err := r.attempt(ctx, func() error {
+		if err := callAndWait(ctx, VerifyRestoreActivity, summary, vin).Get(ctx, &v); err != nil {
+			return err
+		}
+		if len(v.Problems) > 0 {
+			return temporal.NewNonRetryableApplicationError(
+				"restored state does not match the backup: "+strings.Join(v.Problems, "; "), ErrTypeVerify, nil)
+		}
+		return nil
+	})
+	if err != nil {
 		return r.stepErr(err)
-	}
-	if len(v.Problems) > 0 {
-		return r.stepErr(temporal.NewNonRetryableApplicationError(
-			"restored state does not match the backup: "+strings.Join(v.Problems, "; "), ErrTypeVerify, nil))
 	}
 	r.res.Verify = &v
 	return nil
@@ -310,6 +349,7 @@ func (r *restore) rollBack(ctx workflow.Context, cause error) error {
 	touched := r.prog.Step >= 3
 	if touched {
 		r.prog.State = StateRollingBack
+		r.pub.publish(dctx, r.prog)
 	}
 	for {
 		err := r.saga.unwind(dctx)
@@ -319,6 +359,7 @@ func (r *restore) rollBack(ctx workflow.Context, cause error) error {
 		incomplete := r.incomplete(cause, err)
 		r.decisions.offer(DecisionRetry, DecisionAbort)
 		r.prog.State, r.prog.Message = StateRollbackIncomplete, rootMessage(incomplete)
+		r.pub.publish(dctx, r.prog)
 		if merr := r.lock.mark(dctx, StateRollbackIncomplete); merr != nil {
 			workflow.GetLogger(ctx).Error("marking the lock failed", "error", merr)
 		}

@@ -17,7 +17,8 @@ import (
 
 // Stubs with the activities' signatures: registered under the activity
 // names, then replaced by mocks in each test.
-func stubLock(ctx activityCtx, _ wf.LockRequest) error { return nil }
+func stubLock(ctx activityCtx, _ wf.LockRequest) (wf.Grant, error) { return wf.Grant{}, nil }
+func stubRelease(ctx activityCtx, _ wf.LockRequest) error          { return nil }
 func stubValidate(ctx activityCtx, _ wf.RestoreInput) (wf.RestorePlan, error) {
 	return wf.RestorePlan{}, nil
 }
@@ -67,7 +68,7 @@ func register(env *testsuite.TestWorkflowEnvironment) {
 	env.RegisterWorkflowWithOptions(wf.CleanupWorkflow, workflow.RegisterOptions{Name: wf.CleanupWorkflowName})
 	env.RegisterWorkflowWithOptions(wf.RestoreCleanupWorkflow, workflow.RegisterOptions{Name: wf.RestoreCleanupWorkflowName})
 	for name, fn := range map[string]any{
-		wf.AcquireLockActivity: stubLock, wf.ReleaseLockActivity: stubLock,
+		wf.AcquireLockActivity: stubLock, wf.ReleaseLockActivity: stubRelease,
 		wf.ValidateArchiveActivity: stubValidate, wf.ValidateAndStageActivity: stubValidateAndStage,
 		wf.RunningServicesActivity: stubRunning,
 		wf.StopServicesActivity:    stubServices, wf.StartServicesActivity: stubServices,
@@ -107,7 +108,7 @@ func newRestoreEnv(t *testing.T, mockEmergency bool, overrides ...func(*testsuit
 	for _, o := range overrides {
 		o(env)
 	}
-	env.OnActivity(wf.AcquireLockActivity, mock.Anything, mock.Anything).Return(nil)
+	env.OnActivity(wf.AcquireLockActivity, mock.Anything, mock.Anything).Return(wf.Grant{}, nil)
 	env.OnActivity(wf.ReleaseLockActivity, mock.Anything, mock.Anything).Return(nil)
 	env.OnActivity(wf.ValidateArchiveActivity, mock.Anything, mock.Anything).Return(plan, nil)
 	env.OnActivity(wf.ValidateAndStageActivity, mock.Anything, mock.Anything).Return(wf.StagedPlan{Plan: plan, Staged: wf.StorageOutput{Paths: []string{"storage"}, Files: 3}}, nil)
@@ -337,7 +338,7 @@ func TestRestoreNonRetryableIsNotRetried(t *testing.T) {
 
 func TestRestoreBusyIsRefused(t *testing.T) {
 	env := restoreEnv(t, func(env *testsuite.TestWorkflowEnvironment) {
-		env.OnActivity(wf.AcquireLockActivity, mock.Anything, mock.Anything).Return(
+		env.OnActivity(wf.AcquireLockActivity, mock.Anything, mock.Anything).Return(wf.Grant{},
 			temporal.NewNonRetryableApplicationError("another operation is running: backup workflow vulcan-backup-1", wf.ErrTypeBusy, nil))
 	})
 	env.ExecuteWorkflow(wf.RestoreWorkflowName, wf.RestoreInput{Archive: "a.tar.gz"})

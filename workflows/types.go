@@ -26,6 +26,25 @@ type LockRequest struct {
 	State string `json:"state,omitempty"`
 }
 
+// Grant is what AcquireLock answers with the lock: the worker's settings
+// for a step that fails (VULCAN_ON_FAILURE, VULCAN_DECISION_TIMEOUT,
+// VULCAN_RETRY_WINDOW), whether the namespace has the Vulcan search
+// attributes, and the host. A zero Grant (as in a history recorded before
+// it existed) means: fail or roll back at once, publish nothing.
+type Grant struct {
+	OnFailure        string        `json:"on_failure,omitempty"`
+	DecisionTimeout  time.Duration `json:"decision_timeout,omitempty"`
+	RetryWindow      time.Duration `json:"retry_window,omitempty"`
+	SearchAttributes bool          `json:"search_attributes,omitempty"`
+	Host             string        `json:"host,omitempty"`
+}
+
+// OnFailure values.
+const (
+	OnFailureAsk      = "ask"
+	OnFailureRollback = "rollback"
+)
+
 // BackupPlan is what every step of a backup needs to know.
 type BackupPlan struct {
 	ID         string    `json:"id"`
@@ -248,6 +267,9 @@ const (
 	// StateRollbackIncomplete: the rollback stopped at a failure; the
 	// operation keeps the lock and waits for an operator.
 	StateRollbackIncomplete = "rollback-incomplete"
+	// StateAwaiting: a step failed for good and the operation waits for
+	// an operator's decision (VULCAN_ON_FAILURE=ask).
+	StateAwaiting = "awaiting-operator"
 )
 
 // Outcome is what a finished workflow reports (metrics and notifications).
@@ -265,6 +287,9 @@ type Outcome struct {
 	// RollbackIncomplete is set when a restore's rollback stopped at a
 	// failure and the operation waits for an operator.
 	RollbackIncomplete bool `json:"rollback_incomplete,omitempty"`
+	// Awaiting: the operation has not ended but waits for an operator's
+	// decision on a failed step.
+	Awaiting bool `json:"awaiting,omitempty"`
 	// Warnings of a successful operation that an operator should see.
 	Warnings []string `json:"warnings,omitempty"`
 	// Event tells apart the reports of one run (state and step), so a

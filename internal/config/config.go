@@ -28,8 +28,16 @@ type Config struct {
 	UndoWindow time.Duration
 	// StallTimeout is how long pg_dump or psql may move no bytes.
 	StallTimeout time.Duration
-	Schedule     string
-	Services     string
+	// OnFailure is what a step that failed for good does: "ask" waits for
+	// an operator's decision for DecisionTimeout, "rollback" does not.
+	OnFailure       string
+	DecisionTimeout time.Duration
+	// RetryWindow is how long a step that fails for a fixable reason is
+	// retried, pending, before it has failed for good (a sixth of it while
+	// a restore has the application stopped).
+	RetryWindow time.Duration
+	Schedule    string
+	Services    string
 
 	ExecStop, ExecStart, ExecHealth, ExecStatus string
 	HealthTimeout                               time.Duration
@@ -57,6 +65,9 @@ const (
 	EnvRetentionDays   = "VULCAN_RETENTION_DAYS"
 	EnvUndoWindow      = "VULCAN_UNDO_WINDOW"
 	EnvStallTimeout    = "VULCAN_STALL_TIMEOUT"
+	EnvOnFailure       = "VULCAN_ON_FAILURE"
+	EnvDecisionTimeout = "VULCAN_DECISION_TIMEOUT"
+	EnvRetryWindow     = "VULCAN_RETRY_WINDOW"
 	EnvSchedule        = "VULCAN_SCHEDULE"
 	EnvServices        = "VULCAN_SERVICES"
 	EnvExecStop        = "VULCAN_EXEC_STOP"
@@ -124,6 +135,22 @@ func FromEnv() (Config, error) {
 	}
 	if c.StallTimeout, err = durationEnv(EnvStallTimeout, 30*time.Minute); err != nil {
 		return c, err
+	}
+	switch c.OnFailure = os.Getenv(EnvOnFailure); c.OnFailure {
+	case "":
+		c.OnFailure = "ask"
+	case "ask", "rollback":
+	default:
+		return c, fmt.Errorf("%s=%q: want ask or rollback", EnvOnFailure, c.OnFailure)
+	}
+	if c.DecisionTimeout, err = durationEnv(EnvDecisionTimeout, 10*time.Minute); err != nil {
+		return c, err
+	}
+	if c.RetryWindow, err = durationEnv(EnvRetryWindow, time.Hour); err != nil {
+		return c, err
+	}
+	if c.DecisionTimeout <= 0 || c.RetryWindow < 0 {
+		return c, fmt.Errorf("%s=%v, %s=%v: want a positive time-out and a window of 0 or more", EnvDecisionTimeout, c.DecisionTimeout, EnvRetryWindow, c.RetryWindow)
 	}
 	if c.HealthTimeout, err = durationEnv(EnvHealthTimeout, 60*time.Second); err != nil {
 		return c, err

@@ -46,3 +46,28 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+// A failed step asks by default, for ten minutes, after an hour of retries;
+// a value that is neither ask nor rollback is refused.
+func TestFailureSettings(t *testing.T) {
+	for _, k := range []string{EnvOnFailure, EnvDecisionTimeout, EnvRetryWindow} {
+		t.Setenv(k, "")
+	}
+	c, err := FromEnv()
+	if err != nil || c.OnFailure != "ask" || c.DecisionTimeout.String() != "10m0s" || c.RetryWindow.String() != "1h0m0s" {
+		t.Fatalf("defaults %q %v %v (%v)", c.OnFailure, c.DecisionTimeout, c.RetryWindow, err)
+	}
+	t.Setenv(EnvOnFailure, "rollback")
+	t.Setenv(EnvRetryWindow, "0")
+	if c, err := FromEnv(); err != nil || c.OnFailure != "rollback" || c.RetryWindow != 0 {
+		t.Fatalf("overrides %q %v (%v)", c.OnFailure, c.RetryWindow, err)
+	}
+	for k, v := range map[string]string{EnvOnFailure: "pray", EnvDecisionTimeout: "0s"} {
+		t.Run(k, func(t *testing.T) {
+			t.Setenv(k, v)
+			if _, err := FromEnv(); err == nil {
+				t.Fatalf("%s=%s accepted", k, v)
+			}
+		})
+	}
+}

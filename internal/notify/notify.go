@@ -20,7 +20,7 @@ import (
 type Message struct {
 	Text       string  `json:"text"`
 	Operation  string  `json:"operation"`
-	Status     string  `json:"status"` // succeeded, warning, failed or rollback-incomplete
+	Status     string  `json:"status"` // succeeded, warning, failed, rollback-incomplete or awaiting-operator
 	Step       string  `json:"step,omitempty"`
 	Error      string  `json:"error,omitempty"`
 	BackupID   string  `json:"backup_id,omitempty"`
