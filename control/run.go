@@ -61,14 +61,8 @@ func Follow(ctx context.Context, c client.Client, run client.WorkflowRun, every 
 	go func() { done <- run.Get(ctx, out) }()
 	var last string
 	poll := func() *workflows.Progress {
-		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		v, err := c.QueryWorkflow(qctx, run.GetID(), run.GetRunID(), workflows.ProgressQuery)
+		p, err := QueryProgress(ctx, c, run.GetID(), run.GetRunID())
 		if err != nil {
-			return nil
-		}
-		var p workflows.Progress
-		if err := v.Get(&p); err != nil {
 			return nil
 		}
 		key := fmt.Sprintf("%d|%s|%s", p.Step, p.State, p.Message)
@@ -144,4 +138,16 @@ func Root(err error) string {
 		}
 	}
 	return msg
+}
+
+// QueryProgress asks a workflow for its progress.
+func QueryProgress(ctx context.Context, c client.Client, workflowID, runID string) (workflows.Progress, error) {
+	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var p workflows.Progress
+	v, err := c.QueryWorkflow(qctx, workflowID, runID, workflows.ProgressQuery)
+	if err != nil {
+		return p, err
+	}
+	return p, v.Get(&p)
 }

@@ -16,10 +16,11 @@ func newRetryCommand(g *globalOptions) *cobra.Command {
 	return &cobra.Command{
 		Use:   "retry <workflow>",
 		Short: "Answer retry to an operation that waits for an operator, and follow it",
-		Long: `retry answers an operation that waits for an operator: a restore whose rollback did
-not complete runs its rollback again from where it stopped. Fix the cause first (the
-message of the failed rollback says what failed). retry then follows the operation
-to its end, with the exit status of the operation.`,
+		Long: `retry answers an operation that waits for an operator: a step that failed for good
+(VULCAN_ON_FAILURE=ask) runs again, a backup from its start; a restore whose rollback
+did not complete runs its rollback again from where it stopped. Fix the cause first
+(the message says what failed; starter status lists what waits). retry then follows
+the operation to its end, with the exit status of the operation.`,
 		Args: exactArgs(1, "retry needs the workflow id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runDecide(cmd.Context(), g, args[0], workflows.DecisionRetry)

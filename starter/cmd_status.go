@@ -25,6 +25,15 @@ func newStatusCommand(g *globalOptions) *cobra.Command {
 	}
 }
 
+// awaiting is an operation that waits for an operator's decision.
+type awaiting struct {
+	WorkflowID string `json:"workflow_id"`
+	Step       string `json:"step"`
+	State      string `json:"state"`
+	Message    string `json:"message"`
+	Link       string `json:"link,omitempty"`
+}
+
 // statusReport is what `status --json` prints.
 type statusReport struct {
 	Temporal       string       `json:"temporal"`
@@ -32,6 +41,8 @@ type statusReport struct {
 	Schedule       string       `json:"schedule,omitempty"`
 	NextBackup     *time.Time   `json:"next_backup,omitempty"`
 	Running        []string     `json:"running"`
+	// Awaiting lists the running operations that wait for an operator.
+	Awaiting []awaiting `json:"awaiting,omitempty"`
 	Lock           *lock.Holder `json:"lock,omitempty"`
 	BackupDir      string       `json:"backup_dir"`
 	Backups        int          `json:"backups"`
@@ -81,6 +92,10 @@ func runStatus(ctx context.Context, g *globalOptions) error {
 		for _, w := range r.Running {
 			fmt.Fprintf(g.out, "running:   %s\n", w)
 		}
+		for _, w := range r.Awaiting {
+			fmt.Fprintf(g.out, "AWAITING:  %s (%s at %s): %s\n           fix the cause, then `starter retry %s` or decide in the Web UI %s\n",
+				w.WorkflowID, w.State, w.Step, w.Message, w.WorkflowID, w.Link)
+		}
 		if r.Lock != nil {
 			fmt.Fprintf(g.out, "lock:      held by %s workflow %s since %s\n", r.Lock.Operation, r.Lock.WorkflowID, r.Lock.Since.UTC().Format(time.RFC3339))
 			if r.Lock.State == lock.StateIncomplete {
@@ -124,6 +139,11 @@ func statusTemporal(ctx context.Context, g *globalOptions, c client.Client, r *s
 		case workflows.BackupWorkflowName, workflows.RestoreWorkflowName, workflows.CleanupWorkflowName:
 			r.Running = append(r.Running, fmt.Sprintf("%s %s (since %s)", e.GetType().GetName(), e.GetExecution().GetWorkflowId(),
 				e.GetStartTime().AsTime().UTC().Format(time.RFC3339)))
+			if p, err := control.QueryProgress(ctx, c, e.GetExecution().GetWorkflowId(), e.GetExecution().GetRunId()); err == nil &&
+				(p.State == workflows.StateAwaiting || p.State == workflows.StateRollbackIncomplete) {
+				r.Awaiting = append(r.Awaiting, awaiting{WorkflowID: e.GetExecution().GetWorkflowId(), Step: p.StepName, State: p.State,
+					Message: p.Message, Link: g.webURL(e.GetExecution().GetWorkflowId(), e.GetExecution().GetRunId())})
+			}
 		}
 	}
 }

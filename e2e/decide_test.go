@@ -1,0 +1,138 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/api/enums/v1"
+	sdkpb "go.temporal.io/api/sdk/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/project-vulcan/vulcan-backup/internal/testutil"
+	wf "github.com/project-vulcan/vulcan-backup/workflows"
+)
+
+// A restore whose application will not become healthy (a dependency is
+// down) waits for an
+// operator (VULCAN_ON_FAILURE=ask): the starter exits 6 naming the workflow,
+// the Web UI's list finds it by VulcanState="awaiting-operator", `starter
+// status` lists it, and once the cause is fixed `starter retry` completes it
+// as the same workflow with no rollback. A second such restore is rolled
+// back at once by `decide rollback` through the Update API, and a decision
+// sent when nothing waits is refused.
+func TestRestoreWaitsForTheOperator(t *testing.T) {
+	dbURL := testutil.NewDatabase(t)
+	testutil.LoadVulcanDB(t, dbURL, 100)
+	s := newSystem(t, "DATABASE_URL="+dbURL, "VULCAN_HEALTH_TIMEOUT=1s")
+	s.env = append(s.env, execServices(s.root)...)
+	// The application needs something outside its data (a dependency),
+	// down while this flag exists: the cause an operator fixes.
+	broken := filepath.Join(s.root, "dependency.down")
+	for i, e := range s.env {
+		if strings.HasPrefix(e, "VULCAN_EXEC_HEALTH=") {
+			s.env[i] = e + " && test ! -f " + broken
+		}
+	}
+	s.setEnv("VULCAN_ON_FAILURE", "ask")
+	s.setEnv("VULCAN_DECISION_TIMEOUT", "10m")
+	makeStorage(t, s.root, 1)
+	os.WriteFile(filepath.Join(s.root, "app.running"), nil, 0o644)
+	s.start()
+	b := s.backup()
+	os.WriteFile(broken, nil, 0o644)
+	c := s.temporalClient(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+
+	_, errOut, code := s.starter("restore", b.Result.Archive, "--yes")
+	if code != 6 || !strings.Contains(errOut, "waits for a decision") || !strings.Contains(errOut, "step 6 (start services)") {
+		t.Fatalf("exit %d, stderr:\n%s", code, errOut)
+	}
+	id := regexp.MustCompile(`starter retry (\S+)`).FindStringSubmatch(errOut)
+	if id == nil {
+		t.Fatalf("no workflow in:\n%s", errOut)
+	}
+	workflowID := strings.Trim(id[1], "`")
+	waitFor(t, time.Minute, "the list filter on VulcanState", func() bool {
+		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: `VulcanState = "awaiting-operator" AND VulcanOperation = "restore"`})
+		return err == nil && len(resp.GetExecutions()) == 1 && resp.GetExecutions()[0].GetExecution().GetWorkflowId() == workflowID
+	})
+	if out := s.mustStarter("status"); !strings.Contains(out, "AWAITING:  "+workflowID) || !strings.Contains(out, "start services") {
+		t.Fatalf("status does not list the waiting restore:\n%s", out)
+	}
+	// The Web UI shows the current details: the error and the choices.
+	v, err := c.QueryWorkflow(ctx, workflowID, "", "__temporal_workflow_metadata")
+	var md sdkpb.WorkflowMetadata
+	if err != nil || v.Get(&md) != nil {
+		t.Fatalf("workflow metadata: %v", err)
+	}
+	if d := md.GetCurrentDetails(); !strings.Contains(d, "failed:") || !strings.Contains(d, `"retry"`) || !strings.Contains(d, `"rollback"`) {
+		t.Fatalf("current details:\n%s", d)
+	}
+
+	// The operator brings the dependency back and retries.
+	if err := os.Remove(broken); err != nil {
+		t.Fatal(err)
+	}
+	out := s.mustStarter("retry", workflowID)
+	if !strings.Contains(out, "completed") {
+		t.Fatalf("retry: %s", out)
+	}
+	events := historyTypes(ctx, t, c, workflowID)
+	if strings.Contains(events, wf.RollbackStorageActivity) || strings.Count(events, wf.StartServicesActivity) != 2 {
+		t.Fatalf("want step 6 run twice and no rollback, history: %s", events)
+	}
+	if _, err := os.Stat(filepath.Join(s.root, "app.running")); err != nil {
+		t.Error("the application is not running")
+	}
+
+	// Nothing waits now: a decision is refused.
+	if _, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: workflowID, UpdateName: wf.DecideName,
+		Args: []any{wf.Decision{Action: wf.DecisionRetry}}, WaitForStage: client.WorkflowUpdateStageCompleted}); err == nil {
+		t.Error("a decision for a completed restore was accepted")
+	}
+
+	// Again, and decide rollback: rolled back at once.
+	b2 := s.backup()
+	os.WriteFile(broken, nil, 0o644)
+	wantTree := treeDigest(t, filepath.Join(s.root, "storage"))
+	_, errOut, code = s.starter("restore", b2.Result.Archive, "--yes")
+	id = regexp.MustCompile(`starter retry (\S+)`).FindStringSubmatch(errOut)
+	if code != 6 || id == nil {
+		t.Fatalf("second restore: exit %d, stderr:\n%s", code, errOut)
+	}
+	workflowID = strings.Trim(id[1], "`")
+	os.Remove(broken) // (else the rollback's own start fails too)
+	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: workflowID, UpdateName: wf.DecideName,
+		Args: []any{wf.Decision{Action: wf.DecisionRollback}}, WaitForStage: client.WorkflowUpdateStageCompleted})
+	if err != nil || h.Get(ctx, nil) != nil {
+		t.Fatalf("decide rollback: %v", err)
+	}
+	if err := c.GetWorkflow(ctx, workflowID, "").Get(ctx, nil); err == nil || !strings.Contains(err.Error(), "rolled back") {
+		t.Fatalf("after decide rollback: %v", err)
+	}
+	diffDigests(t, "storage after decide rollback", wantTree, treeDigest(t, filepath.Join(s.root, "storage")))
+}
+
+// historyTypes lists the activity types a workflow scheduled, in order.
+func historyTypes(ctx context.Context, t *testing.T, c client.Client, workflowID string) string {
+	t.Helper()
+	var names []string
+	it := c.GetWorkflowHistory(ctx, workflowID, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		e, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a := e.GetActivityTaskScheduledEventAttributes(); a != nil {
+			names = append(names, a.GetActivityType().GetName())
+		}
+	}
+	return strings.Join(names, " ")
+}
