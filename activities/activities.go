@@ -145,8 +145,9 @@ func (a *Activities) abs(p string) string {
 	return filepath.Join(a.Root, p)
 }
 
-// classify turns domain errors into Temporal errors: what no retry can fix
-// becomes a non-retryable application error with a stable type.
+// classify turns domain errors into Temporal errors with a stable type: what
+// no retry can fix becomes non-retryable; a full disk stays retryable, as an
+// operator can fix it; anything else is retried as it is.
 func classify(err error) error {
 	if err == nil {
 		return nil
@@ -167,7 +168,8 @@ func classify(err error) error {
 	case errors.Is(err, pgdump.ErrRowCounts):
 		return temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeVerify, nil)
 	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
-		return temporal.NewNonRetryableApplicationError("no space left: "+err.Error(), workflows.ErrTypeNoSpace, nil)
+		// Fixable: retried, the step pending, while an operator frees space.
+		return temporal.NewApplicationError("no space left: "+err.Error(), workflows.ErrTypeNoSpace)
 	case errors.Is(err, pgdump.ErrBadURL):
 		return temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeBadInput, nil)
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
@@ -150,4 +151,29 @@ func QueryProgress(ctx context.Context, c client.Client, workflowID, runID strin
 		return p, err
 	}
 	return p, v.Get(&p)
+}
+
+// RetryPending resets the attempts of every step of workflowID that is
+// pending after a failure (what the Web UI's Reset does): each runs again at
+// once, with its retry budget whole again. It returns the steps it reset.
+func RetryPending(ctx context.Context, c client.Client, namespace, workflowID string) ([]string, error) {
+	d, err := c.DescribeWorkflowExecution(ctx, workflowID, "")
+	if err != nil {
+		return nil, fmt.Errorf("describe %s: %w", workflowID, err)
+	}
+	var reset []string
+	for _, p := range d.GetPendingActivities() {
+		if p.GetAttempt() < 2 && p.GetLastFailure() == nil {
+			continue // running its first attempt: nothing failed
+		}
+		_, err := c.WorkflowService().ResetActivity(ctx, &workflowservice.ResetActivityRequest{
+			Namespace: namespace, Execution: d.GetWorkflowExecutionInfo().GetExecution(),
+			Activity: &workflowservice.ResetActivityRequest_Id{Id: p.GetActivityId()},
+		})
+		if err != nil {
+			return reset, fmt.Errorf("reset %s of %s: %w", p.GetActivityType().GetName(), workflowID, err)
+		}
+		reset = append(reset, fmt.Sprintf("%s (after %d attempts: %s)", p.GetActivityType().GetName(), p.GetAttempt()-1, p.GetLastFailure().GetMessage()))
+	}
+	return reset, nil
 }

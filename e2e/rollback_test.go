@@ -134,12 +134,13 @@ func TestIncompleteRollbackWaitsForTheOperator(t *testing.T) {
 	s.backup() // the lock is free again
 }
 
-// workflowIDIn finds the restore's workflow id in the starter's output.
+// workflowIDIn finds a restore's or backup's workflow id in the starter's
+// output.
 func workflowIDIn(t *testing.T, out string) string {
 	t.Helper()
 	for _, f := range strings.Fields(out) {
 		f = strings.Trim(f, "`.,;:()")
-		if strings.HasPrefix(f, "vulcan-restore-") {
+		if strings.HasPrefix(f, "vulcan-restore-") || strings.HasPrefix(f, "vulcan-backup-") {
 			return f
 		}
 	}

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -36,9 +38,19 @@ func runDecide(ctx context.Context, g *globalOptions, workflowID, action string)
 	}
 	defer c.Close()
 	if err := control.Decide(ctx, c, workflowID, action); err != nil {
-		return fail(ExitFailed, "%v", err)
-	}
-	if !g.json {
+		// Nothing waits for a decision: a retry resets the attempts of a
+		// step that is pending after failures, if there is one.
+		reset, rerr := []string(nil), error(nil)
+		if action == workflows.DecisionRetry {
+			reset, rerr = control.RetryPending(ctx, c, g.cfg.Namespace, workflowID)
+		}
+		if len(reset) == 0 {
+			return fail(ExitFailed, "%v", errors.Join(err, rerr))
+		}
+		if !g.json {
+			fmt.Fprintf(g.errOut, "retrying now in workflow %s: %s\n", workflowID, strings.Join(reset, "; "))
+		}
+	} else if !g.json {
 		fmt.Fprintf(g.errOut, "%s sent to workflow %s\n", action, workflowID)
 	}
 	run := c.GetWorkflow(ctx, workflowID, "")
