@@ -36,13 +36,13 @@ type awaiting struct {
 
 // statusReport is what `status --json` prints.
 type statusReport struct {
-	Temporal       string       `json:"temporal"`
-	TemporalError  string       `json:"temporal_error,omitempty"`
-	Schedule       string       `json:"schedule,omitempty"`
-	NextBackup     *time.Time   `json:"next_backup,omitempty"`
-	Running        []string     `json:"running"`
+	Temporal      string     `json:"temporal"`
+	TemporalError string     `json:"temporal_error,omitempty"`
+	Schedule      string     `json:"schedule,omitempty"`
+	NextBackup    *time.Time `json:"next_backup,omitempty"`
+	Running       []string   `json:"running"`
 	// Awaiting lists the running operations that wait for an operator.
-	Awaiting []awaiting `json:"awaiting,omitempty"`
+	Awaiting       []awaiting   `json:"awaiting,omitempty"`
 	Lock           *lock.Holder `json:"lock,omitempty"`
 	BackupDir      string       `json:"backup_dir"`
 	Backups        int          `json:"backups"`
