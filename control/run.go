@@ -24,23 +24,33 @@ func NewWorkflowID(prefix string, now time.Time) string {
 
 // StartBackup starts a BackupWorkflow of the given kind.
 func StartBackup(ctx context.Context, c client.Client, taskQueue, kind string) (client.WorkflowRun, error) {
-	return start(ctx, c, taskQueue, workflows.BackupIDPrefix, workflows.BackupWorkflowName, workflows.BackupInput{Kind: kind})
+	return start(ctx, c, taskQueue, workflows.BackupIDPrefix, workflows.BackupWorkflowName, kind+" backup", workflows.BackupInput{Kind: kind})
 }
 
 // StartRestore starts a RestoreWorkflow.
 func StartRestore(ctx context.Context, c client.Client, taskQueue string, in workflows.RestoreInput) (client.WorkflowRun, error) {
-	return start(ctx, c, taskQueue, workflows.RestoreIDPrefix, workflows.RestoreWorkflowName, in)
+	summary := "restore of " + in.Archive
+	switch {
+	case in.Undo != "":
+		summary = "undo of restore " + in.Undo
+	case in.DryRun:
+		summary = "dry run: restore of " + in.Archive
+	}
+	return start(ctx, c, taskQueue, workflows.RestoreIDPrefix, workflows.RestoreWorkflowName, summary, in)
 }
 
 // StartCleanup starts a CleanupWorkflow.
 func StartCleanup(ctx context.Context, c client.Client, taskQueue string, in workflows.CleanupInput) (client.WorkflowRun, error) {
-	return start(ctx, c, taskQueue, workflows.CleanupIDPrefix, workflows.CleanupWorkflowName, in)
+	return start(ctx, c, taskQueue, workflows.CleanupIDPrefix, workflows.CleanupWorkflowName, "retention clean-up", in)
 }
 
-func start(ctx context.Context, c client.Client, taskQueue, prefix, wf string, arg any) (client.WorkflowRun, error) {
+// start starts a workflow with a summary, the line the Web UI's list and
+// its page show for it.
+func start(ctx context.Context, c client.Client, taskQueue, prefix, wf, summary string, arg any) (client.WorkflowRun, error) {
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:        NewWorkflowID(prefix, time.Now()),
-		TaskQueue: taskQueue,
+		ID:            NewWorkflowID(prefix, time.Now()),
+		TaskQueue:     taskQueue,
+		StaticSummary: summary,
 	}, wf, arg)
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", wf, err)
