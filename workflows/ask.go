@@ -61,6 +61,9 @@ func (a asking) ask(ctx workflow.Context, failure error, fallback string, choice
 	return answer
 }
 
+// fallbackDoes says what the fallback does, for the details.
+var fallbackDoes = map[string]string{DecisionRollback: "roll back", DecisionAbort: "fail"}
+
 // details is the Markdown the Web UI shows for an operation that waits.
 func details(p *Progress, failure error, fallback string, deadline time.Time, workflowID string, choices []choice) string {
 	var b strings.Builder
@@ -71,6 +74,6 @@ func details(p *Progress, failure error, fallback string, deadline time.Time, wo
 		fmt.Fprintf(&b, "- `{\"action\": %q}`: %s\n", c.action, c.does)
 	}
 	fmt.Fprintf(&b, "\nWithout a decision by **%s** it will %s. From a terminal: `starter retry %s`.\n",
-		deadline.Format("2006-01-02 15:04:05 UTC"), fallback, workflowID)
+		deadline.Format("2006-01-02 15:04:05 UTC"), fallbackDoes[fallback], workflowID)
 	return b.String()
 }

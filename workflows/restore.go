@@ -145,7 +145,7 @@ func (r *restore) attempt(ctx workflow.Context, run func() error) error {
 		if err == nil || !a.asks(err) {
 			return err
 		}
-		if a.ask(ctx, r.stepErr(err), DecisionRollback, restoreChoices...) != DecisionRetry {
+		if a.ask(ctx, err, DecisionRollback, restoreChoices...) != DecisionRetry {
 			return err
 		}
 	}
