@@ -135,7 +135,9 @@ func TestWebUIIsTheOperatorsConsole(t *testing.T) {
 	s.start()
 	b := s.backup()
 	ctx := browse(t)
-	page := func(id string) string { return fmt.Sprintf("http://127.0.0.1:%d/namespaces/default/workflows/%s", uiPort, id) }
+	page := func(id string) string {
+		return fmt.Sprintf("http://127.0.0.1:%d/namespaces/default/workflows/%s", uiPort, id)
+	}
 
 	steps := []string{"backup: prepare", "backup: dump database", "backup: archive", "backup: verify", "backup: commit", "backup: retention"}
 	if text := pageText(t, ctx, page(b.WorkflowID), steps...); !containsAll(text, steps) {
