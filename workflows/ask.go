@@ -37,6 +37,12 @@ func (a asking) asks(failure error) bool {
 // (VULCAN_DECISION_TIMEOUT) the fallback, which must be among the choices.
 // A cancellation while it waits answers the fallback too.
 func (a asking) ask(ctx workflow.Context, failure error, fallback string, choices ...choice) string {
+	// Offered first: whoever sees the state may decide at once.
+	var offered []string
+	for _, c := range choices {
+		offered = append(offered, c.action)
+	}
+	a.decisions.offer(offered...)
 	state, message := a.prog.State, a.prog.Message
 	timeout := a.lock.grant.DecisionTimeout
 	deadline := workflow.Now(ctx).Add(timeout).UTC()
@@ -45,11 +51,6 @@ func (a asking) ask(ctx workflow.Context, failure error, fallback string, choice
 	workflow.SetCurrentDetails(ctx, details(a.prog, failure, fallback, deadline, workflow.GetInfo(ctx).WorkflowExecution.ID, choices))
 	report(ctx, a.op, failure, a.prog)
 
-	var offered []string
-	for _, c := range choices {
-		offered = append(offered, c.action)
-	}
-	a.decisions.offer(offered...)
 	answer, err := a.decisions.waitFor(ctx, timeout, fmt.Sprintf("decision on step %d (%s); then %s", a.prog.Step, a.prog.StepName, fallback))
 	if err != nil || answer == "" {
 		workflow.GetLogger(ctx).Warn("no decision in time", "fallback", fallback, "error", err)
