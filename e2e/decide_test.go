@@ -2,13 +2,16 @@ package e2e
 
 import (
 	"context"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/creack/pty"
 	"go.temporal.io/api/enums/v1"
 	sdkpb "go.temporal.io/api/sdk/v1"
 	"go.temporal.io/api/workflowservice/v1"
@@ -135,4 +138,63 @@ func historyTypes(ctx context.Context, t *testing.T, c client.Client, workflowID
 		}
 	}
 	return strings.Join(names, " ")
+}
+
+// On a terminal, an interactive `starter restore` that meets a step waiting
+// for a decision asks there, with the time left, and the answer decides:
+// here retry, once the cause is fixed, and the restore completes.
+func TestInteractiveRestoreAsksOnTheTerminal(t *testing.T) {
+	s := newSystem(t, "VULCAN_HEALTH_TIMEOUT=1s")
+	s.env = append(s.env, execServices(s.root)...)
+	down := filepath.Join(s.root, "dependency.down")
+	for i, e := range s.env {
+		if strings.HasPrefix(e, "VULCAN_EXEC_HEALTH=") {
+			s.env[i] = e + " && test ! -f " + down
+		}
+	}
+	s.setEnv("VULCAN_ON_FAILURE", "ask")
+	makeStorage(t, s.root, 1)
+	os.WriteFile(filepath.Join(s.root, "app.running"), nil, 0o644)
+	s.start()
+	b := s.backup()
+	os.WriteFile(down, nil, 0o644)
+
+	cmd := exec.Command(starterBin, "restore", b.Result.Archive)
+	cmd.Dir, cmd.Env = s.root, s.environ()
+	tty, err := pty.Start(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tty.Close()
+	var out syncBuffer
+	go io.Copy(&out, tty)
+	waitOutput := func(want string) {
+		t.Helper()
+		for deadline := time.Now().Add(2 * time.Minute); !strings.Contains(out.String(), want); time.Sleep(100 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %q on the terminal:\n%s", want, out.String())
+			}
+		}
+	}
+	waitOutput("[y/N]")
+	io.WriteString(tty, "y\n")
+	waitOutput("waits for a decision until")
+	if !strings.Contains(out.String(), "left)") || !strings.Contains(out.String(), "retry or rollback") {
+		t.Fatalf("the question lacks the time left or the choices:\n%s", out.String())
+	}
+	os.Remove(down)
+	io.WriteString(tty, "retry\n")
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("starter restore: %v\n%s", err, out.String())
+		}
+	case <-time.After(3 * time.Minute):
+		t.Fatalf("the restore did not end:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "restored backup "+b.Result.ID) {
+		t.Fatalf("terminal:\n%s", out.String())
+	}
 }

@@ -37,6 +37,7 @@ func runBackup(ctx context.Context, g *globalOptions, opts backupOptions) error 
 	if opts.kind != workflows.KindManual && opts.kind != workflows.KindEmergency && opts.kind != workflows.KindScheduled {
 		return usageError{fmt.Errorf("--kind %q: want manual, emergency or scheduled", opts.kind)}
 	}
+	g.decideOnTerminal = !g.json && isTerminal(g.in)
 	var res workflows.BackupResult
 	run, human, err := g.runWorkflow(ctx, "backup", opts.detach, func(ctx context.Context, c client.Client) (client.WorkflowRun, error) {
 		return control.StartBackup(ctx, c, g.cfg.TaskQueue, opts.kind)

@@ -74,6 +74,7 @@ func runRestore(ctx context.Context, g *globalOptions, opts restoreOptions, in w
 			return fail(ExitUsage, "restore not confirmed: nothing was changed (pass --yes to skip the question)")
 		}
 	}
+	g.decideOnTerminal = !opts.yes && !g.json && isTerminal(g.in)
 	var res workflows.RestoreResult
 	run, human, err := g.runWorkflow(ctx, "restore", opts.detach, func(ctx context.Context, c client.Client) (client.WorkflowRun, error) {
 		return control.StartRestore(ctx, c, g.cfg.TaskQueue, in)

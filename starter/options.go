@@ -36,6 +36,9 @@ type globalOptions struct {
 	in     io.Reader
 	out    io.Writer
 	errOut io.Writer
+	// decideOnTerminal: an operation that waits for a decision asks on the
+	// terminal (an interactive backup, or restore without --yes).
+	decideOnTerminal bool
 
 	address, namespace, taskQueue, root, backupDir string
 }
@@ -231,7 +234,20 @@ func (g *globalOptions) runWorkflow(ctx context.Context, what string, detach boo
 	if !g.json {
 		fmt.Fprintf(g.errOut, "%s started: workflow %s\n", what, run.GetID())
 	}
-	if err := g.follow(ctx, c, run, out); err != nil {
+	for {
+		err := g.follow(ctx, c, run, out)
+		var waiting *control.AwaitingOperator
+		if g.decideOnTerminal && errors.As(err, &waiting) && waiting.Progress.State == workflows.StateAwaiting {
+			if action := g.askDecision(what, waiting.Progress); action != "" {
+				if derr := control.Decide(ctx, c, run.GetID(), action); derr != nil {
+					fmt.Fprintf(g.errOut, "%v\n", derr)
+				}
+				continue
+			}
+		}
+		if err == nil {
+			break
+		}
 		if ctx.Err() != nil {
 			return run, false, g.interrupted(what, c, run, out)
 		}

@@ -47,6 +47,7 @@ func (a asking) ask(ctx workflow.Context, failure error, fallback string, choice
 	timeout := a.lock.grant.DecisionTimeout
 	deadline := workflow.Now(ctx).Add(timeout).UTC()
 	a.prog.State, a.prog.Message = StateAwaiting, rootMessage(failure)
+	a.prog.Choices, a.prog.Deadline = offered, &deadline
 	a.pub.publish(ctx, a.prog)
 	workflow.SetCurrentDetails(ctx, details(a.prog, failure, fallback, deadline, workflow.GetInfo(ctx).WorkflowExecution.ID, choices))
 	report(ctx, a.op, failure, a.prog)
@@ -57,7 +58,7 @@ func (a asking) ask(ctx workflow.Context, failure error, fallback string, choice
 		answer = fallback
 	}
 	workflow.SetCurrentDetails(ctx, "")
-	a.prog.State, a.prog.Message = state, message
+	a.prog.State, a.prog.Message, a.prog.Choices, a.prog.Deadline = state, message, nil, nil
 	a.pub.publish(ctx, a.prog)
 	return answer
 }

@@ -255,6 +255,10 @@ type Progress struct {
 	Message   string   `json:"message,omitempty"`
 	BackupID  string   `json:"backup_id,omitempty"`
 	Completed []string `json:"completed,omitempty"`
+	// Choices and Deadline are set while the operation waits for a
+	// decision: what it accepts, and when it decides itself.
+	Choices  []string   `json:"choices,omitempty"`
+	Deadline *time.Time `json:"deadline,omitempty"`
 }
 
 // Progress states.
