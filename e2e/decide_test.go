@@ -198,3 +198,41 @@ func TestInteractiveRestoreAsksOnTheTerminal(t *testing.T) {
 		t.Fatalf("terminal:\n%s", out.String())
 	}
 }
+
+// With no decision by VULCAN_DECISION_TIMEOUT a waiting restore rolls back
+// by itself: the storage is as it was, the application runs.
+func TestUndecidedRestoreRollsBackAtTheDeadline(t *testing.T) {
+	s := newSystem(t, "VULCAN_HEALTH_TIMEOUT=1s")
+	s.env = append(s.env, execServices(s.root)...)
+	down := filepath.Join(s.root, "dependency.down")
+	for i, e := range s.env {
+		if strings.HasPrefix(e, "VULCAN_EXEC_HEALTH=") {
+			s.env[i] = e + " && test ! -f " + down
+		}
+	}
+	s.setEnv("VULCAN_ON_FAILURE", "ask")
+	s.setEnv("VULCAN_DECISION_TIMEOUT", "5s")
+	makeStorage(t, s.root, 1)
+	os.WriteFile(filepath.Join(s.root, "app.running"), nil, 0o644)
+	s.start()
+	b := s.backup()
+	os.WriteFile(filepath.Join(s.root, "storage/logs/after-backup.log"), []byte("keep me"), 0o644)
+	want := treeDigest(t, filepath.Join(s.root, "storage"))
+	os.WriteFile(down, nil, 0o644)
+	_, errOut, code := s.starter("restore", b.Result.Archive, "--yes")
+	m := regexp.MustCompile(`starter retry (\S+)`).FindStringSubmatch(errOut)
+	if code != 6 || m == nil {
+		t.Fatalf("exit %d\n%s", code, errOut)
+	}
+	os.Remove(down) // the rollback's own start must succeed
+	c := s.temporalClient(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := c.GetWorkflow(ctx, strings.Trim(m[1], "`"), "").Get(ctx, nil); err == nil || !strings.Contains(err.Error(), "rolled back") {
+		t.Fatalf("after the deadline: %v", err)
+	}
+	diffDigests(t, "storage after the deadline", want, treeDigest(t, filepath.Join(s.root, "storage")))
+	if _, err := os.Stat(filepath.Join(s.root, "app.running")); err != nil {
+		t.Error("the application is not running")
+	}
+}
