@@ -273,14 +273,20 @@ func CleanupWorkflow(ctx workflow.Context, in CleanupInput) (_ *RetentionOutput,
 	if err := workflow.SetQueryHandler(ctx, ProgressQuery, func() (Progress, error) { return *prog, nil }); err != nil {
 		return nil, err
 	}
-	defer func() { report(ctx, Outcome{Operation: "cleanup"}, err, prog) }()
+	var pub *publisher
+	defer func() {
+		pub.publish(disconnected(ctx), prog)
+		report(ctx, Outcome{Operation: "cleanup"}, err, prog)
+	}()
 	lk, err := takeLock(ctx, "cleanup")
 	if err != nil {
 		prog.State, prog.Message = StateFailed, err.Error()
 		return nil, err
 	}
 	defer lk.release(ctx)
+	pub = &publisher{grant: lk.grant}
 	prog.Completed, prog.Step, prog.StepName = []string{"lock"}, 2, "retention"
+	pub.publish(ctx, prog)
 	var out RetentionOutput
 	if err := call(ctx, ApplyRetentionActivity, "cleanup: retention", in).Get(ctx, &out); err != nil {
 		prog.State, prog.Message = StateFailed, err.Error()
