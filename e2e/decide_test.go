@@ -33,15 +33,9 @@ func TestRestoreWaitsForTheOperator(t *testing.T) {
 	dbURL := testutil.NewDatabase(t)
 	testutil.LoadVulcanDB(t, dbURL, 100)
 	s := newSystem(t, "DATABASE_URL="+dbURL, "VULCAN_HEALTH_TIMEOUT=1s")
-	s.env = append(s.env, execServices(s.root)...)
 	// The application needs something outside its data (a dependency),
 	// down while this flag exists: the cause an operator fixes.
-	broken := filepath.Join(s.root, "dependency.down")
-	for i, e := range s.env {
-		if strings.HasPrefix(e, "VULCAN_EXEC_HEALTH=") {
-			s.env[i] = e + " && test ! -f " + broken
-		}
-	}
+	broken := s.unhealthyWhile("dependency.down")
 	s.setEnv("VULCAN_ON_FAILURE", "ask")
 	s.setEnv("VULCAN_DECISION_TIMEOUT", "10m")
 	makeStorage(t, s.root, 1)
@@ -145,13 +139,7 @@ func historyTypes(ctx context.Context, t *testing.T, c client.Client, workflowID
 // here retry, once the cause is fixed, and the restore completes.
 func TestInteractiveRestoreAsksOnTheTerminal(t *testing.T) {
 	s := newSystem(t, "VULCAN_HEALTH_TIMEOUT=1s")
-	s.env = append(s.env, execServices(s.root)...)
-	down := filepath.Join(s.root, "dependency.down")
-	for i, e := range s.env {
-		if strings.HasPrefix(e, "VULCAN_EXEC_HEALTH=") {
-			s.env[i] = e + " && test ! -f " + down
-		}
-	}
+	down := s.unhealthyWhile("dependency.down")
 	s.setEnv("VULCAN_ON_FAILURE", "ask")
 	makeStorage(t, s.root, 1)
 	os.WriteFile(filepath.Join(s.root, "app.running"), nil, 0o644)
@@ -203,13 +191,7 @@ func TestInteractiveRestoreAsksOnTheTerminal(t *testing.T) {
 // by itself: the storage is as it was, the application runs.
 func TestUndecidedRestoreRollsBackAtTheDeadline(t *testing.T) {
 	s := newSystem(t, "VULCAN_HEALTH_TIMEOUT=1s")
-	s.env = append(s.env, execServices(s.root)...)
-	down := filepath.Join(s.root, "dependency.down")
-	for i, e := range s.env {
-		if strings.HasPrefix(e, "VULCAN_EXEC_HEALTH=") {
-			s.env[i] = e + " && test ! -f " + down
-		}
-	}
+	down := s.unhealthyWhile("dependency.down")
 	s.setEnv("VULCAN_ON_FAILURE", "ask")
 	s.setEnv("VULCAN_DECISION_TIMEOUT", "5s")
 	makeStorage(t, s.root, 1)

@@ -28,6 +28,20 @@ func execServices(root string) []string {
 	}
 }
 
+// unhealthyWhile runs the application under the exec controller (as
+// execServices) and makes it unhealthy while the file rel (relative to the
+// root) exists; it returns that file's path.
+func (s *system) unhealthyWhile(rel string) string {
+	s.env = append(s.env, execServices(s.root)...)
+	flag := filepath.Join(s.root, filepath.FromSlash(rel))
+	for i, e := range s.env {
+		if strings.HasPrefix(e, "VULCAN_EXEC_HEALTH=") {
+			s.env[i] = e + " && test ! -f " + flag
+		}
+	}
+	return flag
+}
+
 // The documented automated test: create data, back up, delete, restore,
 // verify every byte and row; then the documented manual procedure.
 func TestDocumentedProcedure(t *testing.T) {

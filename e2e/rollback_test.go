@@ -22,13 +22,7 @@ func TestFailedRestoreIsRolledBack(t *testing.T) {
 	dbURL := testutil.NewDatabase(t)
 	testutil.LoadVulcanDB(t, dbURL, 500)
 	s := newSystem(t, "DATABASE_URL="+dbURL, "VULCAN_HEALTH_TIMEOUT=1s")
-	s.env = append(s.env, execServices(s.root)...)
-	broken := filepath.Join(s.root, "storage", "BROKEN")
-	for i, e := range s.env {
-		if strings.HasPrefix(e, "VULCAN_EXEC_HEALTH=") {
-			s.env[i] = e + " && test ! -f " + broken
-		}
-	}
+	broken := s.unhealthyWhile("storage/BROKEN")
 	makeStorage(t, s.root, 2)
 	os.WriteFile(broken, []byte("this data breaks the app"), 0o644)
 	os.WriteFile(filepath.Join(s.root, "app.running"), nil, 0o644)

@@ -48,13 +48,7 @@ func TestUndoPutsBackWhatARestoreReplaced(t *testing.T) {
 			}
 			testutil.LoadVulcanDB(t, dbURL, 200)
 			s := newSystem(t, "DATABASE_URL="+dbURL, "VULCAN_HEALTH_TIMEOUT=1s")
-			s.env = append(s.env, execServices(s.root)...)
-			broken := filepath.Join(s.root, "storage", "BROKEN")
-			for i, e := range s.env {
-				if strings.HasPrefix(e, "VULCAN_EXEC_HEALTH=") {
-					s.env[i] = e + " && test ! -f " + broken
-				}
-			}
+			broken := s.unhealthyWhile("storage/BROKEN")
 			s.setEnv("VULCAN_UNDO_WINDOW", "1h")
 			makeStorage(t, s.root, 1)
 			os.WriteFile(filepath.Join(s.root, "app.running"), nil, 0o644)

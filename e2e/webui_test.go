@@ -122,13 +122,7 @@ func TestWebUIIsTheOperatorsConsole(t *testing.T) {
 	uiPort := freePort(t)
 	s := newSystem(t, "DATABASE_URL="+dbURL, "VULCAN_HEALTH_TIMEOUT=1s")
 	s.setEnv("VULCAN_UI_PORT", fmt.Sprint(uiPort))
-	s.env = append(s.env, execServices(s.root)...)
-	down := filepath.Join(s.root, "dependency.down")
-	for i, e := range s.env {
-		if strings.HasPrefix(e, "VULCAN_EXEC_HEALTH=") {
-			s.env[i] = e + " && test ! -f " + down
-		}
-	}
+	down := s.unhealthyWhile("dependency.down")
 	s.setEnv("VULCAN_ON_FAILURE", "ask")
 	makeStorage(t, s.root, 1)
 	os.WriteFile(filepath.Join(s.root, "app.running"), nil, 0o644)
