@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -82,4 +83,27 @@ func TestIncompleteRollbackIsCounted(t *testing.T) {
 		}
 	}
 	t.Fatal("vulcan_restore_rollbacks_incomplete_total is not 1")
+}
+
+// An operation that waits for a decision is notified as such, with the link
+// and what to do, and is not counted as a failure: it has not ended.
+func TestAwaitingIsNotifiedNotCounted(t *testing.T) {
+	m := metrics.New()
+	a := &Activities{Metrics: m, WebUI: "http://ui.example", Namespace: "default"}
+	o := workflows.Outcome{Operation: "restore", Step: "start services", Error: "application not healthy", Awaiting: true,
+		WorkflowID: "vulcan-restore-1", RunID: "r1"}
+	msg := a.message(o)
+	if msg.Status != "awaiting-operator" || !strings.Contains(msg.Text, "WAITS FOR A DECISION") ||
+		!strings.Contains(msg.Text, "starter retry vulcan-restore-1") || !strings.Contains(msg.Text, "http://ui.example/") {
+		t.Fatalf("message %+v", msg)
+	}
+	if err := a.ReportOutcome(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	families, _ := m.Registry.Gather()
+	for _, f := range families {
+		if f.GetName() == "vulcan_operation_failures_total" && len(f.GetMetric()) > 0 && f.GetMetric()[0].GetCounter().GetValue() > 0 {
+			t.Fatal("a waiting operation was counted as failed")
+		}
+	}
 }
