@@ -839,3 +839,22 @@ func TestCleanupWaitsForTheUndoThatBorrowed(t *testing.T) {
 		t.Fatalf("a refused undo moved the copy: %v", err)
 	}
 }
+
+// An undo of a restore that restored the database, by a worker without
+// DATABASE_URL, is refused as bad input and moves nothing.
+func TestUndoWithoutTheDatabaseIsRefused(t *testing.T) {
+	url := testutil.NewDatabase(t)
+	testutil.LoadVulcanDB(t, url, 20)
+	a := newActivities(t, url)
+	b := backup(t, a, workflows.KindManual, time.Date(2025, 1, 8, 2, 0, 0, 0, time.UTC))
+	r := restoreFully(t, a, b, "20250108_100000")
+	a.DB = nil
+	_, err := a.PrepareUndo(context.Background(), workflows.StageInput{Undo: r.RestoreID, RestoreID: "20250108_110000"})
+	var app *temporal.ApplicationError
+	if !errors.As(err, &app) || app.Type() != workflows.ErrTypeBadInput || !strings.Contains(err.Error(), "DATABASE_URL") {
+		t.Fatalf("undo without DATABASE_URL: %v", err)
+	}
+	if _, err := os.Stat(staging.Tree{Root: a.Root, ID: r.RestoreID}.PreRestore("storage")); err != nil {
+		t.Fatalf("the refused undo moved the copy: %v", err)
+	}
+}

@@ -105,7 +105,7 @@ func (a *Activities) PrepareUndo(ctx context.Context, in workflows.StageInput) (
 	}
 	job := a.job(in.RestoreID)
 	m, err := job.Undo(ctx, in.Undo)
-	if errors.Is(err, restore.ErrNothingToUndo) {
+	if errors.Is(err, restore.ErrNothingToUndo) || errors.Is(err, restore.ErrRefused) {
 		return workflows.StagedPlan{Plan: plan}, badInput("restore --undo %s: %v", in.Undo, err)
 	}
 	if err != nil {

@@ -38,6 +38,10 @@ const (
 // back, its undo window ended, or it was undone already.
 var ErrNothingToUndo = staging.ErrNothingToUndo
 
+// ErrRefused marks an undo that cannot go ahead as configured; nothing was
+// changed.
+var ErrRefused = errors.New("undo refused")
+
 // BorrowedError is Finish's refusal for a restore whose copies an undo has
 // borrowed: the caller takes the operation lock (no undo runs then) and
 // calls FinishBorrowed.
@@ -57,7 +61,7 @@ func (j Job) ManifestPath() string { return j.Tree.MarkerPath(undoManifest) }
 func (j Job) Undo(ctx context.Context, from string) (*manifest.Manifest, error) {
 	r := Job{Tree: staging.Tree{Root: j.Tree.Root, ID: from}, DB: j.DB}
 	if r.Mode() != "" && j.DB == nil {
-		return nil, fmt.Errorf("restore %s restored the database: DATABASE_URL must be set to undo it", from)
+		return nil, fmt.Errorf("%w: restore %s restored the database: DATABASE_URL must be set to undo it", ErrRefused, from)
 	}
 	if err := r.takeClaim(claimUndo + j.Tree.ID); err != nil {
 		return nil, err
