@@ -1,0 +1,55 @@
+package control_test
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/client"
+
+	"github.com/project-vulcan/vulcan-backup/control"
+	"github.com/project-vulcan/vulcan-backup/internal/devserver"
+	"github.com/project-vulcan/vulcan-backup/workflows"
+)
+
+// The embedded server's database, made before the search attributes
+// existed (as any file is at first), gets them on the worker's next start;
+// once there, a start adds nothing.
+func TestEnsureSearchAttributesOnAnExistingDatabase(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "temporal.db")
+	for i, want := range [][]string{nil, {"VulcanOperation", "VulcanBackupID", "VulcanStep", "VulcanState", "VulcanHost"}, nil} {
+		func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			port, err := devserver.FreePort("127.0.0.1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			addr := "127.0.0.1:" + strconv.Itoa(port)
+			srv, err := devserver.Start(ctx, devserver.Options{Address: addr, Namespace: "default", DBFile: db})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer srv.Stop()
+			c, err := client.Dial(client.Options{HostPort: addr})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if i == 0 {
+				return // the first start only makes the file, as before this change
+			}
+			added, err := control.EnsureSearchAttributes(ctx, c, "default")
+			if err != nil || !slices.Equal(added, want) {
+				t.Fatalf("start %d: added %v (%v), want %v", i, added, err, want)
+			}
+		}()
+	}
+	if len(workflows.SearchAttributes) != 5 {
+		t.Fatalf("%d search attributes", len(workflows.SearchAttributes))
+	}
+}
+
