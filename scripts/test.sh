@@ -28,7 +28,7 @@ VULCAN_TEST_DATABASE_URL=$(scripts/testdb.sh)
 export VULCAN_TEST_DATABASE_URL
 
 # Packages without the embedded server run with the race detector.
-race_pkgs=$(go list ./... | grep -v -e /e2e -e /internal/devserver -e /worker$)
+race_pkgs=$(go list ./... | grep -v -e /e2e -e /internal/devserver -e /worker$ -e /control$)
 echo "== unit and integration tests (-race)"
 go test -race -count=1 $race_pkgs
 
@@ -45,7 +45,7 @@ fuzz FuzzDecodeRestore 50000x ./api
 fuzz FuzzResolveForRestore 20000x ./internal/store
 
 echo "== embedded Temporal server (ports, fatal errors)"
-go test -count=1 ./internal/devserver ./worker
+go test -count=1 ./internal/devserver ./worker ./control
 
 echo "== headless Chromium (browser tests)"
 scripts/browser.sh
