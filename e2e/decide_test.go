@@ -30,6 +30,7 @@ import (
 // back at once by `decide rollback` through the Update API, and a decision
 // sent when nothing waits is refused.
 func TestRestoreWaitsForTheOperator(t *testing.T) {
+	t.Parallel() // its own root, server, ports and database
 	dbURL := testutil.NewDatabase(t)
 	testutil.LoadVulcanDB(t, dbURL, 100)
 	s := newSystem(t, "DATABASE_URL="+dbURL, "VULCAN_HEALTH_TIMEOUT=1s")
@@ -138,6 +139,7 @@ func historyTypes(ctx context.Context, t *testing.T, c client.Client, workflowID
 // for a decision asks there, with the time left, and the answer decides:
 // here retry, once the cause is fixed, and the restore completes.
 func TestInteractiveRestoreAsksOnTheTerminal(t *testing.T) {
+	t.Parallel() // its own root, server, ports and database
 	s := newSystem(t, "VULCAN_HEALTH_TIMEOUT=1s")
 	down := s.unhealthyWhile("dependency.down")
 	s.setEnv("VULCAN_ON_FAILURE", "ask")
@@ -190,6 +192,7 @@ func TestInteractiveRestoreAsksOnTheTerminal(t *testing.T) {
 // With no decision by VULCAN_DECISION_TIMEOUT a waiting restore rolls back
 // by itself: the storage is as it was, the application runs.
 func TestUndecidedRestoreRollsBackAtTheDeadline(t *testing.T) {
+	t.Parallel() // its own root, server, ports and database
 	s := newSystem(t, "VULCAN_HEALTH_TIMEOUT=1s")
 	down := s.unhealthyWhile("dependency.down")
 	s.setEnv("VULCAN_ON_FAILURE", "ask")

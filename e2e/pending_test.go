@@ -60,6 +60,7 @@ func (g *pgGate) open(t *testing.T) {
 // Once PostgreSQL is back, `starter retry` runs the step again at once and
 // the backup completes as the same workflow; no other backup was started.
 func TestBackupWaitsPendingWhileTheDatabaseIsDown(t *testing.T) {
+	t.Parallel() // its own root, server, ports and database
 	dbURL := testutil.NewDatabase(t)
 	testutil.LoadVulcanDB(t, dbURL, 50)
 	gate := &pgGate{port: strconv.Itoa(freePort(t)), target: "127.0.0.1:5432"}

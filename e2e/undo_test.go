@@ -40,6 +40,7 @@ func databaseNames(t *testing.T, dbURL string) string {
 // back like any restore, giving the restore its copies back. Both database
 // modes: a role that may rename databases, and one that loads in place.
 func TestUndoPutsBackWhatARestoreReplaced(t *testing.T) {
+	t.Parallel() // its own root, server, ports and database
 	for _, mode := range []string{"rename", "in-place"} {
 		t.Run(mode, func(t *testing.T) {
 			dbURL := testutil.NewDatabase(t)

@@ -117,6 +117,7 @@ func currentDetails(t *testing.T, ctx context.Context, want string) string {
 // test takes the README's screenshots (written to docs/ with
 // VULCAN_RECORD_SCREENSHOTS=1).
 func TestWebUIIsTheOperatorsConsole(t *testing.T) {
+	t.Parallel() // its own root, server, ports and database
 	dbURL := testutil.NewDatabase(t)
 	testutil.LoadVulcanDB(t, dbURL, 100)
 	uiPort := freePort(t)
