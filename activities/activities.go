@@ -49,6 +49,11 @@ type Activities struct {
 	// StallTimeout is how long pg_dump or psql may move no bytes before the
 	// step is stopped as stuck and retried; 0 means DefaultStallTimeout.
 	StallTimeout time.Duration
+	// RTO is the recovery time objective a drill is measured against, and
+	// DrillCheck the operator's command a drill runs (VULCAN_RTO,
+	// VULCAN_DRILL_CHECK).
+	RTO        time.Duration
+	DrillCheck string
 	// Failure is what the lock grants an operation: how a step that fails
 	// is retried and decided (Host and SearchAttributes are filled in).
 	Failure workflows.Grant
@@ -112,6 +117,11 @@ func (a *Activities) Register(r interface {
 		workflows.AnalyzeRestoredActivity:  a.AnalyzeRestored,
 		workflows.ValidateAndStageActivity: a.ValidateAndStage,
 		workflows.PrepareUndoActivity:      a.PrepareUndo,
+		workflows.DrillPrepareActivity:     a.DrillPrepare,
+		workflows.DrillRestoreActivity:     a.DrillRestore,
+		workflows.DrillVerifyActivity:      a.DrillVerify,
+		workflows.DrillCleanActivity:       a.DrillClean,
+		workflows.DrillReportActivity:      a.DrillReport,
 	} {
 		r.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 	}

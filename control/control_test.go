@@ -52,4 +52,3 @@ func TestEnsureSearchAttributesOnAnExistingDatabase(t *testing.T) {
 		t.Fatalf("%d search attributes", len(workflows.SearchAttributes))
 	}
 }
-

@@ -39,6 +39,15 @@ func StartRestore(ctx context.Context, c client.Client, taskQueue string, in wor
 	return start(ctx, c, taskQueue, workflows.RestoreIDPrefix, workflows.RestoreWorkflowName, summary, in)
 }
 
+// StartDrill starts a RestoreDrillWorkflow.
+func StartDrill(ctx context.Context, c client.Client, taskQueue string, in workflows.DrillInput) (client.WorkflowRun, error) {
+	summary := "restore drill of the newest verified backup"
+	if in.Archive != "" {
+		summary = "restore drill of " + in.Archive
+	}
+	return start(ctx, c, taskQueue, workflows.DrillIDPrefix, workflows.RestoreDrillWorkflowName, summary, in)
+}
+
 // StartCleanup starts a CleanupWorkflow.
 func StartCleanup(ctx context.Context, c client.Client, taskQueue string, in workflows.CleanupInput) (client.WorkflowRun, error) {
 	return start(ctx, c, taskQueue, workflows.CleanupIDPrefix, workflows.CleanupWorkflowName, "retention clean-up", in)

@@ -111,6 +111,8 @@ func TestWorkflowBranchHistories(t *testing.T) {
 			fail: map[string]int{wf.StartServicesActivity: 1}, wantErr: true},
 		{name: "ask-retry", workflow: wf.BackupWorkflowName, input: wf.BackupInput{Kind: wf.KindManual}, grant: asks(time.Minute),
 			fail: map[string]int{wf.DumpDatabaseActivity: 1}, state: wf.StateAwaiting, during: decide(wf.DecisionRetry)},
+		{name: "success", workflow: wf.RestoreDrillWorkflowName, input: wf.DrillInput{}},
+		{name: "fail-restore", workflow: wf.RestoreDrillWorkflowName, input: wf.DrillInput{}, fail: map[string]int{wf.DrillRestoreActivity: -1}, wantErr: true},
 		{name: "success", workflow: wf.BackupWorkflowName, input: wf.BackupInput{Kind: wf.KindManual}},
 		{name: "fail-dump", workflow: wf.BackupWorkflowName, input: wf.BackupInput{Kind: wf.KindManual}, fail: map[string]int{wf.DumpDatabaseActivity: -1}, wantErr: true},
 		{name: "fail-start-after", workflow: wf.BackupWorkflowName, input: wf.BackupInput{Kind: wf.KindScheduled}, fail: map[string]int{wf.StartAfterBackupActivity: -1}, wantErr: true},
@@ -130,6 +132,7 @@ func runBranch(t *testing.T, c client.Client, b branch) {
 	w.RegisterWorkflowWithOptions(wf.RestoreWorkflow, workflow.RegisterOptions{Name: wf.RestoreWorkflowName})
 	w.RegisterWorkflowWithOptions(wf.CleanupWorkflow, workflow.RegisterOptions{Name: wf.CleanupWorkflowName})
 	w.RegisterWorkflowWithOptions(wf.RestoreCleanupWorkflow, workflow.RegisterOptions{Name: wf.RestoreCleanupWorkflowName})
+	w.RegisterWorkflowWithOptions(wf.RestoreDrillWorkflow, workflow.RegisterOptions{Name: wf.RestoreDrillWorkflowName})
 	stand := &standIns{fail: b.fail, block: b.block, grant: b.grant, calls: map[string]int{}}
 	stand.register(w)
 	if err := w.Start(); err != nil {
@@ -169,6 +172,7 @@ func runBranch(t *testing.T, c client.Client, b branch) {
 	r.RegisterWorkflowWithOptions(wf.RestoreWorkflow, workflow.RegisterOptions{Name: wf.RestoreWorkflowName})
 	r.RegisterWorkflowWithOptions(wf.CleanupWorkflow, workflow.RegisterOptions{Name: wf.CleanupWorkflowName})
 	r.RegisterWorkflowWithOptions(wf.RestoreCleanupWorkflow, workflow.RegisterOptions{Name: wf.RestoreCleanupWorkflowName})
+	r.RegisterWorkflowWithOptions(wf.RestoreDrillWorkflow, workflow.RegisterOptions{Name: wf.RestoreDrillWorkflowName})
 	if err := r.ReplayWorkflowHistoryWithOptions(nil, h, worker.ReplayWorkflowHistoryOptions{
 		OriginalExecution: workflow.Execution{ID: id, RunID: run.GetRunID()},
 	}); err != nil {
@@ -291,6 +295,17 @@ func (s *standIns) register(w worker.Worker) {
 	reg(wf.ValidateArchiveActivity, func(ctx context.Context, _ wf.RestoreInput) (wf.RestorePlan, error) {
 		return plan, s.check(ctx, wf.ValidateArchiveActivity)
 	})
+	reg(wf.DrillPrepareActivity, func(ctx context.Context, in wf.DrillInput) (wf.DrillPlan, error) {
+		return wf.DrillPlan{DrillID: in.DrillID, BackupID: "20250101_000000", RTO: time.Minute}, s.check(ctx, wf.DrillPrepareActivity)
+	})
+	reg(wf.DrillRestoreActivity, func(ctx context.Context, _ wf.DrillPlan) (wf.DrillRestored, error) {
+		return wf.DrillRestored{Files: 3, Loaded: true, Phases: map[string]float64{"validate and extract": 1, "load": 1}}, s.check(ctx, wf.DrillRestoreActivity)
+	})
+	reg(wf.DrillVerifyActivity, func(ctx context.Context, _ wf.DrillVerifyInput) (wf.DrillVerified, error) {
+		return wf.DrillVerified{Phases: map[string]float64{"verify": 1}}, s.check(ctx, wf.DrillVerifyActivity)
+	})
+	reg(wf.DrillCleanActivity, func(ctx context.Context, _ wf.DrillPlan) error { return s.check(ctx, wf.DrillCleanActivity) })
+	reg(wf.DrillReportActivity, func(ctx context.Context, _ wf.DrillReport) error { return s.check(ctx, wf.DrillReportActivity) })
 	reg(wf.PrepareUndoActivity, func(ctx context.Context, _ wf.StageInput) (wf.StagedPlan, error) {
 		return wf.StagedPlan{Plan: plan, Staged: wf.StorageOutput{Paths: plan.Paths, Files: 3}}, s.check(ctx, wf.PrepareUndoActivity)
 	})

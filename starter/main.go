@@ -76,7 +76,7 @@ Every flag defaults from its environment variable; see README.md.
 	root.AddCommand(
 		newBackupCommand(g), newRestoreCommand(g), newVerifyCommand(g), newListCommand(g),
 		newInfoCommand(g), newCleanupCommand(g), newScheduleCommand(g), newStatusCommand(g),
-		newRetryCommand(g), newCancelCommand(g),
+		newRetryCommand(g), newCancelCommand(g), newDrillCommand(g),
 	)
 	return root
 }

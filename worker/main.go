@@ -137,6 +137,7 @@ func run() error {
 		return err
 	}
 	acts.Metrics, acts.WebUI, acts.Namespace = m, webUI, cfg.Namespace
+	acts.RTO, acts.DrillCheck = cfg.RTO, cfg.DrillCheck
 	acts.Failure = workflows.Grant{OnFailure: cfg.OnFailure, DecisionTimeout: cfg.DecisionTimeout, RetryWindow: cfg.RetryWindow}
 	if *dev {
 		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -282,6 +283,7 @@ func Register(w worker.Registry, a *activities.Activities) {
 	w.RegisterWorkflowWithOptions(workflows.RestoreWorkflow, workflow.RegisterOptions{Name: workflows.RestoreWorkflowName})
 	w.RegisterWorkflowWithOptions(workflows.CleanupWorkflow, workflow.RegisterOptions{Name: workflows.CleanupWorkflowName})
 	w.RegisterWorkflowWithOptions(workflows.RestoreCleanupWorkflow, workflow.RegisterOptions{Name: workflows.RestoreCleanupWorkflowName})
+	w.RegisterWorkflowWithOptions(workflows.RestoreDrillWorkflow, workflow.RegisterOptions{Name: workflows.RestoreDrillWorkflowName})
 	a.Register(w)
 }
 

@@ -23,11 +23,15 @@ const (
 	CleanupWorkflowName = "CleanupWorkflow"
 	// RestoreCleanupWorkflowName removes a verified restore's pre-restore copies.
 	RestoreCleanupWorkflowName = "RestoreCleanupWorkflow"
+	// RestoreDrillWorkflowName restores a backup into scratch space to
+	// prove it restores, and times it.
+	RestoreDrillWorkflowName = "RestoreDrillWorkflow"
 
 	// Workflow id prefixes used by the starter: <prefix>-<UTC stamp>.
 	BackupIDPrefix  = "vulcan-backup"
 	RestoreIDPrefix = "vulcan-restore"
 	CleanupIDPrefix = "vulcan-cleanup"
+	DrillIDPrefix   = "vulcan-drill"
 )
 
 // Backup kinds (the manifest's kind field).
@@ -67,6 +71,11 @@ const (
 	AnalyzeRestoredActivity  = "AnalyzeRestored"
 	ValidateAndStageActivity = "ValidateAndStage"
 	PrepareUndoActivity      = "PrepareUndo"
+	DrillPrepareActivity     = "DrillPrepare"
+	DrillRestoreActivity     = "DrillRestore"
+	DrillVerifyActivity      = "DrillVerify"
+	DrillCleanActivity       = "DrillClean"
+	DrillReportActivity      = "DrillReport"
 )
 
 // AllActivities lists every activity name, for the check that the worker
@@ -78,6 +87,7 @@ var AllActivities = []string{
 	RestoreStorageActivity, RestoreDatabaseActivity, StartServicesActivity, VerifyRestoreActivity, FinishRestoreActivity,
 	RollbackStorageActivity, RollbackDatabaseActivity, StageDatabaseActivity, DiscardStagingActivity,
 	ValidateAndStageActivity, AnalyzeRestoredActivity, PrepareUndoActivity,
+	DrillPrepareActivity, DrillRestoreActivity, DrillVerifyActivity, DrillCleanActivity, DrillReportActivity,
 }
 
 // Application error types: the starter maps them to exit codes and messages.

@@ -36,8 +36,12 @@ type Config struct {
 	// retried, pending, before it has failed for good (a sixth of it while
 	// a restore has the application stopped).
 	RetryWindow time.Duration
-	Schedule    string
-	Services    string
+	// RTO is the recovery time objective a restore drill is measured
+	// against; DrillCheck the operator's command a drill runs.
+	RTO        time.Duration
+	DrillCheck string
+	Schedule   string
+	Services   string
 
 	ExecStop, ExecStart, ExecHealth, ExecStatus string
 	HealthTimeout                               time.Duration
@@ -68,6 +72,8 @@ const (
 	EnvOnFailure       = "VULCAN_ON_FAILURE"
 	EnvDecisionTimeout = "VULCAN_DECISION_TIMEOUT"
 	EnvRetryWindow     = "VULCAN_RETRY_WINDOW"
+	EnvRTO             = "VULCAN_RTO"
+	EnvDrillCheck      = "VULCAN_DRILL_CHECK"
 	EnvSchedule        = "VULCAN_SCHEDULE"
 	EnvServices        = "VULCAN_SERVICES"
 	EnvExecStop        = "VULCAN_EXEC_STOP"
@@ -152,6 +158,10 @@ func FromEnv() (Config, error) {
 	if c.DecisionTimeout <= 0 || c.RetryWindow < 0 {
 		return c, fmt.Errorf("%s=%v, %s=%v: want a positive time-out and a window of 0 or more", EnvDecisionTimeout, c.DecisionTimeout, EnvRetryWindow, c.RetryWindow)
 	}
+	if c.RTO, err = durationEnv(EnvRTO, 10*time.Minute); err != nil {
+		return c, err
+	}
+	c.DrillCheck = os.Getenv(EnvDrillCheck)
 	if c.HealthTimeout, err = durationEnv(EnvHealthTimeout, 60*time.Second); err != nil {
 		return c, err
 	}

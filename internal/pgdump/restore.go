@@ -128,23 +128,8 @@ func (t *Target) LoadFresh(ctx context.Context, dumpPath, restoreID string, want
 	if swapped {
 		return nil // by an earlier attempt
 	}
-	var encoding, collate, ctype string
-	err = admin.QueryRow(ctx, `SELECT pg_encoding_to_char(encoding), datcollate, datctype FROM pg_database WHERE datname = $1`, t.Name).
-		Scan(&encoding, &collate, &ctype)
-	if errors.Is(err, pgx.ErrNoRows) {
-		encoding, collate, ctype = "UTF8", "", ""
-	} else if err != nil {
-		return fmt.Errorf("read settings of database %s: %w", t.Name, err)
-	}
-	if err := dropDB(ctx, admin, fresh); err != nil {
-		return classifyPrivilege(fmt.Errorf("drop leftover database %s: %w", fresh, err))
-	}
-	create := "CREATE DATABASE " + ident(fresh) + " TEMPLATE template0 ENCODING " + quote(encoding)
-	if collate != "" {
-		create += " LC_COLLATE " + quote(collate) + " LC_CTYPE " + quote(ctype)
-	}
-	if _, err := admin.Exec(ctx, create); err != nil {
-		return classifyPrivilege(fmt.Errorf("create database %s: %w", fresh, err))
+	if err := t.createLike(ctx, admin, fresh); err != nil {
+		return err
 	}
 	dropFresh := func() {
 		_ = dropDB(context.WithoutCancel(ctx), admin, fresh)
@@ -160,6 +145,30 @@ func (t *Target) LoadFresh(ctx context.Context, dumpPath, restoreID string, want
 	if err := t.checkCounts(ctx, fresh, want); err != nil {
 		dropFresh()
 		return err
+	}
+	return nil
+}
+
+// createLike creates the empty database name (dropping a leftover of that
+// name first) with the target's encoding and collation.
+func (t *Target) createLike(ctx context.Context, admin *pgx.Conn, name string) error {
+	var encoding, collate, ctype string
+	err := admin.QueryRow(ctx, `SELECT pg_encoding_to_char(encoding), datcollate, datctype FROM pg_database WHERE datname = $1`, t.Name).
+		Scan(&encoding, &collate, &ctype)
+	if errors.Is(err, pgx.ErrNoRows) {
+		encoding, collate, ctype = "UTF8", "", ""
+	} else if err != nil {
+		return fmt.Errorf("read settings of database %s: %w", t.Name, err)
+	}
+	if err := dropDB(ctx, admin, name); err != nil {
+		return classifyPrivilege(fmt.Errorf("drop leftover database %s: %w", name, err))
+	}
+	create := "CREATE DATABASE " + ident(name) + " TEMPLATE template0 ENCODING " + quote(encoding)
+	if collate != "" {
+		create += " LC_COLLATE " + quote(collate) + " LC_CTYPE " + quote(ctype)
+	}
+	if _, err := admin.Exec(ctx, create); err != nil {
+		return classifyPrivilege(fmt.Errorf("create database %s: %w", name, err))
 	}
 	return nil
 }

@@ -140,16 +140,20 @@ func (j Job) SwapStorage(ctx context.Context, p Progress, archivePath string, m 
 	return rep, nil
 }
 
-// dump returns a copy of the backup's dump that matches the manifest: the
-// standalone dump beside the archive, one extracted earlier, or one it
-// extracts from the archive into the staging directory.
+// dump is dumpFor with the restore's staging directory.
 func (j Job) dump(ctx context.Context, p Progress, archivePath string, m *manifest.Manifest) (string, error) {
-	for _, c := range []string{filepath.Join(filepath.Dir(archivePath), filepath.FromSlash(m.Database.File)), j.Tree.Staged(m.Database.ArchivePath)} {
+	return dumpFor(ctx, p, archivePath, m, j.Tree.Staged(m.Database.ArchivePath), j.Tree.MarkerPath("dump"))
+}
+
+// dumpFor returns a copy of the backup's dump that matches the manifest: the
+// standalone dump beside the archive, the copy at staged, or one it extracts
+// from the archive into dir.
+func dumpFor(ctx context.Context, p Progress, archivePath string, m *manifest.Manifest, staged, dir string) (string, error) {
+	for _, c := range []string{filepath.Join(filepath.Dir(archivePath), filepath.FromSlash(m.Database.File)), staged} {
 		if sum, _, err := archive.HashFile(c); err == nil && sum == m.Database.SHA256 {
 			return c, nil
 		}
 	}
-	dir := j.Tree.MarkerPath("dump")
 	if err := os.RemoveAll(dir); err != nil {
 		return "", err
 	}

@@ -1,0 +1,191 @@
+package activities
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	"go.temporal.io/api/workflowservice/v1"
+
+	"github.com/project-vulcan/vulcan-backup/internal/fsutil"
+	"github.com/project-vulcan/vulcan-backup/internal/manifest"
+	"github.com/project-vulcan/vulcan-backup/internal/restore"
+	"github.com/project-vulcan/vulcan-backup/workflows"
+)
+
+// drill is the drill with id, as the domain package sees it.
+func (a *Activities) drill(id string) restore.Drill {
+	return restore.Drill{Root: a.Root, ID: id, DB: a.DB}
+}
+
+// DrillPrepare picks the backup to drill (the one named, or the newest
+// verified) and removes what dead drills left, when no other drill runs.
+func (a *Activities) DrillPrepare(ctx context.Context, in workflows.DrillInput) (workflows.DrillPlan, error) {
+	plan := workflows.DrillPlan{DrillID: in.DrillID, RTO: a.RTO}
+	if !manifest.ValidID(in.DrillID) {
+		return plan, badInput("drill id %q is not YYYYMMDD_HHMMSS", in.DrillID)
+	}
+	if a.onlyDrill(ctx) {
+		removed, err := restore.CleanDrills(ctx, a.Root, a.DB, in.DrillID)
+		if err != nil {
+			return plan, classify(err)
+		}
+		plan.Removed = removed
+		for _, r := range removed {
+			a.log(ctx).Warn("removed what a dead drill left", "what", r)
+		}
+	}
+	name := in.Archive
+	if name == "" {
+		infos, _, err := a.Backups.List()
+		if err != nil {
+			return plan, classify(err)
+		}
+		for _, i := range infos {
+			if i.Verified {
+				name = i.ID
+				break
+			}
+		}
+		if name == "" {
+			return plan, badInput("no verified backup to drill in %s", a.Backups.Path)
+		}
+	}
+	var err error
+	if plan.Archive, plan.Manifest, err = a.Backups.ResolveForRestore(a.Root, name); err != nil {
+		return plan, badInput("drill %s: %v", name, err)
+	}
+	m, err := a.manifests.Read(plan.Manifest)
+	if err == nil {
+		err = m.CheckBackup()
+	}
+	if err != nil {
+		return plan, classify(err)
+	}
+	if err := a.checkManifestPaths(m); err != nil {
+		return plan, err
+	}
+	plan.BackupID = m.ID
+	return plan, nil
+}
+
+// onlyDrill reports whether no other drill workflow runs, so leftovers
+// belong to dead ones. Without Temporal it assumes so.
+func (a *Activities) onlyDrill(ctx context.Context) bool {
+	if a.Temporal == nil {
+		return true
+	}
+	resp, err := a.Temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Namespace: a.Namespace,
+		Query: `WorkflowType = "` + workflows.RestoreDrillWorkflowName + `" AND ExecutionStatus = "Running"`})
+	return err == nil && len(resp.GetExecutions()) <= 1
+}
+
+// DrillRestore extracts the backup into the drill's scratch root, checking
+// every entry against the manifest, and loads its dump into the scratch
+// database, timing each phase.
+func (a *Activities) DrillRestore(ctx context.Context, plan workflows.DrillPlan) (workflows.DrillRestored, error) {
+	hb := startHeartbeat(ctx)
+	defer hb.end()
+	out := workflows.DrillRestored{Phases: map[string]float64{}}
+	m, err := a.manifests.Read(plan.Manifest)
+	if err != nil {
+		return out, classify(err)
+	}
+	d := a.drill(plan.DrillID)
+	start := time.Now()
+	if err := checkArchiveSize(plan.Archive, m); err != nil {
+		return out, classify(err)
+	}
+	rep, err := d.Extract(ctx, a.progress(hb), plan.Archive, m)
+	if err != nil {
+		return out, classify(fmt.Errorf("validate and extract: %w", err))
+	}
+	out.Phases["validate and extract"] = time.Since(start).Seconds()
+	out.Files, out.Bytes = rep.Files, rep.Bytes
+	start = time.Now()
+	if out.Loaded, err = d.Load(ctx, a.progress(hb), plan.Archive, m); err != nil {
+		return out, classify(fmt.Errorf("load: %w", err))
+	}
+	if out.Loaded {
+		out.Phases["load"] = time.Since(start).Seconds()
+	}
+	return out, nil
+}
+
+// DrillVerify reads every restored file and counts every table against the
+// manifest, then runs the operator's check (VULCAN_DRILL_CHECK) with the
+// scratch root and database in its environment.
+func (a *Activities) DrillVerify(ctx context.Context, in workflows.DrillVerifyInput) (workflows.DrillVerified, error) {
+	hb := startHeartbeat(ctx)
+	defer hb.end()
+	out := workflows.DrillVerified{Phases: map[string]float64{}}
+	m, err := a.manifests.Read(in.Plan.Manifest)
+	if err != nil {
+		return out, classify(err)
+	}
+	d := a.drill(in.Plan.DrillID)
+	start := time.Now()
+	_, out.Problems, err = d.Verify(ctx, a.progress(hb), m, in.Loaded)
+	if err != nil {
+		return out, classify(err)
+	}
+	out.Phases["verify"] = time.Since(start).Seconds()
+	if a.DrillCheck == "" {
+		return out, nil
+	}
+	start = time.Now()
+	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", a.DrillCheck) // #nosec G204 -- the operator's own command (VULCAN_DRILL_CHECK)
+	cmd.Dir = d.Dir()
+	cmd.Env = append(os.Environ(), "VULCAN_DRILL_ROOT="+d.Dir(), "VULCAN_DRILL_BACKUP_ID="+in.Plan.BackupID)
+	if in.Loaded {
+		cmd.Env = append(cmd.Env, "VULCAN_DRILL_DATABASE_URL="+a.DB.DrillURL(in.Plan.DrillID))
+	}
+	var buf bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	err = cmd.Run()
+	out.Phases["check"] = time.Since(start).Seconds()
+	out.CheckOutput = tail(buf.String(), 4096)
+	if err != nil {
+		out.CheckFailed = fmt.Sprintf("%q: %v", a.DrillCheck, err)
+	}
+	return out, nil
+}
+
+// tail is the last n bytes of s.
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "..." + s[len(s)-n:]
+}
+
+// DrillClean removes the drill's scratch root and database.
+func (a *Activities) DrillClean(ctx context.Context, plan workflows.DrillPlan) error {
+	hb := startHeartbeat(ctx)
+	defer hb.end()
+	if !manifest.ValidID(plan.DrillID) {
+		return nil
+	}
+	return classify(a.drill(plan.DrillID).Clean(ctx))
+}
+
+// DrillReport writes the drill's report as backups/drills/<id>.json.
+func (a *Activities) DrillReport(ctx context.Context, rep workflows.DrillReport) error {
+	if !manifest.ValidID(rep.DrillID) {
+		return badInput("drill id %q", rep.DrillID)
+	}
+	dir := filepath.Join(a.Backups.Path, "drills")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return classify(err)
+	}
+	data, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	return classify(fsutil.WriteFileAtomic(filepath.Join(dir, rep.DrillID+".json"), append(data, '\n'), 0o600))
+}

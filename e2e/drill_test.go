@@ -1,0 +1,107 @@
+package e2e
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/project-vulcan/vulcan-backup/internal/testutil"
+	wf "github.com/project-vulcan/vulcan-backup/workflows"
+)
+
+// drillLeftovers lists drill scratch roots under root.
+func drillLeftovers(t *testing.T, root string) []string {
+	t.Helper()
+	var found []string
+	entries, _ := os.ReadDir(root)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".vulcan-drill-") {
+			found = append(found, e.Name())
+		}
+	}
+	return found
+}
+
+// `starter drill` restores the newest verified backup into scratch space,
+// runs the operator's check there, writes its report with every phase, and
+// leaves nothing behind; the live tree and database are untouched and the
+// application was never stopped. Over the objective it is a warning naming
+// the slowest phase. A failing check fails the drill; so does a damaged
+// backup, at validation; both clean up.
+func TestRestoreDrill(t *testing.T) {
+	t.Parallel() // its own root, server, ports and database
+	dbURL := testutil.NewDatabase(t)
+	testutil.LoadVulcanDB(t, dbURL, 300)
+	s := newSystem(t, "DATABASE_URL="+dbURL, "VULCAN_RTO=1ms")
+	s.env = append(s.env, execServices(s.root)...)
+	checked := filepath.Join(s.root, "checked")
+	s.setEnv("VULCAN_DRILL_CHECK", `test -d "$VULCAN_DRILL_ROOT/storage/logs" && psql "$VULCAN_DRILL_DATABASE_URL" -tAc "SELECT count(*) FROM accounts" > `+checked)
+	makeStorage(t, s.root, 2)
+	os.WriteFile(filepath.Join(s.root, "app.running"), nil, 0o644)
+	s.start()
+	b := s.backup()
+	liveTree, liveDB := treeDigest(t, filepath.Join(s.root, "storage")), testutil.Fingerprint(t, dbURL)
+
+	out := s.mustStarter("drill", "--json")
+	var res struct {
+		Result wf.DrillReport `json:"result"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("drill --json: %v\n%s", err, out)
+	}
+	r := res.Result
+	if !r.Passed || r.BackupID != b.Result.ID || !r.Loaded || r.Files == 0 {
+		t.Fatalf("report %+v", r)
+	}
+	for _, phase := range []string{"validate and extract", "load", "verify", "check"} {
+		if _, ok := r.Phases[phase]; !ok {
+			t.Errorf("no %q phase in %v", phase, r.Phases)
+		}
+	}
+	if r.WithinRTO || len(r.Warnings) != 1 || !strings.Contains(r.Warnings[0], "slowest phase was "+r.Slowest) {
+		t.Errorf("a drill over a 1 ms objective: within %v, warnings %v", r.WithinRTO, r.Warnings)
+	}
+	if n, err := os.ReadFile(checked); err != nil || strings.TrimSpace(string(n)) == "" || strings.TrimSpace(string(n)) == "0" {
+		t.Errorf("the operator's check did not run against the scratch database: %q %v", n, err)
+	}
+	data, err := os.ReadFile(filepath.Join(s.root, "backups", "drills", r.DrillID+".json"))
+	var onDisk wf.DrillReport
+	if err != nil || json.Unmarshal(data, &onDisk) != nil || onDisk.DrillID != r.DrillID || len(onDisk.Phases) != 4 {
+		t.Fatalf("report file: %v\n%s", err, data)
+	}
+	if l := drillLeftovers(t, s.root); len(l) > 0 {
+		t.Errorf("left after the drill: %v", l)
+	}
+	if n := testutil.Psql(t, dbURL, "-tAc", "SELECT count(*) FROM pg_database WHERE datname LIKE current_database() || '\\_drill\\_%'"); strings.TrimSpace(n) != "0" {
+		t.Errorf("%s scratch databases left", n)
+	}
+	diffDigests(t, "live storage after the drill", liveTree, treeDigest(t, filepath.Join(s.root, "storage")))
+	diffDigests(t, "live database after the drill", liveDB, testutil.Fingerprint(t, dbURL))
+	if svc, _ := os.ReadFile(filepath.Join(s.root, "services.log")); strings.Contains(string(svc), "stop") {
+		t.Errorf("the drill stopped the application: %q", svc)
+	}
+
+	// A check that fails fails the drill.
+	s.stop()
+	s.setEnv("VULCAN_DRILL_CHECK", "echo smoke test failed; exit 3")
+	s.start()
+	_, errOut, code := s.starter("drill")
+	if code == 0 || !strings.Contains(errOut, "operator check failed") {
+		t.Fatalf("drill with a failing check: exit %d\n%s", code, errOut)
+	}
+
+	// A damaged archive fails at validation.
+	archive := filepath.Join(s.root, b.Result.Archive)
+	f, _ := os.OpenFile(archive, os.O_RDWR, 0)
+	f.WriteAt([]byte("damage"), 4096)
+	f.Close()
+	_, errOut, code = s.starter("drill", b.Result.ID)
+	if code == 0 || !strings.Contains(errOut, "validate and extract") {
+		t.Fatalf("drill of a damaged backup: exit %d\n%s", code, errOut)
+	}
+	if l := drillLeftovers(t, s.root); len(l) > 0 {
+		t.Errorf("left after failed drills: %v", l)
+	}
+}
