@@ -32,6 +32,7 @@ func TestAlertRules(t *testing.T) {
 	m.BackupSucceeded("manual", time.Now(), 0, 1, 1)
 	m.Failed("backup", "archive")
 	m.RollbackIncomplete()
+	m.DrillFinished(true, time.Now(), map[string]float64{"load": 1}, 1)
 	families, _ := m.Registry.Gather()
 	known := map[string]bool{}
 	for _, f := range families {
@@ -50,7 +51,7 @@ func TestAlertRules(t *testing.T) {
 			}
 		}
 	}
-	for _, a := range []string{"VulcanBackupTooOld", "VulcanOperationFailed", "VulcanRollbackIncomplete"} {
+	for _, a := range []string{"VulcanBackupTooOld", "VulcanOperationFailed", "VulcanRollbackIncomplete", "VulcanNoRestoreDrill"} {
 		if !alerts[a] {
 			t.Errorf("alert %s missing", a)
 		}

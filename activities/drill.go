@@ -187,5 +187,9 @@ func (a *Activities) DrillReport(ctx context.Context, rep workflows.DrillReport)
 	if err != nil {
 		return err
 	}
-	return classify(fsutil.WriteFileAtomic(filepath.Join(dir, rep.DrillID+".json"), append(data, '\n'), 0o600))
+	if err := fsutil.WriteFileAtomic(filepath.Join(dir, rep.DrillID+".json"), append(data, '\n'), 0o600); err != nil {
+		return classify(err)
+	}
+	a.Metrics.DrillFinished(rep.Passed, rep.StartedAt.Add(time.Duration(rep.TotalS*float64(time.Second))), rep.Phases, rep.TotalS)
+	return nil
 }

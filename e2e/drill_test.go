@@ -83,6 +83,10 @@ func TestRestoreDrill(t *testing.T) {
 		t.Errorf("the drill stopped the application: %q", svc)
 	}
 
+	if st := s.mustStarter("status"); !strings.Contains(st, "drill:     "+r.DrillID+" of backup "+b.Result.ID) {
+		t.Errorf("status does not show the last drill:\n%s", st)
+	}
+
 	// A check that fails fails the drill.
 	s.stop()
 	s.setEnv("VULCAN_DRILL_CHECK", "echo smoke test failed; exit 3")

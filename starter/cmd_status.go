@@ -11,6 +11,7 @@ import (
 
 	"github.com/project-vulcan/vulcan-backup/control"
 	"github.com/project-vulcan/vulcan-backup/internal/lock"
+	"github.com/project-vulcan/vulcan-backup/internal/store"
 	"github.com/project-vulcan/vulcan-backup/workflows"
 )
 
@@ -49,6 +50,7 @@ type statusReport struct {
 	LatestBackup   string       `json:"latest_backup,omitempty"`
 	LatestCreated  *time.Time   `json:"latest_created,omitempty"`
 	LatestVerified bool         `json:"latest_verified"`
+	LastDrill      *store.Drill `json:"last_drill,omitempty"`
 }
 
 func runStatus(ctx context.Context, g *globalOptions) error {
@@ -65,6 +67,9 @@ func runStatus(ctx context.Context, g *globalOptions) error {
 			t := infos[0].CreatedAt
 			r.LatestCreated = &t
 		}
+	}
+	if drills, err := dir.Drills(); err == nil && len(drills) > 0 {
+		r.LastDrill = &drills[0]
 	}
 	if h, err := lock.Current(dir.Path); err == nil && h != nil {
 		r.Lock = h
@@ -105,6 +110,16 @@ func runStatus(ctx context.Context, g *globalOptions) error {
 		fmt.Fprintf(g.out, "backups:   %d in %s\n", r.Backups, r.BackupDir)
 		if r.LatestCreated != nil {
 			fmt.Fprintf(g.out, "latest:    %s (%s ago, verified: %s)\n", r.LatestBackup, time.Since(*r.LatestCreated).Round(time.Minute), yesNo(r.LatestVerified))
+		}
+		if d := r.LastDrill; d != nil {
+			verdict := "passed"
+			switch {
+			case !d.Passed:
+				verdict = "FAILED: " + d.Error
+			case !d.WithinRTO:
+				verdict = "passed, over the recovery time objective"
+			}
+			fmt.Fprintf(g.out, "drill:     %s of backup %s, %s ago, %.0f s, %s\n", d.DrillID, d.BackupID, time.Since(d.StartedAt).Round(time.Minute), d.TotalS, verdict)
 		}
 	}
 	if derr != nil {

@@ -275,6 +275,13 @@ func seedMetrics(m *metrics.Metrics, dir store.Dir) {
 		}
 	}
 	m.Retained(len(infos))
+	drills, _ := dir.Drills()
+	for _, d := range drills {
+		if d.Passed {
+			m.KnownDrill(d.StartedAt.Add(time.Duration(d.TotalS * float64(time.Second))))
+			break
+		}
+	}
 }
 
 // Register registers the workflows and activities on w.

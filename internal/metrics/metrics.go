@@ -24,6 +24,8 @@ type Metrics struct {
 	restoreDuration prometheus.Histogram
 	retained        prometheus.Gauge
 	incomplete      prometheus.Counter
+	drillSuccess    prometheus.Gauge
+	drillPhase      *prometheus.GaugeVec
 }
 
 // New registers the collectors (and the Go and process collectors) on a
@@ -58,8 +60,15 @@ func New() *Metrics {
 		incomplete: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "vulcan_restore_rollbacks_incomplete_total", Help: "Restores whose rollback stopped at a failure and waited for an operator.",
 		}),
+		drillSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "vulcan_restore_drill_last_success_timestamp_seconds", Help: "Unix time of the last restore drill that passed.",
+		}),
+		drillPhase: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "vulcan_restore_drill_duration_seconds", Help: "Duration of each phase of the last restore drill, and its total.",
+		}, []string{"phase"}),
 	}
 	reg.MustRegister(m.lastSuccess, m.backupDuration, m.backupSize, m.backupFiles, m.failures, m.restoreDuration, m.retained, m.incomplete,
+		m.drillSuccess, m.drillPhase,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -116,6 +125,33 @@ func (m *Metrics) RestoreFinished(d time.Duration) {
 		return
 	}
 	m.restoreDuration.Observe(d.Seconds())
+}
+
+// DrillFinished records a restore drill: the duration of each phase and the
+// total, and, if it passed, when.
+func (m *Metrics) DrillFinished(passed bool, at time.Time, phases map[string]float64, total float64) {
+	if m == nil {
+		return
+	}
+	m.drillPhase.Reset()
+	for k, v := range phases {
+		m.drillPhase.WithLabelValues(k).Set(v)
+	}
+	m.drillPhase.WithLabelValues("total").Set(total)
+	if passed {
+		m.drillSuccess.Set(float64(at.Unix()))
+	}
+}
+
+// KnownDrill seeds the last-success gauge from a drill report found on
+// disk at start-up.
+func (m *Metrics) KnownDrill(at time.Time) {
+	if m == nil {
+		return
+	}
+	if at.Unix() > int64(gaugeValue(m.drillSuccess)) {
+		m.drillSuccess.Set(float64(at.Unix()))
+	}
 }
 
 // Retained records how many backups retention kept.
