@@ -13,6 +13,7 @@ import (
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
@@ -20,28 +21,62 @@ import (
 	"github.com/project-vulcan/vulcan-backup/workflows"
 )
 
+// schedule is one of the worker's schedules: what it starts.
+type schedule struct {
+	id, workflowID, workflow, summary, note string
+	arg                                     any
+}
+
+var (
+	backupSchedule = schedule{id: workflows.ScheduleID, workflowID: "vulcan-scheduled-backup", workflow: workflows.BackupWorkflowName,
+		summary: "nightly backup", note: "Vulcan nightly backup", arg: workflows.BackupInput{Kind: workflows.KindScheduled}}
+	drillSchedule = schedule{id: workflows.DrillScheduleID, workflowID: "vulcan-scheduled-drill", workflow: workflows.RestoreDrillWorkflowName,
+		summary: "monthly restore drill", note: "Vulcan restore drill", arg: workflows.DrillInput{}}
+)
+
 // EnsureSchedule creates the nightly backup schedule, or updates its cron if
 // it differs. It reports what it did: "created", "updated" or "unchanged".
 func EnsureSchedule(ctx context.Context, c client.Client, taskQueue, cron string) (string, error) {
+	return ensure(ctx, c, backupSchedule, taskQueue, cron)
+}
+
+// EnsureDrillSchedule does the same for the restore drill schedule; an
+// empty cron removes it ("deleted", or "none").
+func EnsureDrillSchedule(ctx context.Context, c client.Client, taskQueue, cron string) (string, error) {
+	if cron != "" {
+		return ensure(ctx, c, drillSchedule, taskQueue, cron)
+	}
+	err := c.ScheduleClient().GetHandle(ctx, drillSchedule.id).Delete(ctx)
+	var nf *serviceerror.NotFound
+	switch {
+	case errors.As(err, &nf):
+		return "none", nil
+	case err != nil:
+		return "", fmt.Errorf("delete schedule %s: %w", drillSchedule.id, err)
+	}
+	return "deleted", nil
+}
+
+func ensure(ctx context.Context, c client.Client, sch schedule, taskQueue, cron string) (string, error) {
 	sc := c.ScheduleClient()
-	_, err := sc.Create(ctx, scheduleOptions(taskQueue, cron))
+	_, err := sc.Create(ctx, sch.options(taskQueue, cron))
 	if err == nil {
 		return "created", nil
 	}
 	if !errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
-		return "", fmt.Errorf("create schedule %s: %w", workflows.ScheduleID, err)
+		return "", fmt.Errorf("create schedule %s: %w", sch.id, err)
 	}
-	h := sc.GetHandle(ctx, workflows.ScheduleID)
+	h := sc.GetHandle(ctx, sch.id)
 	desc, err := h.Describe(ctx)
 	if err != nil {
-		return "", fmt.Errorf("describe schedule %s: %w", workflows.ScheduleID, err)
+		return "", fmt.Errorf("describe schedule %s: %w", sch.id, err)
 	}
-	if sameSchedule(desc, taskQueue, cron) {
+	if sameSchedule(desc, sch, taskQueue, cron) {
 		return "unchanged", nil
 	}
 	err = h.Update(ctx, client.ScheduleUpdateOptions{
 		DoUpdate: func(in client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
-			opts := scheduleOptions(taskQueue, cron)
+			opts := sch.options(taskQueue, cron)
 			s := in.Description.Schedule
 			s.Spec = &opts.Spec
 			s.Action = opts.Action
@@ -53,26 +88,26 @@ func EnsureSchedule(ctx context.Context, c client.Client, taskQueue, cron string
 		},
 	})
 	if err != nil {
-		return "", fmt.Errorf("update schedule %s: %w", workflows.ScheduleID, err)
+		return "", fmt.Errorf("update schedule %s: %w", sch.id, err)
 	}
 	return "updated", nil
 }
 
-func scheduleOptions(taskQueue, cron string) client.ScheduleOptions {
+func (sch schedule) options(taskQueue, cron string) client.ScheduleOptions {
 	return client.ScheduleOptions{
-		ID:   workflows.ScheduleID,
+		ID:   sch.id,
 		Spec: client.ScheduleSpec{CronExpressions: []string{cron}, TimeZoneName: "UTC"},
 		Action: &client.ScheduleWorkflowAction{
-			ID:            "vulcan-scheduled-backup",
-			Workflow:      workflows.BackupWorkflowName,
-			Args:          []any{workflows.BackupInput{Kind: workflows.KindScheduled}},
+			ID:            sch.workflowID,
+			Workflow:      sch.workflow,
+			Args:          []any{sch.arg},
 			TaskQueue:     taskQueue,
 			Memo:          map[string]any{cronMemo: cron},
-			StaticSummary: "nightly backup",
+			StaticSummary: sch.summary,
 		},
 		Overlap:       enums.SCHEDULE_OVERLAP_POLICY_SKIP,
 		CatchupWindow: time.Hour,
-		Note:          "Vulcan nightly backup",
+		Note:          sch.note,
 	}
 }
 
@@ -82,12 +117,12 @@ func scheduleOptions(taskQueue, cron string) client.ScheduleOptions {
 const cronMemo = "vulcan_cron"
 
 // sameSchedule compares what EnsureSchedule controls.
-func sameSchedule(desc *client.ScheduleDescription, taskQueue, cron string) bool {
+func sameSchedule(desc *client.ScheduleDescription, sch schedule, taskQueue, cron string) bool {
 	s := desc.Schedule
 	a, ok := s.Action.(*client.ScheduleWorkflowAction)
 	// No execution timeout: a terminated backup skips its clean-up, and the
 	// activities' own budgets bound every step.
-	if !ok || a.TaskQueue != taskQueue || a.Workflow != workflows.BackupWorkflowName || a.WorkflowExecutionTimeout != 0 {
+	if !ok || a.TaskQueue != taskQueue || a.Workflow != sch.workflow || a.WorkflowExecutionTimeout != 0 {
 		return false
 	}
 	if s.Spec == nil || s.Spec.TimeZoneName != "UTC" {

@@ -52,3 +52,39 @@ func TestEnsureSearchAttributesOnAnExistingDatabase(t *testing.T) {
 		t.Fatalf("%d search attributes", len(workflows.SearchAttributes))
 	}
 }
+
+// The drill schedule is created with its cron, left alone when unchanged,
+// updated when the cron changes, and removed by an empty one.
+func TestEnsureDrillSchedule(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	port, err := devserver.FreePort("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	srv, err := devserver.Start(ctx, devserver.Options{Address: addr, Namespace: "default", DBFile: filepath.Join(t.TempDir(), "t.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	c, err := client.Dial(client.Options{HostPort: addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, step := range []struct{ cron, want string }{
+		{"0 3 1 * *", "created"}, {"0 3 1 * *", "unchanged"}, {"0 4 1 * *", "updated"}, {"", "deleted"}, {"", "none"},
+	} {
+		got, err := control.EnsureDrillSchedule(ctx, c, "q", step.cron)
+		if err != nil || got != step.want {
+			t.Fatalf("cron %q: %q (%v), want %q", step.cron, got, err, step.want)
+		}
+		if step.cron != "" {
+			d, err := c.ScheduleClient().GetHandle(ctx, workflows.DrillScheduleID).Describe(ctx)
+			if err != nil || control.ScheduleCron(d) != step.cron {
+				t.Fatalf("schedule: %v %v", control.ScheduleCron(d), err)
+			}
+		}
+	}
+}

@@ -120,7 +120,7 @@ func newSystem(t *testing.T, env ...string) *system {
 		"VULCAN_ON_FAILURE=rollback", "VULCAN_RETRY_WINDOW=0",
 		// A nightly backup must not start in the middle of a test that runs
 		// at 02:00 UTC: the default schedule is one that never fires.
-		"VULCAN_SCHEDULE=" + neverCron,
+		"VULCAN_SCHEDULE=" + neverCron, "VULCAN_DRILL_SCHEDULE=" + neverCron,
 	}, env...)
 	return s
 }

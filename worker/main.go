@@ -172,6 +172,13 @@ func run() error {
 			return err
 		}
 		log.Info("nightly schedule "+what, "schedule", workflows.ScheduleID, "cron", cfg.Schedule, "timezone", "UTC")
+		sctx, cancel = context.WithTimeout(ctx, 30*time.Second)
+		what, err = control.EnsureDrillSchedule(sctx, c, cfg.TaskQueue, cfg.DrillSchedule)
+		cancel()
+		if err != nil {
+			return err
+		}
+		log.Info("restore drill schedule "+what, "schedule", workflows.DrillScheduleID, "cron", cfg.DrillSchedule, "timezone", "UTC")
 	}
 
 	if cfg.APIAddr != "" {

@@ -8,6 +8,8 @@ const (
 	DefaultTaskQueue = "vulcan-backup"
 	// ScheduleID is the nightly backup schedule.
 	ScheduleID = "vulcan-daily-backup"
+	// DrillScheduleID is the restore drill schedule.
+	DrillScheduleID = "vulcan-restore-drill"
 	// ProgressQuery returns a Progress.
 	ProgressQuery = "progress"
 	// ProceedSignal tells an emergency backup started with AwaitProceed

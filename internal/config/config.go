@@ -40,8 +40,11 @@ type Config struct {
 	// against; DrillCheck the operator's command a drill runs.
 	RTO        time.Duration
 	DrillCheck string
-	Schedule   string
-	Services   string
+	// DrillSchedule is the cron (UTC) of the restore drill schedule; ""
+	// means none.
+	DrillSchedule string
+	Schedule      string
+	Services      string
 
 	ExecStop, ExecStart, ExecHealth, ExecStatus string
 	HealthTimeout                               time.Duration
@@ -74,6 +77,7 @@ const (
 	EnvRetryWindow     = "VULCAN_RETRY_WINDOW"
 	EnvRTO             = "VULCAN_RTO"
 	EnvDrillCheck      = "VULCAN_DRILL_CHECK"
+	EnvDrillSchedule   = "VULCAN_DRILL_SCHEDULE"
 	EnvSchedule        = "VULCAN_SCHEDULE"
 	EnvServices        = "VULCAN_SERVICES"
 	EnvExecStop        = "VULCAN_EXEC_STOP"
@@ -162,6 +166,10 @@ func FromEnv() (Config, error) {
 		return c, err
 	}
 	c.DrillCheck = os.Getenv(EnvDrillCheck)
+	c.DrillSchedule = "0 3 1 * *"
+	if v, ok := os.LookupEnv(EnvDrillSchedule); ok {
+		c.DrillSchedule = v // empty: no drill schedule
+	}
 	if c.HealthTimeout, err = durationEnv(EnvHealthTimeout, 60*time.Second); err != nil {
 		return c, err
 	}
