@@ -83,6 +83,9 @@ func TestRestoreDrill(t *testing.T) {
 		t.Errorf("the drill stopped the application: %q", svc)
 	}
 
+	if list := s.mustStarter("list"); !strings.Contains(list, "passed") || !strings.Contains(list, "over RTO") {
+		t.Errorf("list does not show the drill:\n%s", list)
+	}
 	if st := s.mustStarter("status"); !strings.Contains(st, "drill:     "+r.DrillID+" of backup "+b.Result.ID) {
 		t.Errorf("status does not show the last drill:\n%s", st)
 	}

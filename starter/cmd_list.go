@@ -30,6 +30,7 @@ func runList(_ context.Context, g *globalOptions) error {
 	if err != nil {
 		return fail(ExitFailed, "%v", err)
 	}
+	drilled := lastDrills(dir)
 	if g.json {
 		if infos == nil {
 			infos = []store.Info{}
@@ -37,16 +38,16 @@ func runList(_ context.Context, g *globalOptions) error {
 		if problems == nil {
 			problems = []store.Problem{}
 		}
-		return g.printJSON(map[string]any{"backup_dir": dir.Path, "backups": infos, "problems": problems})
+		return g.printJSON(map[string]any{"backup_dir": dir.Path, "backups": infos, "problems": problems, "last_drills": drilled})
 	}
 	if len(infos) == 0 {
 		fmt.Fprintf(g.out, "no backups in %s\n", dir.Path)
 	} else {
 		tw := tabwriter.NewWriter(g.out, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tKIND\tCREATED (UTC)\tSIZE\tFILES\tDATABASE\tVERIFIED\tWARNINGS")
+		fmt.Fprintln(tw, "ID\tKIND\tCREATED (UTC)\tSIZE\tFILES\tDATABASE\tVERIFIED\tWARNINGS\tLAST DRILL")
 		for _, i := range infos {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%d\n", i.ID, i.Kind, i.CreatedAt.UTC().Format("2006-01-02 15:04:05"),
-				humanBytes(i.Size), i.Files, yesNo(i.Database), yesNo(i.Verified), i.Warnings)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%d\t%s\n", i.ID, i.Kind, i.CreatedAt.UTC().Format("2006-01-02 15:04:05"),
+				humanBytes(i.Size), i.Files, yesNo(i.Database), yesNo(i.Verified), i.Warnings, drillCell(drilled[i.ID]))
 		}
 		tw.Flush() // #nosec G104 -- output to the terminal: nothing to do on failure
 	}
@@ -61,4 +62,29 @@ func yesNo(b bool) string {
 		return "yes"
 	}
 	return "no"
+}
+
+// lastDrills maps each drilled backup to its newest drill.
+func lastDrills(dir store.Dir) map[string]store.Drill {
+	out := map[string]store.Drill{}
+	drills, _ := dir.Drills()
+	for _, d := range drills { // newest first
+		if _, seen := out[d.BackupID]; !seen {
+			out[d.BackupID] = d
+		}
+	}
+	return out
+}
+
+// drillCell says when a backup was last drilled and how that went.
+func drillCell(d store.Drill) string {
+	switch {
+	case d.DrillID == "":
+		return "-"
+	case !d.Passed:
+		return d.StartedAt.UTC().Format("2006-01-02") + " FAILED"
+	case !d.WithinRTO:
+		return fmt.Sprintf("%s passed, %.0f s (over RTO)", d.StartedAt.UTC().Format("2006-01-02"), d.TotalS)
+	}
+	return fmt.Sprintf("%s passed, %.0f s", d.StartedAt.UTC().Format("2006-01-02"), d.TotalS)
 }
