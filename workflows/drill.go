@@ -151,13 +151,13 @@ func (r *DrillReport) addPhases(p map[string]float64) {
 // the outcome.
 func (r *DrillReport) finish(err error) {
 	names := make([]string, 0, len(r.Phases))
-	r.TotalS = 0
-	for k, v := range r.Phases {
+	for k := range r.Phases {
 		names = append(names, k)
-		r.TotalS += v
 	}
-	sort.Strings(names) // deterministic order for ties
+	sort.Strings(names) // map order is random: sum and compare in one order
+	r.TotalS = 0
 	for _, k := range names {
+		r.TotalS += r.Phases[k]
 		if r.Slowest == "" || r.Phases[k] > r.Phases[r.Slowest] {
 			r.Slowest = k
 		}
