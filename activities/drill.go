@@ -56,21 +56,11 @@ func (a *Activities) DrillPrepare(ctx context.Context, in workflows.DrillInput) 
 			return plan, badInput("no verified backup to drill in %s", a.Backups.Path)
 		}
 	}
-	var err error
-	if plan.Archive, plan.Manifest, err = a.Backups.ResolveForRestore(a.Root, name); err != nil {
-		return plan, badInput("drill %s: %v", name, err)
-	}
-	m, err := a.manifests.Read(plan.Manifest)
-	if err == nil {
-		err = m.CheckBackup()
-	}
+	rp, _, err := a.readPlan(name) // the checks a restore makes of the backup it is given
 	if err != nil {
-		return plan, classify(err)
-	}
-	if err := a.checkManifestPaths(m); err != nil {
 		return plan, err
 	}
-	plan.BackupID = m.ID
+	plan.Archive, plan.Manifest, plan.BackupID = rp.Archive, rp.Manifest, rp.BackupID
 	return plan, nil
 }
 

@@ -24,21 +24,8 @@ func TestEnsureSearchAttributesOnAnExistingDatabase(t *testing.T) {
 		func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			port, err := devserver.FreePort("127.0.0.1")
-			if err != nil {
-				t.Fatal(err)
-			}
-			addr := "127.0.0.1:" + strconv.Itoa(port)
-			srv, err := devserver.Start(ctx, devserver.Options{Address: addr, Namespace: "default", DBFile: db})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer srv.Stop()
-			c, err := client.Dial(client.Options{HostPort: addr})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			c, stop := serve(t, ctx, db)
+			defer stop() // before the next start opens the same file
 			if i == 0 {
 				return // the first start only makes the file, as before this change
 			}
@@ -58,21 +45,8 @@ func TestEnsureSearchAttributesOnAnExistingDatabase(t *testing.T) {
 func TestEnsureDrillSchedule(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	port, err := devserver.FreePort("127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	srv, err := devserver.Start(ctx, devserver.Options{Address: addr, Namespace: "default", DBFile: filepath.Join(t.TempDir(), "t.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop()
-	c, err := client.Dial(client.Options{HostPort: addr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c, stop := serve(t, ctx, filepath.Join(t.TempDir(), "t.db"))
+	defer stop()
 	for _, step := range []struct{ cron, want string }{
 		{"0 3 1 * *", "created"}, {"0 3 1 * *", "unchanged"}, {"0 4 1 * *", "updated"}, {"", "deleted"}, {"", "none"},
 	} {
@@ -87,4 +61,25 @@ func TestEnsureDrillSchedule(t *testing.T) {
 			}
 		}
 	}
+}
+
+// serve starts an embedded server on the SQLite file db and a client of
+// it; stop closes both.
+func serve(t *testing.T, ctx context.Context, db string) (c client.Client, stop func()) {
+	t.Helper()
+	port, err := devserver.FreePort("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	srv, err := devserver.Start(ctx, devserver.Options{Address: addr, Namespace: "default", DBFile: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err = client.Dial(client.Options{HostPort: addr})
+	if err != nil {
+		srv.Stop()
+		t.Fatal(err)
+	}
+	return c, func() { c.Close(); srv.Stop() }
 }
