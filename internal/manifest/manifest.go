@@ -23,8 +23,11 @@ import (
 	"github.com/project-vulcan/vulcan-backup/internal/fsutil"
 )
 
-// FormatVersion is the manifest format this code writes and the newest it reads.
-const FormatVersion = 1
+// FormatVersion is the manifest format this code writes and the newest it
+// reads. Format 2 adds the archive's member table (Members) and each entry's
+// identity on disk (device, inode, mtime and ctime in nanoseconds); format 1
+// manifests still read, and a backup after one reads every file.
+const FormatVersion = 2
 
 // Kind says why a backup was taken; retention treats emergency backups apart.
 type Kind string
@@ -79,6 +82,8 @@ type Manifest struct {
 	RunID       string    `json:"run_id,omitempty"`
 	DurationSec float64   `json:"duration_seconds"`
 	VerifiedAt  time.Time `json:"verified_at,omitzero"`
+	// Members describes the archive's gzip members (format 2).
+	Members *Members `json:"members,omitempty"`
 }
 
 // FileRef names a file of the backup with its size and SHA-256.
@@ -99,6 +104,13 @@ type Entry struct {
 	ModTime time.Time `json:"mtime"`
 	SHA256  string    `json:"sha256,omitempty"`
 	Link    string    `json:"link,omitempty"`
+	// Dev, Inode, MTimeNS and CTimeNS identify the path as it was on disk
+	// (format 2): a later backup that finds them, the size and the mode
+	// unchanged reuses the archive member instead of reading the file.
+	Dev     uint64 `json:"dev,omitzero"`
+	Inode   uint64 `json:"ino,omitzero"`
+	MTimeNS int64  `json:"mtime_ns,omitzero"`
+	CTimeNS int64  `json:"ctime_ns,omitzero"`
 }
 
 // Database describes the PostgreSQL dump held by the backup.
@@ -253,6 +265,18 @@ func (m *Manifest) Validate() error {
 	}
 	if m.TotalBytes != total {
 		return bad("total_bytes %d does not match the sum of entry sizes %d", m.TotalBytes, total)
+	}
+	if m.Members != nil {
+		if m.FormatVersion < 2 || undo {
+			return bad("a member table needs format 2 and an archive")
+		}
+		entries := len(m.Files)
+		if m.Database != nil {
+			entries++
+		}
+		if err := m.Members.validate(entries, m.Archive.Size, m.TotalBytes); err != nil {
+			return bad("members: %v", err)
+		}
 	}
 	return nil
 }
