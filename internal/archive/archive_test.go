@@ -104,9 +104,10 @@ func create(t *testing.T, root string, extra bool) (string, *manifest.Manifest) 
 		dumpEntry = &manifest.Database{File: e.Path, ArchivePath: e.Path, SHA256: e.SHA256, Size: e.Size, Format: "plain", Name: "vulcan"}
 	}
 	m := &manifest.Manifest{
-		FormatVersion: 1, ID: "20250101_010101", Kind: manifest.KindManual, CreatedAt: time.Now().UTC(), Paths: []string{"storage"},
+		FormatVersion: 2, ID: "20250101_010101", Kind: manifest.KindManual, CreatedAt: time.Now().UTC(), Paths: []string{"storage"},
 		Archive: manifest.FileRef{File: manifest.ArchiveName("20250101_010101"), SHA256: res.SHA256, Size: res.Size},
 		Files:   res.Entries, Database: dumpEntry, Warnings: res.Warnings, TotalBytes: res.TotalBytes, ToolVersion: "test",
+		Members: res.Members,
 	}
 	if err := m.Validate(); err != nil {
 		t.Fatalf("manifest of a fresh archive does not validate: %v", err)
@@ -492,17 +493,21 @@ func TestFilesChangingDuringBackup(t *testing.T) {
 	}
 }
 
-// A file replaced by a symlink after the directory was listed is not
-// followed: the link's target, here outside the tree, is never archived.
+// A file replaced by a symlink after the walk saw it is not followed: the
+// link's target, here outside the tree, is never archived. Small files are
+// opened when their group is written, after the walk has seen them all.
 func TestFileReplacedBySymlinkIsNotFollowed(t *testing.T) {
 	root := t.TempDir()
 	dir := filepath.Join(root, "storage")
 	os.MkdirAll(dir, 0o755)
-	os.WriteFile(filepath.Join(dir, "a.log"), randomBytes(t, 9<<20), 0o644) // progress comes every 8 MiB
+	// Progress comes every 8 MiB: the small file that crosses it comes
+	// just before b.log in the same group.
+	os.WriteFile(filepath.Join(dir, "a.log"), randomBytes(t, 8<<20-10<<10), 0o644)
+	os.WriteFile(filepath.Join(dir, "b-before.log"), randomBytes(t, 100<<10), 0o644)
 	os.WriteFile(filepath.Join(dir, "b.log"), []byte("second"), 0o644)
 	os.WriteFile(filepath.Join(root, "secret"), []byte("not for the backup"), 0o600)
 	progress := func(p archive.Progress) {
-		if p.Path == "storage/a.log" {
+		if p.Path == "storage/b-before.log" {
 			os.Remove(filepath.Join(dir, "b.log"))
 			if err := os.Symlink("../secret", filepath.Join(dir, "b.log")); err != nil {
 				t.Error(err)

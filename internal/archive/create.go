@@ -77,6 +77,9 @@ type CreateOptions struct {
 	Level int
 	// Progress, if set, is called after every file and at least every 8 MiB.
 	Progress func(Progress)
+	// Previous, if set, is the backup to copy the members of unchanged
+	// files from; without it every file is read.
+	Previous *Previous
 }
 
 // Result describes a created archive.
@@ -89,33 +92,42 @@ type Result struct {
 	Size   int64
 	// TotalBytes is the sum of the file sizes stored.
 	TotalBytes int64
+	// Members is the member table, and what was reused.
+	Members *manifest.Members
 }
 
 // Create writes a tar.gz of opts.Paths (and opts.Extra) to w, hashing every
 // file as it is read and the compressed stream as it is written. A file that
 // changes size or vanishes while it is read is recorded as a warning; what is
 // stored and hashed is always consistent with the manifest entries returned.
+// Members of unchanged files are copied from opts.Previous, each checked
+// against its SHA-256; one that does not match is written afresh from the
+// file, with a warning.
 func Create(ctx context.Context, w io.Writer, opts CreateOptions) (*Result, error) {
 	out := newCountingHasher(w)
 	level := opts.Level
-	switch level {
-	case 0:
+	if level == 0 {
 		level = DefaultLevel
-	case Stored:
-		level = flate.NoCompression
 	}
-	gz, err := newMemberWriter(out, level, runtime.GOMAXPROCS(0))
+	flateLevel := level
+	if level == Stored {
+		flateLevel = flate.NoCompression
+	}
+	gz, err := newMemberWriter(out, flateLevel, runtime.GOMAXPROCS(0))
 	if err != nil {
 		return nil, fmt.Errorf("gzip writer: %w", err)
 	}
 	defer gz.Abort() // on failure; nothing once closed
 	c := &creator{
-		ctx:  ctx,
-		tw:   tar.NewWriter(gz),
-		opts: opts,
-		buf:  make([]byte, 256<<10),
-		res:  &Result{},
+		ctx:   ctx,
+		mw:    gz,
+		tw:    tar.NewWriter(gz),
+		opts:  opts,
+		buf:   make([]byte, 256<<10),
+		res:   &Result{},
+		reuse: newReuse(opts.Previous),
 	}
+	c.res.Members = &manifest.Members{Layout: MemberLayout, Level: level, FullRead: c.reuse == nil}
 	for _, p := range opts.Paths {
 		if err := manifest.CheckPath(p); err != nil {
 			return nil, fmt.Errorf("backup path %q: %w", p, err)
@@ -123,10 +135,17 @@ func Create(ctx context.Context, w io.Writer, opts CreateOptions) (*Result, erro
 		if err := c.addTree(p); err != nil {
 			return nil, err
 		}
+		if err := c.endGroup(); err != nil {
+			return nil, err
+		}
 	}
 	for _, x := range opts.Extra {
+		gz.pieces(len(c.res.Entries) + len(c.res.Extra))
 		e, err := c.addExtra(x)
 		if err != nil {
+			return nil, err
+		}
+		if err := c.endMember(span{}); err != nil {
 			return nil, err
 		}
 		c.res.Extra = append(c.res.Extra, e)
@@ -134,16 +153,19 @@ func Create(ctx context.Context, w io.Writer, opts CreateOptions) (*Result, erro
 	if err := c.tw.Close(); err != nil {
 		return nil, fmt.Errorf("finish tar stream: %w", err)
 	}
-	if err := gz.Close(); err != nil {
+	// The tar trailer is a member of its own, holding no entry.
+	if err := gz.Close(span{first: len(c.res.Entries) + len(c.res.Extra)}); err != nil {
 		return nil, fmt.Errorf("finish gzip stream: %w", err)
 	}
 	c.res.SHA256 = out.Sum()
 	c.res.Size = out.n
+	c.res.Members.List = gz.table
 	return c.res, nil
 }
 
 type creator struct {
 	ctx   context.Context
+	mw    *memberWriter
 	tw    *tar.Writer
 	opts  CreateOptions
 	buf   []byte
@@ -151,6 +173,16 @@ type creator struct {
 	files int
 	bytes int64
 	last  int64
+	reuse *reuse
+	// group is the run of small records not yet written, and its size.
+	group      []item
+	groupBytes int64
+}
+
+// item is a path found by the walk, described by its lstat.
+type item struct {
+	full, name string
+	info       fs.FileInfo
 }
 
 func (c *creator) warn(p, format string, args ...any) {
@@ -192,10 +224,6 @@ func (c *creator) addTree(rel string) error {
 			}
 			return fmt.Errorf("archive %s: %w", full, err)
 		}
-		if d.Type().IsRegular() {
-			// The open file's own fstat describes it: no lstat first.
-			return c.addFile(full, name)
-		}
 		info, err := d.Info()
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
@@ -204,8 +232,119 @@ func (c *creator) addTree(rel string) error {
 			}
 			return fmt.Errorf("archive %s: %w", full, err)
 		}
-		return c.addEntry(full, name, info)
+		it := item{full: full, name: name, info: info}
+		rec := int64(512)
+		switch {
+		case entryType(info.Mode()) == "":
+			c.warn(name, "not a regular file, directory or symlink (%s); not archived", info.Mode().Type())
+			return nil
+		case info.Mode().IsRegular() && info.Size() >= pieceFile:
+			if err := c.endGroup(); err != nil {
+				return err
+			}
+			return c.addLarge(it)
+		case info.Mode().IsRegular():
+			rec = recordSize(info.Size())
+		}
+		c.group = append(c.group, it)
+		c.groupBytes += rec
+		if endsGroup(name, rec, c.groupBytes) {
+			return c.endGroup()
+		}
+		return nil
 	})
+}
+
+// endGroup writes the group of small records as one member: copied from the
+// previous archive if it holds exactly these records and none changed,
+// otherwise read and compressed.
+func (c *creator) endGroup() error {
+	items := c.group
+	c.group, c.groupBytes = c.group[:0], 0
+	if len(items) == 0 {
+		return nil
+	}
+	first := len(c.res.Entries)
+	if c.reuse != nil {
+		if m, j, ok := c.reuse.group(items); ok {
+			buf := c.mw.rawBuffer(int(m.Length))
+			err := c.reuse.read(buf, m)
+			if err == nil {
+				c.mw.submitRaw(len(buf), m.SHA256, span{first: first, count: len(items)})
+				c.reused(c.reuse.man.Files[j:j+len(items)], 1)
+				return nil
+			}
+			c.warn(items[0].name, "not copied from the previous backup, read afresh with the %d paths after it in its member: %v", len(items)-1, err)
+		}
+	}
+	for _, it := range items {
+		var err error
+		if it.info.Mode().IsRegular() {
+			err = c.addFile(it.full, it.name)
+		} else {
+			err = c.addEntry(it.full, it.name, it.info)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return c.endMember(span{first: first, count: len(c.res.Entries) - first})
+}
+
+// addLarge writes a large file in pieces: copied from the previous archive
+// if the file is unchanged and every piece checks, otherwise read.
+func (c *creator) addLarge(it item) error {
+	entry := len(c.res.Entries)
+	if c.reuse != nil {
+		if ms, j, ok := c.reuse.pieces(it); ok {
+			// Every piece is checked before the first is copied, so that
+			// a damaged one can still be written afresh from the file.
+			if err := c.reuse.check(ms); err != nil {
+				c.warn(it.name, "not copied from the previous backup, read afresh: %v", err)
+			} else {
+				for k, m := range ms {
+					buf := c.mw.rawBuffer(int(m.Length))
+					if err := c.reuse.read(buf, m); err != nil {
+						return fmt.Errorf("copy %s from the previous backup: %w", it.name, err)
+					}
+					c.mw.submitRaw(len(buf), m.SHA256, span{first: entry, count: 1, piece: k + 1})
+				}
+				c.reused(c.reuse.man.Files[j:j+1], len(ms))
+				return nil
+			}
+		}
+	}
+	c.mw.pieces(entry)
+	if err := c.addFile(it.full, it.name); err != nil {
+		return err
+	}
+	return c.endMember(span{})
+}
+
+// endMember pads the last record and ends the member holding s.
+func (c *creator) endMember(s span) error {
+	if err := c.tw.Flush(); err != nil {
+		return fmt.Errorf("finish tar record: %w", err)
+	}
+	c.mw.cut(s)
+	return nil
+}
+
+// reused records the entries of members copied from the previous backup.
+func (c *creator) reused(entries []manifest.Entry, members int) {
+	ms := c.res.Members
+	ms.ReusedFrom = c.reuse.id
+	ms.ReusedMembers += members
+	for _, e := range entries {
+		c.res.Entries = append(c.res.Entries, e)
+		if e.Type == manifest.TypeFile {
+			c.res.TotalBytes += e.Size
+			ms.ReusedBytes += e.Size
+			c.bytes += e.Size
+			c.files++
+		}
+	}
+	c.progress(entries[len(entries)-1].Path, false)
 }
 
 // describe returns the tar header and manifest entry for a path, without
@@ -217,7 +356,9 @@ func describe(name string, info fs.FileInfo) (*tar.Header, manifest.Entry) {
 	if st, ok := info.Sys().(*syscall.Stat_t); ok {
 		hdr.Uid, hdr.Gid = int(st.Uid), int(st.Gid)
 	}
-	return hdr, manifest.Entry{Path: name, Mode: perm, ModTime: mtime}
+	e := manifest.Entry{Path: name, Mode: perm, ModTime: mtime}
+	identity(&e, info)
+	return hdr, e
 }
 
 func (c *creator) addEntry(full, name string, info fs.FileInfo) error {
@@ -292,6 +433,7 @@ func (c *creator) addFile(full, name string) error {
 	if err != nil {
 		return fmt.Errorf("archive %s: %w", full, err)
 	}
+	warnings := len(c.res.Warnings)
 	if n < size {
 		if _, err := c.zeroFill(io.MultiWriter(c.tw, h), size-n); err != nil {
 			return fmt.Errorf("archive %s: %w", name, err)
@@ -301,6 +443,10 @@ func (c *creator) addFile(full, name string) error {
 		c.warn(name, "grew while being read; archived its first %d bytes", size)
 	} else if st2, err := f.Stat(); err == nil && !st2.ModTime().Equal(st.ModTime()) {
 		c.warn(name, "changed while being read; archived content may mix old and new data")
+	}
+	if len(c.res.Warnings) > warnings {
+		// What was stored is not the file as it now is: never reuse it.
+		entry.Dev, entry.Inode, entry.MTimeNS, entry.CTimeNS = 0, 0, 0, 0
 	}
 	entry.Type = manifest.TypeFile
 	entry.Size = size

@@ -38,6 +38,7 @@ func writeMembers(t testing.TB, data []byte, workers int) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
+	w.pieces(0) // members of pieceBlock bytes
 	// Uneven writes, as the tar writer makes them.
 	for rest := data; len(rest) > 0; {
 		n := min(len(rest), 1+len(rest)%70001)
@@ -46,7 +47,7 @@ func writeMembers(t testing.TB, data []byte, workers int) []byte {
 		}
 		rest = rest[n:]
 	}
-	if err := w.Close(); err != nil {
+	if err := w.Close(span{}); err != nil {
 		t.Fatal(err)
 	}
 	return out.Bytes()
@@ -199,6 +200,7 @@ func TestMemberWriterReportsAFailedWriteAndStops(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	w.pieces(0)
 	data := mixed(memberBlock, 4)
 	var werr error
 	for i := 0; i < 20 && werr == nil; i++ {
@@ -207,7 +209,7 @@ func TestMemberWriterReportsAFailedWriteAndStops(t *testing.T) {
 	if werr == nil || !strings.Contains(werr.Error(), "no space left") {
 		t.Errorf("Write after the failure: %v", werr)
 	}
-	if err := w.Close(); err == nil || !strings.Contains(err.Error(), "no space left") {
+	if err := w.Close(span{}); err == nil || !strings.Contains(err.Error(), "no space left") {
 		t.Errorf("Close: %v", err)
 	}
 	if n := settle(before); n > before {

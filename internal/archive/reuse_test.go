@@ -1,0 +1,332 @@
+package archive_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+
+	"github.com/project-vulcan/vulcan-backup/internal/archive"
+	"github.com/project-vulcan/vulcan-backup/internal/manifest"
+)
+
+// smallTree writes n small text files over a few directories, two large
+// random files (one of several pieces) and a symlink.
+func smallTree(t *testing.T, root string, n int) {
+	t.Helper()
+	for i := range n {
+		p := filepath.Join(root, "storage", fmt.Sprintf("d%02d", i%7), fmt.Sprintf("f-%05d.json", i))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		body := strings.Repeat(fmt.Sprintf(`{"part": "p-%d", "ok": true}`+"\n", i), 1+i%40)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.MkdirAll(filepath.Join(root, "storage/recordings"), 0o755)
+	os.WriteFile(filepath.Join(root, "storage/recordings/a.webm"), randomBytes(t, 3<<20+12345), 0o644)
+	os.WriteFile(filepath.Join(root, "storage/recordings/b.webm"), randomBytes(t, 1<<20), 0o644)
+	os.Symlink("d00/f-00000.json", filepath.Join(root, "storage/first.json"))
+}
+
+// backup archives root's storage/ and a dump, copying from prev when given,
+// and returns the archive's path and its manifest.
+func backup(t *testing.T, root, id string, prev *manifest.Manifest) (string, *manifest.Manifest) {
+	t.Helper()
+	dir := filepath.Join(root, "backups")
+	os.MkdirAll(dir, 0o755)
+	dump := filepath.Join(dir, id+".sql")
+	os.WriteFile(dump, []byte("-- dump "+id+"\nCREATE TABLE x();\n"), 0o600)
+	opts := archive.CreateOptions{Root: root, Paths: []string{"storage"},
+		Extra: []archive.ExtraFile{{ArchivePath: manifest.DumpName(id), Source: dump}}}
+	if prev != nil {
+		f, err := os.Open(filepath.Join(dir, prev.Archive.File))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		opts.Previous = &archive.Previous{Manifest: prev, Archive: f}
+	}
+	path := filepath.Join(dir, manifest.ArchiveName(id))
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := archive.Create(context.Background(), f, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	e := res.Extra[0]
+	m := &manifest.Manifest{
+		FormatVersion: manifest.FormatVersion, ID: id, Kind: manifest.KindManual, CreatedAt: time.Now().UTC(), Paths: []string{"storage"},
+		Archive: manifest.FileRef{File: manifest.ArchiveName(id), SHA256: res.SHA256, Size: res.Size},
+		Files:   res.Entries, Database: &manifest.Database{File: e.Path, ArchivePath: e.Path, SHA256: e.SHA256, Size: e.Size},
+		Warnings: res.Warnings, TotalBytes: res.TotalBytes, Members: res.Members,
+	}
+	if err := m.Validate(); err != nil {
+		t.Fatalf("manifest of backup %s: %v", id, err)
+	}
+	if _, err := verifyFile(t, path, m); err != nil {
+		t.Fatalf("backup %s does not verify: %v", id, err)
+	}
+	return path, m
+}
+
+// members returns the bytes of every member of the archive at path.
+func members(t *testing.T, path string, m *manifest.Manifest) [][]byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out [][]byte
+	for _, x := range m.Members.List {
+		b := data[x.Offset : x.Offset+x.Length]
+		if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != x.SHA256 {
+			t.Fatalf("member at %d: sha256 differs from its table", x.Offset)
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+// Every member of whole records is a tar stream of its own holding exactly
+// the entries its table names; a large file's pieces hold only that file.
+func TestMembersAreCutAtFileBoundaries(t *testing.T) {
+	root := t.TempDir()
+	smallTree(t, root, 3000)
+	path, m := backup(t, root, "20250101_010101", nil)
+	names := func(i int) string {
+		if i < len(m.Files) {
+			e := m.Files[i]
+			if e.Type == manifest.TypeDir {
+				return e.Path + "/"
+			}
+			return e.Path
+		}
+		return m.Database.ArchivePath
+	}
+	groups, pieces := 0, map[string]int{}
+	for i, b := range members(t, path, m) {
+		x := m.Members.List[i]
+		zr, err := gzip.NewReader(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		zr.Multistream(false)
+		raw, err := io.ReadAll(zr)
+		if err != nil {
+			t.Fatalf("member %d alone: %v", i, err)
+		}
+		if x.Piece > 0 {
+			pieces[names(x.First)]++
+			continue
+		}
+		groups++
+		tr := tar.NewReader(bytes.NewReader(raw))
+		var got []string
+		for {
+			h, err := tr.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatalf("member %d is not whole tar records: %v", i, err)
+			}
+			got = append(got, h.Name)
+		}
+		for k := range x.Count {
+			if k >= len(got) || got[k] != names(x.First+k) {
+				t.Fatalf("member %d holds %v, its table says entries %d+%d", i, got, x.First, x.Count)
+			}
+		}
+		if len(got) != x.Count {
+			t.Fatalf("member %d holds %d records, its table %d", i, len(got), x.Count)
+		}
+	}
+	// 3.0 MiB + header: four pieces; exactly 1 MiB + header: two.
+	if pieces["storage/recordings/a.webm"] != 4 || pieces["storage/recordings/b.webm"] != 2 || pieces[m.Database.ArchivePath] != 1 {
+		t.Errorf("pieces %v", pieces)
+	}
+	if groups < 3 {
+		t.Errorf("%d members of small files; the tree's records are several MiB", groups)
+	}
+}
+
+// An unchanged tree gives the same archive byte for byte, copied member by
+// member instead of read and compressed, and tar -xzf restores it.
+func TestUnchangedTreeCopiesEveryMember(t *testing.T) {
+	root := t.TempDir()
+	smallTree(t, root, 3000)
+	first, m1 := backup(t, root, "20250101_010101", nil)
+	if !m1.Members.FullRead || m1.Members.ReusedMembers != 0 {
+		t.Errorf("first backup: %+v", m1.Members)
+	}
+	second, m2 := backup(t, root, "20250102_010101", m1)
+	a, b := members(t, first, m1), members(t, second, m2)
+	// The dump (another name, other content) and the trailer are new.
+	if len(a) != len(b) {
+		t.Fatalf("%d members, then %d", len(a), len(b))
+	}
+	same := 0
+	for i := range a {
+		if bytes.Equal(a[i], b[i]) {
+			same++
+		}
+	}
+	if same < len(a)-2 {
+		t.Errorf("%d of %d members byte-identical", same, len(a))
+	}
+	treeMembers := 0
+	for _, x := range m1.Members.List {
+		if x.First < len(m1.Files) && x.Count > 0 {
+			treeMembers++
+		}
+	}
+	if m2.Members.FullRead || m2.Members.ReusedFrom != m1.ID || m2.Members.ReusedMembers != treeMembers {
+		t.Errorf("second backup reused %d of %d tree members from %q", m2.Members.ReusedMembers, treeMembers, m2.Members.ReusedFrom)
+	}
+	if m2.Members.ReusedBytes != m1.TotalBytes-m1.Database.Size {
+		t.Errorf("reused %d bytes, the tree holds %d", m2.Members.ReusedBytes, m1.TotalBytes-m1.Database.Size)
+	}
+	out := t.TempDir()
+	if b, err := exec.Command("tar", "-xzf", second, "-C", out).CombinedOutput(); err != nil {
+		t.Fatalf("tar -xzf: %v: %s", err, b)
+	}
+	compareTrees(t, filepath.Join(root, "storage"), filepath.Join(out, "storage"), true)
+}
+
+// One changed small file changes its own member; the others are copied.
+func TestOneChangedFileChangesOneMember(t *testing.T) {
+	root := t.TempDir()
+	smallTree(t, root, 3000)
+	_, m1 := backup(t, root, "20250101_010101", nil)
+	p := filepath.Join(root, "storage/d03/f-01000.json")
+	if err := os.WriteFile(p, []byte(`{"changed": true}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, m2 := backup(t, root, "20250102_010101", m1)
+	treeMembers := 0
+	for _, x := range m2.Members.List {
+		if x.First < len(m2.Files) && x.Count > 0 {
+			treeMembers++
+		}
+	}
+	if m2.Members.ReusedMembers != treeMembers-1 {
+		t.Errorf("reused %d of %d tree members; one file changed", m2.Members.ReusedMembers, treeMembers)
+	}
+	for _, e := range m2.Files {
+		if e.Path == "storage/d03/f-01000.json" && e.Size != 17 {
+			t.Errorf("changed file recorded as %+v", e)
+		}
+	}
+}
+
+// A file rewritten with the same size and its mtime set back (its ctime
+// moved) is read again, not copied.
+func TestMtimeSetBackIsReadAgain(t *testing.T) {
+	root := t.TempDir()
+	smallTree(t, root, 200)
+	p := filepath.Join(root, "storage/recordings/a.webm")
+	old, _ := os.Stat(p)
+	_, m1 := backup(t, root, "20250101_010101", nil)
+	data, _ := os.ReadFile(p)
+	data[100] ^= 0xff
+	os.WriteFile(p, data, 0o644)
+	if err := os.Chtimes(p, old.ModTime(), old.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := os.Stat(p); !st.ModTime().Equal(old.ModTime()) || st.Size() != old.Size() {
+		t.Fatal("could not set the mtime back")
+	}
+	path, m2 := backup(t, root, "20250102_010101", m1)
+	sum := sha256.Sum256(data)
+	for _, e := range m2.Files {
+		if e.Path == "storage/recordings/a.webm" && e.SHA256 != hex.EncodeToString(sum[:]) {
+			t.Errorf("a.webm recorded with its old hash: copied though its ctime changed")
+		}
+	}
+	out := t.TempDir()
+	if b, err := exec.Command("tar", "-xzf", path, "-C", out).CombinedOutput(); err != nil {
+		t.Fatalf("tar -xzf: %v: %s", err, b)
+	}
+	if got, _ := os.ReadFile(filepath.Join(out, "storage/recordings/a.webm")); !bytes.Equal(got, data) {
+		t.Error("the archive holds the old content")
+	}
+}
+
+// A previous archive damaged after its verification (a flipped byte in a
+// member that would be copied) is found while copying: the files are read
+// afresh, the backup says so, and the new archive holds the right bytes.
+func TestDamagedPreviousMemberIsReadAfresh(t *testing.T) {
+	for _, tc := range []struct{ name, path string }{
+		{"small files", "storage/d02/f-00100.json"},
+		{"large file", "storage/recordings/a.webm"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			smallTree(t, root, 1500)
+			first, m1 := backup(t, root, "20250101_010101", nil)
+			idx := -1
+			for i, e := range m1.Files {
+				if e.Path == tc.path {
+					idx = i
+				}
+			}
+			var hit manifest.Member
+			for _, x := range m1.Members.List {
+				if idx >= x.First && idx < x.First+x.Count && x.Piece <= 2 {
+					hit = x // the group, or the second piece
+				}
+			}
+			f, _ := os.OpenFile(first, os.O_RDWR, 0)
+			b := make([]byte, 1)
+			f.ReadAt(b, hit.Offset+hit.Length/2)
+			b[0] ^= 0x01
+			f.WriteAt(b, hit.Offset+hit.Length/2)
+			f.Close()
+
+			path, m2 := backup(t, root, "20250102_010101", m1)
+			said := false
+			for _, w := range m2.Warnings {
+				if strings.Contains(w.Message, "read afresh") && strings.Contains(w.Message, "20250101_010101") && strings.Contains(w.Message, "sha256") {
+					said = true
+				}
+			}
+			if !said {
+				t.Errorf("no warning of the damaged member: %v", m2.Warnings)
+			}
+			if m2.Members.ReusedMembers == 0 {
+				t.Error("nothing else was copied")
+			}
+			out := t.TempDir()
+			if b, err := exec.Command("tar", "-xzf", path, "-C", out).CombinedOutput(); err != nil {
+				t.Fatalf("tar -xzf: %v: %s", err, b)
+			}
+			compareTrees(t, filepath.Join(root, "storage"), filepath.Join(out, "storage"), true)
+		})
+	}
+}
+
+// Members of a format 1 backup, or of another layout, are never copied.
+func TestNoReuseWithoutAMatchingTable(t *testing.T) {
+	root := t.TempDir()
+	smallTree(t, root, 300)
+	_, m1 := backup(t, root, "20250101_010101", nil)
+	m1.Members.Layout = "files-v0"
+	_, m2 := backup(t, root, "20250102_010101", m1)
+	if !m2.Members.FullRead || m2.Members.ReusedMembers != 0 {
+		t.Errorf("reused from another layout: %+v", m2.Members)
+	}
+}
