@@ -47,7 +47,9 @@ func TestMembers(t *testing.T) {
 		{"piece out of order", func(m *Manifest) { m.Members.List[3].Piece = 3 }, "does not follow"},
 		{"piece of another entry", func(m *Manifest) { m.Members.List[3].First = 2 }, "does not follow"},
 		{"piece with two entries", func(m *Manifest) { m.Members.List[2].Count = 2 }, "holds 2 entries"},
-		{"first member a later piece", func(m *Manifest) { m.Members.List[0] = Member{Length: 30, SHA256: m.Archive.SHA256, Count: 1, Piece: 2} }, "does not follow"},
+		{"first member a later piece", func(m *Manifest) {
+			m.Members.List[0] = Member{Length: 30, SHA256: m.Archive.SHA256, Count: 1, Piece: 2}
+		}, "does not follow"},
 		{"negative", func(m *Manifest) { m.Members.List[0].Count = -1 }, "count -1"},
 		{"reused too much", func(m *Manifest) { m.Members.ReusedBytes = m.TotalBytes + 1 }, "reused_bytes"},
 		{"reused members", func(m *Manifest) { m.Members.ReusedMembers = 6 }, "reused_members"},
