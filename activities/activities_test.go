@@ -69,8 +69,15 @@ func verifiedUncommitted(t *testing.T, a *Activities, at time.Time) workflows.Ba
 // backup runs the backup steps as the workflow would and returns the result.
 func backup(t *testing.T, a *Activities, kind string, at time.Time) workflows.BackupResult {
 	t.Helper()
+	return backupPlan(t, a, workflows.BackupPlan{Kind: kind, StartedAt: at})
+}
+
+// backupPlan is backup for a plan such as PrepareBackup receives.
+func backupPlan(t *testing.T, a *Activities, req workflows.BackupPlan) workflows.BackupResult {
+	t.Helper()
 	ctx := context.Background()
-	plan, err := a.PrepareBackup(ctx, workflows.BackupPlan{Kind: kind, WorkflowID: "wf", RunID: "run-" + at.String(), StartedAt: at})
+	req.WorkflowID, req.RunID = "wf", "run-"+req.StartedAt.String()
+	plan, err := a.PrepareBackup(ctx, req)
 	if err != nil {
 		t.Fatal(err)
 	}

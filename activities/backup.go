@@ -201,11 +201,16 @@ func (a *Activities) ArchiveStorage(ctx context.Context, plan workflows.BackupPl
 			if plan.Kind == workflows.KindEmergency && p.Files > 1 {
 				faultpoint.Hit(faultpoint.EmergencyArchive)
 			}
+			if p.Reused > 0 {
+				faultpoint.Hit(faultpoint.BackupReusing)
+			}
 		},
 	}
-	if plan.Kind == workflows.KindEmergency {
-		// A restore waits for this one: speed before size.
-		opts.Level = archive.Stored
+	opts.Level = archiveLevel(plan.Kind)
+	prev, prevFile, why := a.previousBackup(plan, opts.Level)
+	if prevFile != nil {
+		defer prevFile.Close()
+		opts.Previous = prev
 	}
 	if db != nil || wait != nil {
 		opts.Extra = []archive.ExtraFile{{ArchivePath: manifest.DumpName(plan.ID), Source: a.Backups.TempDumpPath(plan.ID), Wait: wait}}
@@ -240,7 +245,10 @@ func (a *Activities) ArchiveStorage(ctx context.Context, plan workflows.BackupPl
 		FormatVersion: manifest.FormatVersion, ID: plan.ID, Kind: manifest.Kind(plan.Kind), CreatedAt: plan.StartedAt,
 		Paths: a.Paths, Archive: manifest.FileRef{File: manifest.ArchiveName(plan.ID), SHA256: res.SHA256, Size: res.Size},
 		Files: res.Entries, Database: db, Warnings: res.Warnings, TotalBytes: res.TotalBytes,
-		ToolVersion: a.ToolVersion, WorkflowID: plan.WorkflowID, RunID: plan.RunID,
+		ToolVersion: a.ToolVersion, WorkflowID: plan.WorkflowID, RunID: plan.RunID, Members: res.Members,
+	}
+	if res.Members.FullRead {
+		res.Members.LastFullRead = plan.StartedAt
 	}
 	if db == nil {
 		m.DatabaseNote = NoDatabaseNote
@@ -256,7 +264,9 @@ func (a *Activities) ArchiveStorage(ctx context.Context, plan workflows.BackupPl
 	for _, w := range res.Warnings {
 		a.log(ctx).Warn("backup warning", "path", w.Path, "warning", w.Message)
 	}
-	return workflows.ArchiveOutput{Files: m.FileCount(), Bytes: res.TotalBytes, Size: res.Size, SHA256: res.SHA256, Warnings: len(res.Warnings)}, nil
+	a.logReuse(ctx, res, why)
+	return workflows.ArchiveOutput{Files: m.FileCount(), Bytes: res.TotalBytes, Size: res.Size, SHA256: res.SHA256, Warnings: len(res.Warnings),
+		FullRead: res.Members.FullRead, ReusedBytes: res.Members.ReusedBytes}, nil
 }
 
 // VerifyBackup reads the written archive back from the disk and checks it,
@@ -352,6 +362,10 @@ func (a *Activities) result(m *manifest.Manifest) workflows.BackupResult {
 		Size: m.Archive.Size, SHA256: m.Archive.SHA256, Bytes: m.TotalBytes, Database: m.Database != nil, DatabaseNote: m.DatabaseNote,
 	}
 	r.Files = m.FileCount()
+	r.FullRead = true
+	if ms := m.Members; ms != nil {
+		r.FullRead, r.ReusedBytes, r.ReusedFrom = ms.FullRead, ms.ReusedBytes, ms.ReusedFrom
+	}
 	for i, w := range m.Warnings {
 		if i == 20 {
 			r.Warnings = append(r.Warnings, fmt.Sprintf("... and %d more (see the manifest)", len(m.Warnings)-20))

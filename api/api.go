@@ -323,7 +323,7 @@ func (s *Server) startBackup(w http.ResponseWriter, r *http.Request) {
 	if s.busy(r.Context(), w) {
 		return
 	}
-	run, err := control.StartBackup(r.Context(), s.Temporal, s.TaskQueue, workflows.KindManual)
+	run, err := control.StartBackup(r.Context(), s.Temporal, s.TaskQueue, workflows.BackupInput{Kind: workflows.KindManual})
 	if err != nil {
 		writeError(w, http.StatusBadGateway, "%v", err)
 		return

@@ -23,8 +23,12 @@ func NewWorkflowID(prefix string, now time.Time) string {
 }
 
 // StartBackup starts a BackupWorkflow of the given kind.
-func StartBackup(ctx context.Context, c client.Client, taskQueue, kind string) (client.WorkflowRun, error) {
-	return start(ctx, c, taskQueue, workflows.BackupIDPrefix, workflows.BackupWorkflowName, kind+" backup", workflows.BackupInput{Kind: kind})
+func StartBackup(ctx context.Context, c client.Client, taskQueue string, in workflows.BackupInput) (client.WorkflowRun, error) {
+	summary := in.Kind + " backup"
+	if in.Full {
+		summary += ", every file read"
+	}
+	return start(ctx, c, taskQueue, workflows.BackupIDPrefix, workflows.BackupWorkflowName, summary, in)
 }
 
 // StartRestore starts a RestoreWorkflow.

@@ -16,6 +16,7 @@ import (
 type backupOptions struct {
 	detach bool
 	kind   string
+	full   bool
 }
 
 func newBackupCommand(g *globalOptions) *cobra.Command {
@@ -30,6 +31,7 @@ func newBackupCommand(g *globalOptions) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&opts.detach, "detach", false, "return once the workflow has started")
 	cmd.Flags().StringVar(&opts.kind, "kind", workflows.KindManual, "backup kind recorded in the manifest: manual or emergency")
+	cmd.Flags().BoolVar(&opts.full, "full", false, "read every file, copying nothing from the previous backup (otherwise done once every VULCAN_FULL_EVERY)")
 	return cmd
 }
 
@@ -40,7 +42,7 @@ func runBackup(ctx context.Context, g *globalOptions, opts backupOptions) error 
 	g.decideOnTerminal = !g.json && isTerminal(g.in)
 	var res workflows.BackupResult
 	run, human, err := g.runWorkflow(ctx, "backup", opts.detach, func(ctx context.Context, c client.Client) (client.WorkflowRun, error) {
-		return control.StartBackup(ctx, c, g.cfg.TaskQueue, opts.kind)
+		return control.StartBackup(ctx, c, g.cfg.TaskQueue, workflows.BackupInput{Kind: opts.kind, Full: opts.full})
 	}, &res)
 	if err != nil || run == nil || opts.detach {
 		return err
@@ -50,6 +52,11 @@ func runBackup(ctx context.Context, g *globalOptions, opts backupOptions) error 
 		fmt.Fprintf(g.out, "  archive:  %s (%s, sha256 %s)\n", res.Archive, humanBytes(res.Size), res.SHA256)
 		fmt.Fprintf(g.out, "  manifest: %s\n", res.Manifest)
 		fmt.Fprintf(g.out, "  files:    %d (%s)\n", res.Files, humanBytes(res.Bytes))
+		if res.FullRead {
+			fmt.Fprintf(g.out, "  read:     every file\n")
+		} else {
+			fmt.Fprintf(g.out, "  read:     what changed; %s unchanged copied from backup %s\n", humanBytes(res.ReusedBytes), res.ReusedFrom)
+		}
 		if res.Database {
 			fmt.Fprintf(g.out, "  database: dumped\n")
 		} else {

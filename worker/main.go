@@ -338,7 +338,7 @@ func buildActivities(cfg config.Config, c client.Client, log *slog.Logger) (*act
 		return nil, err
 	}
 	return &activities.Activities{
-		Root: root, Paths: cfg.Paths, Backups: store.Dir{Path: dir}, DB: db, RetentionDays: cfg.RetentionDays, UndoWindow: cfg.UndoWindow, StallTimeout: cfg.StallTimeout,
+		Root: root, Paths: cfg.Paths, Backups: store.Dir{Path: dir}, DB: db, RetentionDays: cfg.RetentionDays, UndoWindow: cfg.UndoWindow, FullEvery: cfg.FullEvery, StallTimeout: cfg.StallTimeout,
 		Services: ctl, BackupServices: forBackup, Temporal: c, ToolVersion: "vulcan-backup " + version, Log: log,
 	}, nil
 }

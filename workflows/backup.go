@@ -100,7 +100,7 @@ func (b *backup) summary(i int) string { return "backup: " + backupSteps[i] }
 func (b *backup) run(ctx workflow.Context) (*BackupResult, error) {
 	info := workflow.GetInfo(ctx)
 	b.step(ctx, 1)
-	req := BackupPlan{Kind: b.in.Kind, WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID, StartedAt: workflow.Now(ctx).UTC()}
+	req := BackupPlan{Kind: b.in.Kind, WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID, StartedAt: workflow.Now(ctx).UTC(), Full: b.in.Full}
 	if err := call(ctx, PrepareBackupActivity, b.summary(1), req).Get(ctx, &b.plan); err != nil {
 		return nil, wrap("prepare backup", err)
 	}

@@ -15,6 +15,8 @@ type BackupInput struct {
 	// archives the files only once ProceedSignal arrives. Cancelled before
 	// that, it commits nothing.
 	AwaitProceed bool `json:"await_proceed,omitempty"`
+	// Full reads every file, copying nothing from the backup before.
+	Full bool `json:"full,omitempty"`
 }
 
 // LockRequest takes or drops the operation lock.
@@ -52,6 +54,7 @@ type BackupPlan struct {
 	WorkflowID string    `json:"workflow_id"`
 	RunID      string    `json:"run_id"`
 	StartedAt  time.Time `json:"started_at"`
+	Full       bool      `json:"full,omitempty"`
 }
 
 // DumpOutput says what the database step did.
@@ -69,6 +72,10 @@ type ArchiveOutput struct {
 	Size     int64  `json:"size"`
 	SHA256   string `json:"sha256"`
 	Warnings int    `json:"warnings"`
+	// FullRead says every file was read; ReusedBytes is what was copied
+	// from the backup before instead.
+	FullRead    bool  `json:"full_read,omitempty"`
+	ReusedBytes int64 `json:"reused_bytes,omitempty"`
 }
 
 // BackupResult is the outcome of a BackupWorkflow.
@@ -85,6 +92,11 @@ type BackupResult struct {
 	DatabaseNote string   `json:"database_note,omitempty"`
 	Warnings     []string `json:"warnings,omitempty"`
 	Deleted      []string `json:"deleted,omitempty"`
+	// FullRead says every file was read; otherwise ReusedBytes of them were
+	// copied from backup ReusedFrom, unchanged.
+	FullRead    bool   `json:"full_read,omitempty"`
+	ReusedBytes int64  `json:"reused_bytes,omitempty"`
+	ReusedFrom  string `json:"reused_from,omitempty"`
 	// RetentionError is set when the backup was committed but retention failed.
 	RetentionError string `json:"retention_error,omitempty"`
 }

@@ -27,6 +27,8 @@ type Progress struct {
 	Files int
 	Bytes int64
 	Path  string
+	// Reused is how many of Bytes were copied from the previous backup.
+	Reused int64 `json:",omitempty"`
 }
 
 // ExtraFile is a file stored in the archive under a fixed name, such as the
@@ -128,6 +130,9 @@ func Create(ctx context.Context, w io.Writer, opts CreateOptions) (*Result, erro
 		reuse: newReuse(opts.Previous),
 	}
 	c.res.Members = &manifest.Members{Layout: MemberLayout, Level: level, FullRead: c.reuse == nil}
+	if c.reuse != nil {
+		c.res.Members.LastFullRead = c.reuse.man.Members.LastFullRead
+	}
 	for _, p := range opts.Paths {
 		if err := manifest.CheckPath(p); err != nil {
 			return nil, fmt.Errorf("backup path %q: %w", p, err)
@@ -195,7 +200,7 @@ func (c *creator) progress(p string, force bool) {
 	}
 	if force || c.bytes-c.last >= 8<<20 {
 		c.last = c.bytes
-		c.opts.Progress(Progress{Files: c.files, Bytes: c.bytes, Path: p})
+		c.opts.Progress(Progress{Files: c.files, Bytes: c.bytes, Path: p, Reused: c.res.Members.ReusedBytes})
 	}
 }
 
@@ -344,7 +349,7 @@ func (c *creator) reused(entries []manifest.Entry, members int) {
 			c.files++
 		}
 	}
-	c.progress(entries[len(entries)-1].Path, false)
+	c.progress(entries[len(entries)-1].Path, true)
 }
 
 // describe returns the tar header and manifest entry for a path, without

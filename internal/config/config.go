@@ -36,6 +36,10 @@ type Config struct {
 	// retried, pending, before it has failed for good (a sixth of it while
 	// a restore has the application stopped).
 	RetryWindow time.Duration
+	// FullEvery is how long a backup may copy unchanged files' members
+	// from the one before it before one reads every file again; 0 reads
+	// every file every time.
+	FullEvery time.Duration
 	// RTO is the recovery time objective a restore drill is measured
 	// against; DrillCheck the operator's command a drill runs.
 	RTO        time.Duration
@@ -76,6 +80,7 @@ const (
 	EnvDecisionTimeout = "VULCAN_DECISION_TIMEOUT"
 	EnvRetryWindow     = "VULCAN_RETRY_WINDOW"
 	EnvRTO             = "VULCAN_RTO"
+	EnvFullEvery       = "VULCAN_FULL_EVERY"
 	EnvDrillCheck      = "VULCAN_DRILL_CHECK"
 	EnvDrillSchedule   = "VULCAN_DRILL_SCHEDULE"
 	EnvSchedule        = "VULCAN_SCHEDULE"
@@ -162,6 +167,12 @@ func FromEnv() (Config, error) {
 	if c.DecisionTimeout <= 0 || c.RetryWindow < 0 {
 		return c, fmt.Errorf("%s=%v, %s=%v: want a positive time-out and a window of 0 or more", EnvDecisionTimeout, c.DecisionTimeout, EnvRetryWindow, c.RetryWindow)
 	}
+	if c.FullEvery, err = daysEnv(EnvFullEvery, 30*24*time.Hour); err != nil {
+		return c, err
+	}
+	if c.FullEvery < 0 {
+		return c, fmt.Errorf("%s=%v: want 0 or more", EnvFullEvery, c.FullEvery)
+	}
 	if c.RTO, err = durationEnv(EnvRTO, 10*time.Minute); err != nil {
 		return c, err
 	}
@@ -246,6 +257,19 @@ func intEnv(key string, def int) (int, error) {
 		return 0, fmt.Errorf("%s=%q: not a number", key, v)
 	}
 	return n, nil
+}
+
+// daysEnv is durationEnv that also takes a number of days, such as 30d.
+func daysEnv(key string, def time.Duration) (time.Duration, error) {
+	v := os.Getenv(key)
+	if n, ok := strings.CutSuffix(v, "d"); ok && n != "" {
+		days, err := strconv.Atoi(n)
+		if err != nil || days < 0 {
+			return 0, fmt.Errorf("%s=%q: want a number of days such as 30d, or a duration such as 12h", key, v)
+		}
+		return time.Duration(days) * 24 * time.Hour, nil
+	}
+	return durationEnv(key, def)
 }
 
 func durationEnv(key string, def time.Duration) (time.Duration, error) {

@@ -2,7 +2,9 @@ package config
 
 import (
 	"slices"
+	"strings"
 	"testing"
+	"time"
 )
 
 func TestFromEnvDefaultsAndOverrides(t *testing.T) {
@@ -69,5 +71,24 @@ func TestFailureSettings(t *testing.T) {
 				t.Fatalf("%s=%s accepted", k, v)
 			}
 		})
+	}
+}
+
+func TestFullEvery(t *testing.T) {
+	t.Setenv(EnvFullEvery, "")
+	if c, err := FromEnv(); err != nil || c.FullEvery != 30*24*time.Hour {
+		t.Fatalf("default %v (%v)", c.FullEvery, err)
+	}
+	for v, want := range map[string]time.Duration{"7d": 7 * 24 * time.Hour, "36h": 36 * time.Hour, "0": 0, "0d": 0} {
+		t.Setenv(EnvFullEvery, v)
+		if c, err := FromEnv(); err != nil || c.FullEvery != want {
+			t.Errorf("%s: %v (%v), want %v", v, c.FullEvery, err, want)
+		}
+	}
+	for _, v := range []string{"-1d", "xd", "d", "-5h", "monthly"} {
+		t.Setenv(EnvFullEvery, v)
+		if _, err := FromEnv(); err == nil || !strings.Contains(err.Error(), EnvFullEvery) {
+			t.Errorf("%s: %v, want an error naming %s", v, err, EnvFullEvery)
+		}
 	}
 }

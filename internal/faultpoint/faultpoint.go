@@ -26,4 +26,8 @@ const (
 	// BackupHalfCommitted: a backup's dump renamed into place, its
 	// archive and manifest not yet.
 	BackupHalfCommitted = "backup-half-committed"
+
+	// BackupReusing: a backup's archive step has copied members of the
+	// previous backup into its temporary archive, and not finished it.
+	BackupReusing = "backup-reusing"
 )

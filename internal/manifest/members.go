@@ -3,6 +3,7 @@ package manifest
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Members is the archive's member table: the gzip members in the order they
@@ -18,6 +19,10 @@ type Members struct {
 	Level int `json:"level"`
 	// FullRead says every file was read, none reused.
 	FullRead bool `json:"full_read"`
+	// LastFullRead is when the newest full read this backup's copied
+	// members go back to was taken (this backup's own time after a full
+	// read): no file in it was last read before then.
+	LastFullRead time.Time `json:"last_full_read,omitzero"`
 	// ReusedFrom is the backup whose members were copied, if any were.
 	ReusedFrom    string `json:"reused_from,omitempty"`
 	ReusedMembers int    `json:"reused_members"`

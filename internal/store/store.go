@@ -66,6 +66,10 @@ type Info struct {
 	Verified     bool          `json:"verified"`
 	Warnings     int           `json:"warnings"`
 	ManifestPath string        `json:"manifest"`
+	// FullRead says the backup read every file; ReusedBytes is what it
+	// copied from the backup before it instead.
+	FullRead    bool  `json:"full_read"`
+	ReusedBytes int64 `json:"reused_bytes"`
 }
 
 // Problem is a file in the directory that looks like a backup but is not a
@@ -140,11 +144,15 @@ func (s summary) same(st fs.FileInfo) bool {
 
 // InfoOf summarises a manifest.
 func InfoOf(m *manifest.Manifest, archivePath, manifestPath string) Info {
-	return Info{
+	info := Info{
 		ID: m.ID, Kind: m.Kind, CreatedAt: m.CreatedAt, Archive: archivePath, Size: m.Archive.Size,
 		Files: m.FileCount(), Database: m.Database != nil, Verified: !m.VerifiedAt.IsZero(),
-		Warnings: len(m.Warnings), ManifestPath: manifestPath,
+		Warnings: len(m.Warnings), ManifestPath: manifestPath, FullRead: true,
 	}
+	if ms := m.Members; ms != nil {
+		info.FullRead, info.ReusedBytes = ms.FullRead, ms.ReusedBytes
+	}
+	return info
 }
 
 // Delete removes backup id: the manifest first, so that a crash half-way
