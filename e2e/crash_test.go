@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -281,4 +282,51 @@ func execStart(s *system) string {
 	}
 	s.t.Fatal("execServices has no start command")
 	return ""
+}
+
+// The worker is killed while a backup copies members of the previous one
+// into its temporary archive: the retried step writes the archive again
+// (copying again), the backup verifies and restores by hand with tar -xzf,
+// and no half backup or temporary file is left.
+func TestWorkerKilledMidReuse(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t, "DATABASE_URL=")
+	s.bin = faultWorkerBin
+	makeStorage(t, s.root, 4)
+	s.start()
+	first := s.backup()
+	s.cmd.Process.Signal(syscall.SIGKILL)
+	<-s.done
+	s.setEnv(faultpoint.Env, faultpoint.BackupReusing)
+	s.start()
+	s.mustStarter("backup", "--detach")
+	killAtAndRestart(t, s, faultpoint.BackupReusing)
+	waitFor(t, 4*time.Minute, "the second backup", func() bool {
+		_, err := os.Stat(filepath.Join(s.root, "backups", ".vulcan.lock"))
+		return os.IsNotExist(err) && backupCount(t, s) == 2
+	})
+	var list struct {
+		Backups []struct {
+			ID          string `json:"id"`
+			FullRead    bool   `json:"full_read"`
+			ReusedBytes int64  `json:"reused_bytes"`
+		} `json:"backups"`
+	}
+	json.Unmarshal([]byte(s.mustStarter("list", "--json")), &list)
+	second := list.Backups[0]
+	if second.ID == first.Result.ID || second.FullRead || second.ReusedBytes == 0 {
+		t.Fatalf("the second backup copied nothing: %+v", list.Backups)
+	}
+	s.mustStarter("verify", second.ID)
+	out := t.TempDir()
+	if b, err := exec.Command("tar", "-xzf", filepath.Join(s.root, "backups", "vulcan_backup_"+second.ID+".tar.gz"), "-C", out).CombinedOutput(); err != nil {
+		t.Fatalf("tar -xzf: %v: %s", err, b)
+	}
+	diffDigests(t, "tar -xzf of the copied backup", treeDigest(t, filepath.Join(s.root, "storage")), treeDigest(t, filepath.Join(out, "storage")))
+	entries, _ := os.ReadDir(filepath.Join(s.root, "backups"))
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".tmp") {
+			t.Errorf("temporary file left: %s", e.Name())
+		}
+	}
 }

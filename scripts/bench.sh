@@ -130,8 +130,75 @@ printf '%-34s %10d %10d %7.3fx\n' "archive bytes vs tar -czf, same content" "$(s
 printf '%-34s %10d %10d %7.3fx\n' "  (baseline's storage-only tar.gz)" "$(stat -c %s "$archive")" "$(stat -c %s /tmp/vulcan-bench-base.tar.gz)" "$(ratio "$archive" /tmp/vulcan-bench-base.tar.gz)"
 echo "bin/worker peak RSS over all of the above (the binary that also holds the embedded server, not running it): $(grep VmHWM /proc/$wpid/status | awk '{print $2, $3}')"
 echo "data: $(du -sh "$data/storage" | cut -f1) in $(find "$data/storage" -type f | wc -l) files; database rows=$ROWS; $(nproc) cores"
+
+# Second backups copy the members of unchanged files from the previous one
+# (issue 19). The worker's own CPU seconds (user + sys, /proc/<pid>/stat;
+# pg_dump is a child and counted apart) around each backup; each round starts
+# with a full read (--full), then an unchanged tree, then 5 % of the files
+# changed by a byte (put back after the round). The previous archive is not
+# warmed: it was written around the page cache, as a nightly one is.
+tck=$(getconf CLK_TCK)
+cpu() { awk -v t="$tck" '{printf "%.2f %.2f\n", ($14+$15)/t, ($16+$17)/t}' "/proc/$1/stat"; }
+# timed PID CMD...: "wall worker-cpu children-cpu" of CMD, for worker PID.
+timed() {
+  local pid=$1 a b w; shift
+  read -r a ac < <(cpu "$pid"); w=$(secs "$@"); read -r b bc < <(cpu "$pid")
+  echo "$w $(echo "$b - $a" | bc) $(echo "$bc - $ac" | bc)"
+}
+declare -A inc
+changed=$(find "$data/storage" -type f | sort | awk 'NR % 20 == 0')
+incround() { # PID LABEL STARTER-ENV...: one round of full, unchanged, 5 % changed
+  local pid=$1 label=$2 w c k; shift 2
+  for k in full second changed; do
+    [ "$k" = changed ] && for f in $changed; do printf x >> "$f"; done
+    warm "$data/storage"
+    case $k in full) read -r w c kc < <(timed "$pid" env "$@" bin/starter backup --full) ;; *) read -r w c kc < <(timed "$pid" env "$@" bin/starter backup) ;; esac
+    inc[$label-$k-wall]+="$w "; inc[$label-$k-cpu]+="$c "; inc[$label-$k-child]+="$kc "
+  done
+  for f in $changed; do truncate -s -1 "$f"; done
+}
+for i in $(seq 1 "$RUNS"); do
+  incround "$wpid" db
+  rm -f "$data"/backups/vulcan_backup_* "$data"/backups/database/vulcan_db_*
+done
 kill $wpid; wait $wpid 2>/dev/null || true
 rm -rf "$data"/baseline-restore-*
+
+# Files only, on a worker of its own, and restic beside it on the same tree.
+fdir=$PWD/bench-data/inc-backups
+rm -rf "$fdir"
+fenv=(VULCAN_ROOT="$data" DATABASE_URL= VULCAN_BACKUP_DIR="$fdir" VULCAN_TASK_QUEUE=bench-inc)
+(cd "$data" && exec env "${fenv[@]}" "$OLDPWD/bin/worker" --no-schedule >"$data/worker-inc.log" 2>&1) &
+fpid=$!; pids+=($fpid)
+wait_log "$data/worker-inc.log" "worker running"
+export RESTIC_PASSWORD=bench RESTIC_REPOSITORY=$PWD/bench-data/restic-repo
+command -v restic >/dev/null || { echo "bench: restic not found (Debian: apt-get install restic)" >&2; exit 1; }
+for i in $(seq 1 "$RUNS"); do
+  incround "$fpid" files "${fenv[@]}"
+  rm -rf "$fdir"
+  rm -rf "$RESTIC_REPOSITORY"; restic init -q >/dev/null
+  for k in full second; do
+    warm "$data/storage"
+    r=$( { /usr/bin/time -f '%e %U %S' restic backup -q "$data/storage" >/dev/null; } 2>&1 | tail -1)
+    inc[restic-$k-wall]+="$(echo "$r" | awk '{print $1}') "; inc[restic-$k-cpu]+="$(echo "$r" | awk '{print $2 + $3}') "
+  done
+done
+rm -rf "$RESTIC_REPOSITORY"
+kill $fpid; wait $fpid 2>/dev/null || true
+med() { echo ${inc[$1]} | tr ' ' '\n' | median; }
+printf '\n%-40s %9s %9s %12s %9s %9s\n' "incremental ($RUNS rounds, medians)" "wall (s)" "vs full" "worker CPU" "vs full" "pg_dump"
+for label in files db restic; do
+  for k in full second changed; do
+    [ -n "${inc[$label-$k-wall]:-}" ] || continue
+    w=$(med $label-$k-wall); c=$(med $label-$k-cpu); fw=$(med $label-full-wall); fc=$(med $label-full-cpu)
+    ch=$( [ $label = db ] && med $label-$k-child || echo - )
+    printf '%-40s %9.2f %8.2fx %12.2f %8.2fx %9s\n' "  $label: $k" "$w" "$(echo "$fw / $w" | bc -l)" "$c" "$(echo "$c / $fc" | bc -l)" "$ch"
+  done
+done
+echo "  (vs full: wall as a speed-up, full / this; CPU as a share, this / full. restic's CPU is the whole process's.)"
+for label in files db restic; do for k in full second changed; do
+  [ -n "${inc[$label-$k-wall]:-}" ] && printf '  %-16s runs: wall %s| cpu %s\n' "$label-$k" "$(printf '%.2f ' ${inc[$label-$k-wall]})" "$(printf '%.2f ' ${inc[$label-$k-cpu]})"
+done; done
 
 # Worker memory against the data size: a fresh worker per tree, one backup,
 # built as the production image builds it (without the embedded server).
