@@ -46,8 +46,8 @@ type Activities struct {
 	// UndoWindow is how long a verified restore keeps its pre-restore
 	// copies.
 	UndoWindow time.Duration
-	// FullEvery is how long backups may copy unchanged files from the one
-	// before before one reads every file again (VULCAN_FULL_EVERY).
+	// FullEvery is how long backups may copy unchanged files from earlier
+	// backups before one reads every file again (VULCAN_FULL_EVERY).
 	FullEvery time.Duration
 	// StallTimeout is how long pg_dump or psql may move no bytes before the
 	// step is stopped as stuck and retried; 0 means DefaultStallTimeout.

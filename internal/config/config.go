@@ -36,9 +36,9 @@ type Config struct {
 	// retried, pending, before it has failed for good (a sixth of it while
 	// a restore has the application stopped).
 	RetryWindow time.Duration
-	// FullEvery is how long a backup may copy unchanged files' members
-	// from the one before it before one reads every file again; 0 reads
-	// every file every time.
+	// FullEvery is how long backups may copy unchanged files' members from
+	// earlier backups before one reads every file again; 0 reads every
+	// file every time.
 	FullEvery time.Duration
 	// RTO is the recovery time objective a restore drill is measured
 	// against; DrillCheck the operator's command a drill runs.
