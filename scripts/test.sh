@@ -32,13 +32,14 @@ race_pkgs=$(go list ./... | grep -v -e /e2e -e /internal/devserver -e /worker$ -
 echo "== unit and integration tests (-race)"
 go test -race -count=1 $race_pkgs
 
-echo "== fuzzing, bounded (manifest parser, gzip member reader, archive extraction)"
+echo "== fuzzing, bounded (manifest parser and member table, gzip member reader, archive extraction)"
 # Bounded by a count of runs, not a duration: with -fuzztime <duration>, Go
 # 1.26's fuzz coordinator can report "context deadline exceeded" as a failure
 # when the time runs out (go.dev/issue/75804, fixed in Go 1.27). Each count is
 # about 15 s of fuzzing here; -timeout still fails a run that hangs.
 fuzz() { go test -run '^$' -fuzz "^$1\$" -fuzztime "$2" -fuzzminimizetime 5s -timeout 5m "$3"; }
 fuzz FuzzDecode 150000x ./internal/manifest
+fuzz FuzzMembers 150000x ./internal/manifest
 fuzz FuzzMemberReader 20000x ./internal/archive
 fuzz FuzzExtract 3000x ./internal/archive
 fuzz FuzzDecodeRestore 50000x ./api
