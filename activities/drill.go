@@ -15,6 +15,7 @@ import (
 	"github.com/project-vulcan/vulcan-backup/internal/fsutil"
 	"github.com/project-vulcan/vulcan-backup/internal/manifest"
 	"github.com/project-vulcan/vulcan-backup/internal/restore"
+	"github.com/project-vulcan/vulcan-backup/internal/store"
 	"github.com/project-vulcan/vulcan-backup/workflows"
 )
 
@@ -179,6 +180,12 @@ func (a *Activities) DrillReport(ctx context.Context, rep workflows.DrillReport)
 	}
 	if err := fsutil.WriteFileAtomic(filepath.Join(dir, rep.DrillID+".json"), append(data, '\n'), 0o600); err != nil {
 		return classify(err)
+	}
+	// Reports are evidence for a year; losing the prune costs nothing now.
+	if removed, err := a.Backups.PruneDrills(time.Now(), store.DrillRetention); err != nil {
+		a.log(ctx).Warn("old drill reports not removed", "error", err)
+	} else if len(removed) > 0 {
+		a.log(ctx).Info("drill reports older than a year removed", "files", removed)
 	}
 	a.Metrics.DrillFinished(rep.Passed, rep.StartedAt.Add(time.Duration(rep.TotalS*float64(time.Second))), rep.Phases, rep.TotalS)
 	return nil

@@ -1,6 +1,7 @@
 package activities
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -75,5 +76,26 @@ func TestBackupsCopyUnchangedFilesAndReadFullyOnPurpose(t *testing.T) {
 	a.FullEvery = 0
 	if b := backup(t, a, workflows.KindScheduled, at(35*day)); !b.FullRead {
 		t.Errorf("FullEvery 0: copied from %s", b.ReusedFrom)
+	}
+}
+
+// A drill report removes the reports older than a year, never the new one.
+func TestDrillReportPrunesReportsOlderThanAYear(t *testing.T) {
+	a := newActivities(t, "")
+	old := time.Now().UTC().AddDate(-2, 0, 0)
+	oldID := old.Format("20060102_150405")
+	os.MkdirAll(a.Backups.DrillsPath(), 0o700)
+	oldPath := filepath.Join(a.Backups.DrillsPath(), oldID+".json")
+	os.WriteFile(oldPath, []byte(`{"drill_id":"`+oldID+`"}`), 0o600)
+	now := time.Now().UTC()
+	id := now.Format("20060102_150405")
+	if err := a.DrillReport(context.Background(), workflows.DrillReport{DrillID: id, StartedAt: now, Passed: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(oldPath); !os.IsNotExist(err) {
+		t.Errorf("a report two years old is still there: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(a.Backups.DrillsPath(), id+".json")); err != nil {
+		t.Errorf("the new report: %v", err)
 	}
 }

@@ -183,6 +183,24 @@ func (s *system) start() {
 	}
 	p := s.launch(s.bin, args, "nightly schedule")
 	s.cmd, s.logs, s.done = p.cmd, p.logs, p.done
+	// The worker serves its HTTP API after it has set up the schedules.
+	if s.getEnv("VULCAN_API_ADDR") != "" {
+		waitFor(s.t, 90*time.Second, "the HTTP API", func() bool {
+			l := p.logs.String()
+			return strings.Contains(l, "HTTP API running") || strings.Contains(l, "HTTP API without a token")
+		})
+	}
+}
+
+// getEnv is the last value s.env gives name, or "".
+func (s *system) getEnv(name string) string {
+	v := ""
+	for _, e := range s.env {
+		if rest, ok := strings.CutPrefix(e, name+"="); ok {
+			v = rest
+		}
+	}
+	return v
 }
 
 // startServer runs the embedded server alone (split mode).

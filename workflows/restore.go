@@ -21,6 +21,17 @@ var RestoreSteps = []string{
 // pre-restore copies and its temporary databases.
 func RestoreIDFor(t time.Time) string { return t.UTC().Format("20060102_150405") }
 
+// restoreID is the id of a restore started at t. An undo started within the
+// second of the restore it undoes (a restore can now take less than one)
+// takes the second after it: its copies must not share the undone
+// restore's names.
+func restoreID(t time.Time, undo string) string {
+	if at, err := time.ParseInLocation("20060102_150405", undo, time.UTC); err == nil && !t.UTC().Truncate(time.Second).After(at) {
+		return RestoreIDFor(at.Add(time.Second))
+	}
+	return RestoreIDFor(t)
+}
+
 // RestoreWorkflow restores a backup in seven steps, as a saga: each step that
 // changes something first registers how to undo it, and a failure or a
 // cancellation unwinds what was done, newest first, on a disconnected
@@ -100,7 +111,7 @@ type restore struct {
 }
 
 func newRestore(ctx workflow.Context, in RestoreInput) (*restore, error) {
-	id := RestoreIDFor(workflow.GetInfo(ctx).WorkflowStartTime)
+	id := restoreID(workflow.GetInfo(ctx).WorkflowStartTime, in.Undo)
 	r := &restore{
 		in: in, id: id, workflowID: workflow.GetInfo(ctx).WorkflowExecution.ID,
 		res:  &RestoreResult{RestoreID: id, DryRun: in.DryRun},

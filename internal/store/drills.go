@@ -56,3 +56,39 @@ func (d Dir) Drills() ([]Drill, error) {
 	sort.Slice(out, func(i, j int) bool { return out[i].DrillID > out[j].DrillID })
 	return out, nil
 }
+
+// DrillRetention is how long drill reports are kept: a year of monthly
+// drills is the evidence an audit asks for.
+const DrillRetention = 366 * 24 * time.Hour
+
+// PruneDrills removes the drill reports older than keep at now, except the
+// newest, and returns the files removed.
+func (d Dir) PruneDrills(now time.Time, keep time.Duration) ([]string, error) {
+	entries, err := os.ReadDir(d.DrillsPath())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, e := range entries {
+		if id, ok := strings.CutSuffix(e.Name(), ".json"); ok && manifest.ValidID(id) {
+			ids = append(ids, id)
+		}
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(ids)))
+	var removed []string
+	for i, id := range ids {
+		at, _ := manifest.ParseID(id)
+		if i == 0 || now.Sub(at) <= keep {
+			continue
+		}
+		p := filepath.Join(d.DrillsPath(), id+".json")
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return removed, err
+		}
+		removed = append(removed, p)
+	}
+	return removed, nil
+}
