@@ -200,10 +200,7 @@ func TestUnchangedTreeCopiesEveryMember(t *testing.T) {
 	if m2.Members.ReusedBytes != m1.TotalBytes-m1.Database.Size {
 		t.Errorf("reused %d bytes, the tree holds %d", m2.Members.ReusedBytes, m1.TotalBytes-m1.Database.Size)
 	}
-	out := t.TempDir()
-	if b, err := exec.Command("tar", "-xzf", second, "-C", out).CombinedOutput(); err != nil {
-		t.Fatalf("tar -xzf: %v: %s", err, b)
-	}
+	out := untar(t, second)
 	compareTrees(t, filepath.Join(root, "storage"), filepath.Join(out, "storage"), true)
 }
 
@@ -257,10 +254,7 @@ func TestMtimeSetBackIsReadAgain(t *testing.T) {
 			t.Errorf("a.webm recorded with its old hash: copied though its ctime changed")
 		}
 	}
-	out := t.TempDir()
-	if b, err := exec.Command("tar", "-xzf", path, "-C", out).CombinedOutput(); err != nil {
-		t.Fatalf("tar -xzf: %v: %s", err, b)
-	}
+	out := untar(t, path)
 	if got, _ := os.ReadFile(filepath.Join(out, "storage/recordings/a.webm")); !bytes.Equal(got, data) {
 		t.Error("the archive holds the old content")
 	}
@@ -310,10 +304,7 @@ func TestDamagedPreviousMemberIsReadAfresh(t *testing.T) {
 			if m2.Members.ReusedMembers == 0 {
 				t.Error("nothing else was copied")
 			}
-			out := t.TempDir()
-			if b, err := exec.Command("tar", "-xzf", path, "-C", out).CombinedOutput(); err != nil {
-				t.Fatalf("tar -xzf: %v: %s", err, b)
-			}
+			out := untar(t, path)
 			compareTrees(t, filepath.Join(root, "storage"), filepath.Join(out, "storage"), true)
 		})
 	}
@@ -329,4 +320,15 @@ func TestNoReuseWithoutAMatchingTable(t *testing.T) {
 	if !m2.Members.FullRead || m2.Members.ReusedMembers != 0 {
 		t.Errorf("reused from another layout: %+v", m2.Members)
 	}
+}
+
+// untar extracts the archive at path with the system's tar -xzf, as an
+// operator would by hand, and returns the directory.
+func untar(t *testing.T, path string) string {
+	t.Helper()
+	out := t.TempDir()
+	if b, err := exec.Command("tar", "-xzf", path, "-C", out).CombinedOutput(); err != nil {
+		t.Fatalf("tar -xzf: %v: %s", err, b)
+	}
+	return out
 }
