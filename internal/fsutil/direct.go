@@ -459,3 +459,104 @@ func (r *DirectReader) read(p []byte) (int, error) {
 
 // Close closes the file.
 func (r *DirectReader) Close() error { return r.f.Close() }
+
+// DirectReaderAt reads an existing file at given offsets around the page
+// cache where the file system allows it: the bytes come from the device
+// into an aligned window of its own, and a read inside the window is served
+// from it. Reads at rising offsets, as of an archive's members in order,
+// cost one device transfer per window. Where O_DIRECT or a transfer is
+// refused, it reads through the page cache. It is not safe for concurrent
+// use.
+type DirectReaderAt struct {
+	f      *os.File
+	direct bool
+	window []byte // aligned; holds the file's bytes from start
+	start  int64
+	n      int // valid bytes in window
+}
+
+// directWindow is the size of a DirectReaderAt's window.
+const directWindow = 8 << 20
+
+// OpenDirectAt opens name for reading at offsets, around the page cache
+// where the file system allows it.
+func OpenDirectAt(name string) (*DirectReaderAt, error) {
+	return openDirectAt(name, oDirect)
+}
+
+// openDirectAt is OpenDirectAt with the open flag for direct I/O given.
+func openDirectAt(name string, direct int) (*DirectReaderAt, error) {
+	r, err := openDirect(name, direct)
+	if err != nil {
+		return nil, err
+	}
+	return &DirectReaderAt{f: r.f, direct: r.direct}, nil
+}
+
+// Direct reports whether the reader still reads around the page cache.
+func (r *DirectReaderAt) Direct() bool { return r.direct }
+
+// Stat describes the open file.
+func (r *DirectReaderAt) Stat() (os.FileInfo, error) { return r.f.Stat() }
+
+// ReadAt reads len(p) bytes from off; as io.ReaderAt, it returns an error
+// whenever it returns fewer.
+func (r *DirectReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if !r.direct {
+		return r.f.ReadAt(p, off)
+	}
+	done := 0
+	for done < len(p) {
+		pos := off + int64(done)
+		if pos < r.start || pos >= r.start+int64(r.n) {
+			if err := r.fill(pos, len(p)-done); err != nil {
+				if !r.direct { // refused: the page cache serves the rest
+					k, err := r.f.ReadAt(p[done:], pos)
+					return done + k, err
+				}
+				return done, err
+			}
+			if pos >= r.start+int64(r.n) {
+				return done, io.EOF
+			}
+		}
+		done += copy(p[done:], r.window[pos-r.start:r.n])
+	}
+	return done, nil
+}
+
+// fill reads the aligned window holding pos, large enough for want bytes
+// from it where the window allows.
+func (r *DirectReaderAt) fill(pos int64, want int) error {
+	start := pos &^ (DirectAlign - 1)
+	size := max(directWindow, (int(pos-start)+want+DirectAlign-1)&^(DirectAlign-1))
+	size = min(size, 64<<20)
+	if cap(r.window) < size {
+		r.window = AlignedBuffer(size)
+	}
+	buf := r.window[:cap(r.window)]
+	r.start, r.n = start, 0
+	for r.n < len(buf) {
+		k, err := preadOnce(r.f, buf[r.n:], start+int64(r.n))
+		r.n += k
+		switch {
+		case err == io.EOF:
+			return nil
+		case err != nil && isInvalid(err):
+			if cerr := clearDirect(r.f); cerr != nil {
+				return fmt.Errorf("turn off direct I/O: %w", cerr)
+			}
+			r.direct, r.n = false, 0
+			return err
+		case err != nil:
+			r.n = 0
+			return err
+		case k%DirectAlign != 0:
+			return nil // a short transfer: the end of the file
+		}
+	}
+	return nil
+}
+
+// Close closes the file.
+func (r *DirectReaderAt) Close() error { return r.f.Close() }

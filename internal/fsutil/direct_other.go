@@ -10,3 +10,5 @@ const oDirect = 0
 func isInvalid(error) bool { return false }
 
 func clearDirect(*os.File) error { return nil }
+
+func preadOnce(f *os.File, p []byte, off int64) (int, error) { return f.ReadAt(p, off) }

@@ -269,3 +269,49 @@ func TestDirectWriterReadFromAndFinish(t *testing.T) {
 		})
 	}
 }
+
+// DirectReaderAt returns exactly the file's bytes at any offset and length:
+// inside one window, across windows, larger than a window, and at or past
+// the end of the file (io.EOF with what there was).
+func TestDirectReaderAtReadsAnyRange(t *testing.T) {
+	want := randomBytes(2*directWindow+5000, 5)
+	name := filepath.Join(t.TempDir(), "in")
+	if err := os.WriteFile(name, want, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	size := int64(len(want))
+	ranges := []struct{ off, n int64 }{
+		{0, 100}, {100, 4096}, {4095, 3}, {directWindow - 10, 20}, {3, directWindow + 9000},
+		{0, size}, {size - 7, 7}, {1 << 20, 1}, {size - 5, 10}, {size, 1}, {size + 4096, 10},
+	}
+	for mode, flag := range directModes(t) {
+		t.Run(mode, func(t *testing.T) {
+			r, err := openDirectAt(name, flag)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			for _, rg := range ranges {
+				p := make([]byte, rg.n)
+				n, err := r.ReadAt(p, rg.off)
+				end := min(rg.off+rg.n, size)
+				wantN := max(end-rg.off, 0)
+				if int64(n) != wantN {
+					t.Fatalf("ReadAt(%d bytes at %d) = %d bytes, want %d (err %v)", rg.n, rg.off, n, wantN, err)
+				}
+				if wantN < rg.n && err != io.EOF {
+					t.Fatalf("ReadAt(%d bytes at %d) past the end: err %v, want io.EOF", rg.n, rg.off, err)
+				}
+				if wantN == rg.n && err != nil {
+					t.Fatalf("ReadAt(%d bytes at %d): %v", rg.n, rg.off, err)
+				}
+				if n > 0 && !bytes.Equal(p[:n], want[rg.off:rg.off+int64(n)]) {
+					t.Fatalf("ReadAt(%d bytes at %d) returned bytes that differ from the file's", rg.n, rg.off)
+				}
+			}
+			if r.Direct() != (flag != 0) {
+				t.Fatalf("Direct() = %v after reading in mode %s", r.Direct(), mode)
+			}
+		})
+	}
+}
