@@ -294,10 +294,12 @@ func (mw *memberWriter) cut(s span) {
 }
 
 // rawBuffer returns a buffer of n bytes for a member copied from an earlier
-// archive; submitRaw hands it on as it is. Between two members only.
+// archive; submitRaw hands it on as it is. Between two members only: the
+// current block stays empty until submitRaw, so if the copy is given up
+// what is written next starts the member.
 func (mw *memberWriter) rawBuffer(n int) []byte {
 	if cap(mw.block) < n {
-		mw.block = make([]byte, n)
+		mw.block = make([]byte, 0, n)
 	}
 	return mw.block[:n]
 }

@@ -304,3 +304,32 @@ func TestIncompressibleBlocksAreStored(t *testing.T) {
 		t.Fatalf("compress/gzip read back %d bytes, %v", len(got), err)
 	}
 }
+
+// A copy given up after rawBuffer (the earlier member failed its check)
+// leaves the writer as it was: what is written next is the member, whatever
+// the size of the buffer the copy asked for.
+func TestGivenUpCopyLeavesNothingBehind(t *testing.T) {
+	for _, n := range []int{100, memberBlock + 4096} {
+		var out bytes.Buffer
+		mw, err := newMemberWriter(&out, 4, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf := mw.rawBuffer(n)
+		for i := range buf {
+			buf[i] = 0xee // the damaged member's bytes, read and refused
+		}
+		data := mixed(3000, 7)
+		mw.Write(data)
+		if err := mw.Close(span{count: 1}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := readMembers(out.Bytes(), 1)
+		if err != nil {
+			t.Fatalf("copy of %d bytes given up: %v", n, err)
+		}
+		if !bytes.Equal(got, data) {
+			t.Fatalf("copy of %d bytes given up: the stream holds %d bytes, want the %d written after it", n, len(got), len(data))
+		}
+	}
+}
