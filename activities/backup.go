@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"time"
 
@@ -216,20 +217,9 @@ func (a *Activities) ArchiveStorage(ctx context.Context, plan workflows.BackupPl
 		opts.Extra = []archive.ExtraFile{{ArchivePath: manifest.DumpName(plan.ID), Source: a.Backups.TempDumpPath(plan.ID), Wait: wait}}
 	}
 	tmp := a.Backups.TempArchivePath(plan.ID)
-	f, err := fsutil.CreateDirect(tmp, 0o600)
+	res, err := archive.CreateFile(ctx, tmp, opts)
 	if err != nil {
-		return workflows.ArchiveOutput{}, classify(fmt.Errorf("create archive: %w", err))
-	}
-	res, err := archive.Create(ctx, f, opts)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(tmp) // #nosec G104 -- best-effort removal of a temporary file; the error that matters is returned
-		if isNotExist(err) {
+		if pe := (*fs.PathError)(nil); isNotExist(err) && !(errors.As(err, &pe) && pe.Path == tmp) {
 			// A configured path that is missing: retrying will not help.
 			return workflows.ArchiveOutput{}, badInput("create archive: %v (check VULCAN_PATHS and VULCAN_ROOT)", err)
 		}
@@ -263,6 +253,9 @@ func (a *Activities) ArchiveStorage(ctx context.Context, plan workflows.BackupPl
 	a.manifests.Put(a.Backups.PendingManifestPath(plan.ID), m) // for the verify and commit steps
 	for _, w := range res.Warnings {
 		a.log(ctx).Warn("backup warning", "path", w.Path, "warning", w.Message)
+	}
+	if why == "" && res.Members.FullRead {
+		why = "the previous backup is damaged (see the warnings)"
 	}
 	a.logReuse(ctx, res, why)
 	return workflows.ArchiveOutput{Files: m.FileCount(), Bytes: res.TotalBytes, Size: res.Size, SHA256: res.SHA256, Warnings: len(res.Warnings),

@@ -297,26 +297,25 @@ func (c *creator) endGroup() error {
 }
 
 // addLarge writes a large file in pieces: copied from the previous archive
-// if the file is unchanged and every piece checks, otherwise read.
+// if the file is unchanged, otherwise read. Each piece is checked as it is
+// copied; a damaged first piece is replaced by reading the file, but one
+// found after others were written cannot be, and ends the archive with a
+// DamagedPreviousError (CreateFile then starts again, reading every file).
 func (c *creator) addLarge(it item) error {
 	entry := len(c.res.Entries)
 	if c.reuse != nil {
 		if ms, j, ok := c.reuse.pieces(it); ok {
-			// Every piece is checked before the first is copied, so that
-			// a damaged one can still be written afresh from the file.
-			if err := c.reuse.check(ms); err != nil {
-				c.warn(it.name, "not copied from the previous backup, read afresh: %v", err)
-			} else {
-				for k, m := range ms {
-					buf := c.mw.rawBuffer(int(m.Length))
-					if err := c.reuse.read(buf, m); err != nil {
-						return fmt.Errorf("copy %s from the previous backup: %w", it.name, err)
-					}
-					c.mw.submitRaw(len(buf), m.SHA256, span{first: entry, count: 1, piece: k + 1})
-				}
+			copied, err := c.copyPieces(entry, ms)
+			switch {
+			case err == nil:
 				c.reused(c.reuse.man.Files[j:j+1], len(ms))
 				return nil
+			case c.ctx.Err() != nil:
+				return c.ctx.Err()
+			case copied > 0:
+				return &DamagedPreviousError{Backup: c.reuse.id, Path: it.name, Err: err}
 			}
+			c.warn(it.name, "not copied from the previous backup, read afresh: %v", err)
 		}
 	}
 	c.mw.pieces(entry)
@@ -324,6 +323,22 @@ func (c *creator) addLarge(it item) error {
 		return err
 	}
 	return c.endMember(span{})
+}
+
+// copyPieces copies the members ms, the pieces of entry, and returns how
+// many it copied before an error.
+func (c *creator) copyPieces(entry int, ms []manifest.Member) (int, error) {
+	for k, m := range ms {
+		if err := c.ctx.Err(); err != nil {
+			return k, err
+		}
+		buf := c.mw.rawBuffer(int(m.Length))
+		if err := c.reuse.read(buf, m); err != nil {
+			return k, err
+		}
+		c.mw.submitRaw(len(buf), m.SHA256, span{first: entry, count: 1, piece: k + 1})
+	}
+	return len(ms), nil
 }
 
 // endMember pads the last record and ends the member holding s.

@@ -38,3 +38,19 @@ func integrity(path, format string, args ...any) error {
 func unsafeEntry(path, format string, args ...any) error {
 	return &EntryError{Kind: ErrUnsafe, Path: path, Reason: fmt.Sprintf(format, args...)}
 }
+
+// DamagedPreviousError is returned by Create when a member of the previous
+// backup failed its check after part of a large file had been copied from
+// it: the archive written so far cannot be mended and is to be written
+// again without copying (CreateFile does so).
+type DamagedPreviousError struct {
+	Backup string // the previous backup's id
+	Path   string // the file whose piece failed
+	Err    error
+}
+
+func (e *DamagedPreviousError) Error() string {
+	return fmt.Sprintf("the previous backup is damaged under %s: %v", e.Path, e.Err)
+}
+
+func (e *DamagedPreviousError) Unwrap() error { return e.Err }

@@ -27,7 +27,6 @@ type reuse struct {
 	archive io.ReaderAt
 	index   map[string]int // path -> entry index
 	member  []int          // entry index -> the member its record starts in
-	scratch []byte
 }
 
 // newReuse indexes prev, or returns nil if its members cannot be reused:
@@ -139,15 +138,3 @@ func (r *reuse) read(buf []byte, m manifest.Member) error {
 	return nil
 }
 
-// check reads and checks every member of ms.
-func (r *reuse) check(ms []manifest.Member) error {
-	for _, m := range ms {
-		if cap(r.scratch) < int(m.Length) {
-			r.scratch = make([]byte, m.Length)
-		}
-		if err := r.read(r.scratch[:m.Length], m); err != nil {
-			return err
-		}
-	}
-	return nil
-}
