@@ -137,4 +137,3 @@ func (r *reuse) read(buf []byte, m manifest.Member) error {
 	}
 	return nil
 }
-
