@@ -273,9 +273,9 @@ func (c *creator) endGroup() error {
 	if c.reuse != nil {
 		if m, j, ok := c.reuse.group(items); ok {
 			buf := c.mw.rawBuffer(int(m.Length))
-			err := c.reuse.read(buf, m)
+			sums, err := c.reuse.read(buf, m)
 			if err == nil {
-				c.mw.submitRaw(len(buf), m.SHA256, span{first: first, count: len(items)})
+				c.mw.submitRaw(len(buf), sums, span{first: first, count: len(items)})
 				c.reused(c.reuse.man.Files[j:j+len(items)], 1)
 				return nil
 			}
@@ -333,10 +333,11 @@ func (c *creator) copyPieces(entry int, ms []manifest.Member) (int, error) {
 			return k, err
 		}
 		buf := c.mw.rawBuffer(int(m.Length))
-		if err := c.reuse.read(buf, m); err != nil {
+		sums, err := c.reuse.read(buf, m)
+		if err != nil {
 			return k, err
 		}
-		c.mw.submitRaw(len(buf), m.SHA256, span{first: entry, count: 1, piece: k + 1})
+		c.mw.submitRaw(len(buf), sums, span{first: entry, count: 1, piece: k + 1})
 	}
 	return len(ms), nil
 }

@@ -70,7 +70,7 @@ func Extract(ctx context.Context, r io.Reader, m *manifest.Manifest, opts Extrac
 
 	parents := &parentDirs{root: root}
 	defer parents.close()
-	rep, err := walk(ctx, r, m, true, opts.Progress, func(hdr *tar.Header, name string, want manifest.Entry, content io.Reader) error {
+	rep, err := walk(ctx, r, m, true, false, opts.Progress, func(hdr *tar.Header, name string, want manifest.Entry, content io.Reader) error {
 		if opts.Include != nil && !opts.Include(name) {
 			return nil
 		}

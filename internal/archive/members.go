@@ -71,15 +71,26 @@ type span struct{ first, count, piece int }
 
 type memberJob struct {
 	data []byte
-	raw  string // the SHA-256 of data, if data is a member already
+	raw  *memberSums // the sums of data, if data is a member already
 	span span
 	done chan memberDone
 }
 
+// memberSums are a member's SHA-256 and CRC-32C, in hex.
+type memberSums struct{ sha256, crc32c string }
+
+// sumMember returns the sums of a member's bytes.
+func sumMember(b []byte) memberSums {
+	sum := sha256.Sum256(b)
+	return memberSums{sha256: hex.EncodeToString(sum[:]), crc32c: fmt.Sprintf("%08x", crc32.Checksum(b, castagnoli))}
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
 type memberDone struct {
 	data   []byte        // the input block, to reuse
 	member *bytes.Buffer // the complete member; nil if data is one
-	sha256 string
+	sums   memberSums
 	span   span
 	err    error
 }
@@ -123,8 +134,8 @@ func (mw *memberWriter) compress() {
 		probe = newProber()
 	}
 	for j := range mw.jobs {
-		if j.raw != "" {
-			j.done <- memberDone{data: j.data, sha256: j.raw, span: j.span}
+		if j.raw != nil {
+			j.done <- memberDone{data: j.data, sums: *j.raw, span: j.span}
 			continue
 		}
 		buf := mw.out.Get().(*bytes.Buffer)
@@ -133,8 +144,7 @@ func (mw *memberWriter) compress() {
 			w = store
 		}
 		err := writeMember(buf, w, j.data)
-		sum := sha256.Sum256(buf.Bytes())
-		j.done <- memberDone{data: j.data, member: buf, sha256: hex.EncodeToString(sum[:]), span: j.span, err: err}
+		j.done <- memberDone{data: j.data, member: buf, sums: sumMember(buf.Bytes()), span: j.span, err: err}
 	}
 }
 
@@ -237,8 +247,8 @@ func (mw *memberWriter) emit() {
 				mw.failed.Store(&err)
 			}
 			mw.table = append(mw.table, manifest.Member{
-				Offset: offset, Length: int64(len(member)), SHA256: d.sha256,
-				First: d.span.first, Count: d.span.count, Piece: d.span.piece,
+				Offset: offset, Length: int64(len(member)), SHA256: d.sums.sha256, CRC32C: d.sums.crc32c,
+				First: d.span.first, Count: d.span.count, Piece: d.span.piece, Copied: d.member == nil,
 			})
 			offset += int64(len(member))
 		}
@@ -304,11 +314,11 @@ func (mw *memberWriter) rawBuffer(n int) []byte {
 	return mw.block[:n]
 }
 
-// submitRaw writes the member in rawBuffer's buffer, whose SHA-256 is sum.
-func (mw *memberWriter) submitRaw(n int, sum string, s span) {
+// submitRaw writes the member in rawBuffer's buffer, whose sums are given.
+func (mw *memberWriter) submitRaw(n int, sums memberSums, s span) {
 	done := make(chan memberDone, 1)
 	mw.queue <- done
-	mw.jobs <- memberJob{data: mw.block[:n], raw: sum, span: s, done: done}
+	mw.jobs <- memberJob{data: mw.block[:n], raw: &sums, span: s, done: done}
 	mw.members++
 	mw.block = <-mw.free
 }

@@ -32,7 +32,11 @@ type visitFunc func(hdr *tar.Header, name string, want manifest.Entry, content i
 // missing; and the size of the compressed stream itself and, if hashStream,
 // its SHA-256. The content of each file is only read once, by visit or by
 // walk.
-func walk(ctx context.Context, r io.Reader, m *manifest.Manifest, hashStream bool, progress func(Progress), visit visitFunc) (*Report, error) {
+//
+// With skipCopied, the members the table marks as copied from the previous
+// backup are checked against their SHA-256 and not inflated, and their
+// entries are counted as read (see copiedFilter).
+func walk(ctx context.Context, r io.Reader, m *manifest.Manifest, hashStream, skipCopied bool, progress func(Progress), visit visitFunc) (*Report, error) {
 	// The work is shared: one goroutine reads and hashes the compressed
 	// stream (hashAhead), one splits it into gzip members, one per core
 	// inflates them, and this one checks and hashes the entries.
@@ -101,17 +105,46 @@ func walk(ctx context.Context, r io.Reader, m *manifest.Manifest, hashStream boo
 		return integrity("", "archive stream is corrupt: %v", err)
 	}
 
-	gz, err := newGzipReader(src, runtime.GOMAXPROCS(0))
+	rep := &Report{}
+	seen := make(map[string]bool, len(expected))
+	symlinks := map[string]bool{}
+	var total int64
+	var in io.Reader = src
+	if skipCopied {
+		entries, copied, err := copiedEntries(m)
+		if err != nil {
+			return nil, err
+		}
+		if len(copied) > 0 {
+			in = newCopiedFilter(src, copied)
+		}
+		for _, i := range entries {
+			e := m.Files[i]
+			seen[e.Path] = true
+			switch e.Type {
+			case manifest.TypeDir:
+				rep.Dirs++
+			case manifest.TypeSymlink:
+				symlinks[e.Path] = true
+				rep.Links++
+			default:
+				rep.Files++
+				rep.Bytes += e.Size
+				total += e.Size
+			}
+		}
+		if progress != nil && len(entries) > 0 {
+			progress(Progress{Files: rep.Files, Bytes: rep.Bytes, Reused: rep.Bytes})
+		}
+	}
+
+	gz, err := newGzipReader(in, runtime.GOMAXPROCS(0))
 	if err != nil {
 		gz = nil
 		return nil, streamFailure(fmt.Errorf("not a gzip stream: %w", err))
 	}
 	tr := tar.NewReader(gz)
 
-	rep := &Report{}
-	seen := make(map[string]bool, len(expected))
-	symlinks := map[string]bool{}
-	var total int64
 	buf := make([]byte, 256<<10)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -200,7 +233,7 @@ func walk(ctx context.Context, r io.Reader, m *manifest.Manifest, hashStream boo
 		return nil, streamFailure(err)
 	}
 	closeGz()
-	if _, err := io.Copy(io.Discard, src); err != nil {
+	if _, err := io.Copy(io.Discard, in); err != nil {
 		return nil, fmt.Errorf("read archive: %w", err)
 	}
 	if sum, bad := streamMismatch(); bad {
@@ -303,18 +336,21 @@ func (h *hashingReader) Read(p []byte) (int, error) {
 // an error wrapping ErrIntegrity or ErrUnsafe when the archive cannot be
 // trusted.
 func Verify(ctx context.Context, r io.Reader, m *manifest.Manifest, progress func(Progress)) (*Report, error) {
-	return walk(ctx, r, m, true, progress, func(*tar.Header, string, manifest.Entry, io.Reader) error { return nil })
+	return walk(ctx, r, m, true, false, progress, func(*tar.Header, string, manifest.Entry, io.Reader) error { return nil })
 }
 
 // VerifyWritten is the read-back of an archive Create just wrote: it checks
 // what Verify checks (every entry against m, every file's size and SHA-256,
 // every gzip member's header, CRC-32 and size, the stream's size) but does
 // not hash the stream again, as Create computed its SHA-256 over the same
-// bytes on their way to the file. A byte that differs on disk fails the
-// member or the entry it belongs to. Any later read (Verify, Extract) checks
-// the archive's SHA-256 too.
+// bytes on their way to the file. A member copied from the previous backup
+// was inflated and checked when that backup, or the one it was copied from,
+// was verified: here its bytes are compared with its SHA-256 in the table,
+// not inflated again. A byte that differs on disk fails the member or the
+// entry it belongs to. Any later read (Verify, Extract) checks the
+// archive's SHA-256 and inflates every member.
 func VerifyWritten(ctx context.Context, r io.Reader, m *manifest.Manifest, progress func(Progress)) (*Report, error) {
-	return walk(ctx, r, m, false, progress, func(*tar.Header, string, manifest.Entry, io.Reader) error { return nil })
+	return walk(ctx, r, m, false, true, progress, func(*tar.Header, string, manifest.Entry, io.Reader) error { return nil })
 }
 
 // IsIntegrity reports whether err says the archive cannot be trusted.

@@ -1,8 +1,6 @@
 package archive
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"io/fs"
@@ -126,14 +124,17 @@ func (r *reuse) pieces(it item) ([]manifest.Member, int, bool) {
 	return list[first:end], j, true
 }
 
-// read reads member m of the earlier archive into buf and checks it.
-func (r *reuse) read(buf []byte, m manifest.Member) error {
+// read reads member m of the earlier archive into buf, checks it against
+// its SHA-256 and returns its sums. The CRC-32C is taken from the same
+// bytes at the same time, so that the read-back compares the disk with the
+// bytes that were checked.
+func (r *reuse) read(buf []byte, m manifest.Member) (memberSums, error) {
 	if _, err := r.archive.ReadAt(buf, m.Offset); err != nil {
-		return fmt.Errorf("read member at %d of backup %s: %w", m.Offset, r.id, err)
+		return memberSums{}, fmt.Errorf("read member at %d of backup %s: %w", m.Offset, r.id, err)
 	}
-	sum := sha256.Sum256(buf)
-	if got := hex.EncodeToString(sum[:]); got != m.SHA256 {
-		return fmt.Errorf("%w: member at %d of backup %s: sha256 %s, its manifest says %s", ErrIntegrity, m.Offset, r.id, got, m.SHA256)
+	sums := sumMember(buf)
+	if sums.sha256 != m.SHA256 {
+		return memberSums{}, fmt.Errorf("%w: member at %d of backup %s: sha256 %s, its manifest says %s", ErrIntegrity, m.Offset, r.id, sums.sha256, m.SHA256)
 	}
-	return nil
+	return sums, nil
 }

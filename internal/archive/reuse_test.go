@@ -342,3 +342,112 @@ func untar(t *testing.T, path string) string {
 	}
 	return out
 }
+
+// The read-back of a backup that copied members (VerifyWritten) checks each
+// copied member against its SHA-256 and inflates the rest: it reports what
+// a full verification does, and a flipped byte anywhere, in a copied member
+// or a new one, fails it.
+func TestReadBackChecksCopiedMembersByTheirHash(t *testing.T) {
+	root := t.TempDir()
+	smallTree(t, root, 1500)
+	_, m1 := backup(t, root, "20250101_010101", nil)
+	// One changed file: one group is compressed afresh, the rest copied.
+	os.WriteFile(filepath.Join(root, "storage/d03/f-00010.json"), []byte("changed\n"), 0o644)
+	path, m2 := backup(t, root, "20250102_010101", m1)
+	if m2.Members.ReusedMembers == 0 || m2.Members.ReusedMembers == len(m2.Members.List) {
+		t.Fatalf("want some members copied and some not: %d of %d", m2.Members.ReusedMembers, len(m2.Members.List))
+	}
+	// Copied members are compared with their CRC-32C, or with their
+	// SHA-256 where the table has none.
+	noCRC := *m2
+	noCRCMembers := *m2.Members
+	noCRCMembers.List = append([]manifest.Member(nil), m2.Members.List...)
+	for i := range noCRCMembers.List {
+		noCRCMembers.List[i].CRC32C = ""
+	}
+	noCRC.Members = &noCRCMembers
+	table := m2
+	readBack := func() (*archive.Report, error) {
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		return archive.VerifyWritten(context.Background(), f, table, nil)
+	}
+	full, err := verifyFile(t, path, m2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := readBack()
+	if err != nil {
+		t.Fatalf("read-back of an intact archive: %v", err)
+	}
+	if *got != *full {
+		t.Errorf("read-back reports %+v, a full verification %+v", *got, *full)
+	}
+
+	var copiedAt, freshAt int64 = -1, -1
+	for _, x := range m2.Members.List {
+		switch {
+		case x.Copied && copiedAt < 0 && x.Offset > 0:
+			copiedAt = x.Offset + x.Length/2
+		case !x.Copied && freshAt < 0 && x.Count > 0:
+			freshAt = x.Offset + x.Length/2
+		}
+	}
+	for _, tc := range []struct {
+		name  string
+		table *manifest.Manifest
+		at    int64
+		want  string
+	}{
+		{"copied member", m2, copiedAt, "crc32c"},
+		{"copied member, no crc32c", &noCRC, copiedAt, "sha256"},
+		{"new member", m2, freshAt, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			table = tc.table
+			if _, err := readBack(); err != nil {
+				t.Fatalf("intact: %v", err)
+			}
+			flip(t, path, tc.at)
+			defer flip(t, path, tc.at)
+			_, err := readBack()
+			if !archive.IsIntegrity(err) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("flipped byte at %d: %v, want an integrity error saying %q", tc.at, err, tc.want)
+			}
+		})
+	}
+	t.Run("dump marked copied", func(t *testing.T) {
+		m := *m2
+		ms := *m2.Members
+		ms.List = append([]manifest.Member(nil), m2.Members.List...)
+		last := &ms.List[len(ms.List)-2] // the dump's only piece
+		last.Copied = true
+		m.Members = &ms
+		f, _ := os.Open(path)
+		defer f.Close()
+		if _, err := archive.VerifyWritten(context.Background(), f, &m, nil); !archive.IsIntegrity(err) || !strings.Contains(err.Error(), "dump") {
+			t.Fatalf("a table copying the dump: %v", err)
+		}
+	})
+}
+
+// flip inverts the low bit of the byte at off in the file at path.
+func flip(t *testing.T, path string, off int64) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0x01
+	if _, err := f.WriteAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+}

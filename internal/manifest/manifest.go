@@ -307,8 +307,11 @@ func underAny(p string, roots []string) bool {
 	return false
 }
 
-func validHash(h string) bool {
-	if len(h) != 64 {
+func validHash(h string) bool { return validHex(h, 64) }
+
+// validHex reports whether h is n lowercase hex digits.
+func validHex(h string, n int) bool {
+	if len(h) != n {
 		return false
 	}
 	for _, c := range h {

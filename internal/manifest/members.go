@@ -43,6 +43,14 @@ type Member struct {
 	First int `json:"first"`
 	Count int `json:"count"`
 	Piece int `json:"piece,omitzero"`
+	// CRC32C is the CRC-32C (Castagnoli) of the member's bytes as they were
+	// written, in 8 hex digits: the read-back compares a copied member on
+	// the disk with it (see archive.VerifyWritten).
+	CRC32C string `json:"crc32c,omitempty"`
+	// Copied says the member was copied from the previous backup (checked
+	// there against its SHA-256), not compressed from the files. A large
+	// file's pieces are all copied or none.
+	Copied bool `json:"copied,omitzero"`
 }
 
 // MaxMemberLength bounds a member's compressed length, so that a reader of
@@ -70,7 +78,11 @@ func (ms *Members) validate(entries int, size, total int64) error {
 	}
 	var end int64
 	next := 0 // the first entry no member has started yet
+	copied := 0
 	for i, m := range ms.List {
+		if m.Copied {
+			copied++
+		}
 		switch {
 		case m.Offset != end:
 			return fmt.Errorf("[%d] offset %d, want %d", i, m.Offset, end)
@@ -80,6 +92,8 @@ func (ms *Members) validate(entries int, size, total int64) error {
 			return fmt.Errorf("[%d] sha256 %q is not 64 hex digits", i, m.SHA256)
 		case m.Count < 0 || m.Piece < 0:
 			return fmt.Errorf("[%d] count %d, piece %d", i, m.Count, m.Piece)
+		case m.CRC32C != "" && !validHex(m.CRC32C, 8):
+			return fmt.Errorf("[%d] crc32c %q is not 8 hex digits", i, m.CRC32C)
 		}
 		end += m.Length
 		switch {
@@ -99,7 +113,13 @@ func (ms *Members) validate(entries int, size, total int64) error {
 			if i == 0 || ms.List[i-1].Piece != m.Piece-1 || ms.List[i-1].First != m.First {
 				return fmt.Errorf("[%d] piece %d of entry %d does not follow its piece %d", i, m.Piece, m.First, m.Piece-1)
 			}
+			if ms.List[i-1].Copied != m.Copied {
+				return fmt.Errorf("[%d] piece %d of entry %d is copied and its piece %d is not, or the other way round", i, m.Piece, m.First, m.Piece-1)
+			}
 		}
+	}
+	if copied != ms.ReusedMembers {
+		return fmt.Errorf("%d members marked copied, reused_members %d", copied, ms.ReusedMembers)
 	}
 	if end != size {
 		return fmt.Errorf("members end at %d, the archive at %d", end, size)

@@ -28,6 +28,11 @@ func TestMembers(t *testing.T) {
 	if err := withMembers().Validate(); err != nil {
 		t.Fatalf("valid member table: %v", err)
 	}
+	copied := withMembers()
+	copied.Members.List[2].Copied, copied.Members.List[3].Copied, copied.Members.ReusedMembers = true, true, 2
+	if err := copied.Validate(); err != nil {
+		t.Fatalf("valid member table with a copied file: %v", err)
+	}
 	for _, tc := range []struct {
 		name string
 		edit func(*Manifest)
@@ -40,6 +45,7 @@ func TestMembers(t *testing.T) {
 		{"zero length", func(m *Manifest) { m.Members.List[4].Length = 0 }, "length 0"},
 		{"huge length", func(m *Manifest) { m.Members.List[4].Length = MaxMemberLength + 1 }, "length"},
 		{"hash", func(m *Manifest) { m.Members.List[0].SHA256 = "x" }, "64 hex"},
+		{"crc", func(m *Manifest) { m.Members.List[1].CRC32C = "0000000G" }, "8 hex"},
 		{"entry skipped", func(m *Manifest) { m.Members.List[1].First = 3 }, "entries 3+1"},
 		{"entry twice", func(m *Manifest) { m.Members.List[0].Count = 3 }, "entries 2+1, want from 3"},
 		{"entries missing", func(m *Manifest) { m.Members.List[4].First = 3 }, "entries 3+0"},
@@ -55,6 +61,9 @@ func TestMembers(t *testing.T) {
 		{"reused members", func(m *Manifest) { m.Members.ReusedMembers = 6 }, "reused_members"},
 		{"full read that reused", func(m *Manifest) { m.Members.FullRead, m.Members.ReusedMembers = true, 1 }, "full read"},
 		{"reused from", func(m *Manifest) { m.Members.ReusedFrom = "../x" }, "reused_from"},
+		{"copied but not counted", func(m *Manifest) { m.Members.List[0].Copied = true }, "1 members marked copied, reused_members 0"},
+		{"counted but not copied", func(m *Manifest) { m.Members.ReusedMembers = 1 }, "0 members marked copied"},
+		{"pieces partly copied", func(m *Manifest) { m.Members.List[2].Copied, m.Members.ReusedMembers = true, 1 }, "piece 2 of entry 3 is copied and its piece 1 is not"},
 		{"undo", func(m *Manifest) { m.Kind = KindUndo }, "undo"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
