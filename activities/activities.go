@@ -102,6 +102,7 @@ func (a *Activities) Register(r interface {
 		workflows.CommitBackupActivity:     a.CommitBackup,
 		workflows.ApplyRetentionActivity:   a.ApplyRetention,
 		workflows.ValidateArchiveActivity:  a.ValidateArchive,
+		workflows.FreeRestoreIDActivity:    a.FreeRestoreID,
 		workflows.RunningServicesActivity:  a.RunningServices,
 		workflows.StopServicesActivity:     a.StopServices,
 		workflows.RestoreStorageActivity:   a.RestoreStorage,

@@ -865,3 +865,29 @@ func TestUndoWithoutTheDatabaseIsRefused(t *testing.T) {
 		t.Fatalf("the refused undo moved the copy: %v", err)
 	}
 }
+
+// FreeRestoreID skips every second whose staging directory, pre-restore
+// copy or database exists, and refuses an id that is not one.
+func TestFreeRestoreIDSkipsTakenNames(t *testing.T) {
+	url := testutil.NewDatabase(t)
+	a := newActivities(t, url)
+	ctx := context.Background()
+	const wanted = "20250107_100000"
+	got, err := a.FreeRestoreID(ctx, wanted)
+	if err != nil || got != wanted {
+		t.Fatalf("nothing taken: %q, %v", got, err)
+	}
+	os.MkdirAll(a.job(wanted).Tree.Dir(), 0o700)
+	os.MkdirAll(a.job("20250107_100001").Tree.PreRestore("storage"), 0o700)
+	testutil.Psql(t, url, "-c", `CREATE DATABASE "`+a.DB.RestoreName("20250107_100002")+`"`)
+	t.Cleanup(func() { testutil.Psql(t, url, "-c", `DROP DATABASE IF EXISTS "`+a.DB.RestoreName("20250107_100002")+`"`) })
+	testutil.Psql(t, url, "-c", `CREATE DATABASE "`+a.DB.PreRestoreName("20250107_100003")+`"`)
+	t.Cleanup(func() { testutil.Psql(t, url, "-c", `DROP DATABASE IF EXISTS "`+a.DB.PreRestoreName("20250107_100003")+`"`) })
+	if got, err = a.FreeRestoreID(ctx, wanted); err != nil || got != "20250107_100004" {
+		t.Fatalf("staging, storage copy and both database names taken: %q, %v; want 20250107_100004", got, err)
+	}
+	var app *temporal.ApplicationError
+	if _, err := a.FreeRestoreID(ctx, "../x"); !errors.As(err, &app) || app.Type() != workflows.ErrTypeBadInput {
+		t.Fatalf("a malformed id: %v", err)
+	}
+}

@@ -514,3 +514,28 @@ func (a *Activities) RollbackDatabase(ctx context.Context, in workflows.Rollback
 func errNoSpace(format string, args ...any) error {
 	return classify(fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), syscall.ENOSPC))
 }
+
+// FreeRestoreID returns the first restore id from wanted on, a second at a
+// time, that no staging directory, pre-restore copy or database is named
+// for. It runs under the operation lock, so no other restore takes an id
+// meanwhile, and it creates nothing: a retry gives the same answer.
+func (a *Activities) FreeRestoreID(ctx context.Context, wanted string) (string, error) {
+	t, err := manifest.ParseID(wanted)
+	if err != nil {
+		return "", badInput("restore id %q is not YYYYMMDD_HHMMSS", wanted)
+	}
+	for i := range maxRestoreIDTries {
+		id := workflows.RestoreIDFor(t.Add(time.Duration(i) * time.Second))
+		taken, err := a.job(id).Taken(ctx, a.Paths)
+		if err != nil {
+			return "", classify(fmt.Errorf("look for a free restore id: %w", err))
+		}
+		if !taken {
+			return id, nil
+		}
+	}
+	return "", badInput("every restore id of the hour from %s is taken: remove the .vulcan-restore-* directories and pre-restore copies no restore needs", wanted)
+}
+
+// maxRestoreIDTries bounds FreeRestoreID's search, an hour of seconds.
+const maxRestoreIDTries = 3600

@@ -213,6 +213,10 @@ for mb in ${RSS_MB:-512 2048}; do
   wait_log "$rdata/worker.log" "worker running"
   (cd "$rdata" && VULCAN_ROOT=$rdata VULCAN_TASK_QUEUE=bench-rss$mb "$OLDPWD/bin/starter" backup >/dev/null)
   echo "production worker (-tags nodevserver) peak RSS, one backup of $(du -sh "$rdata/storage" | cut -f1) + database: $(grep VmHWM /proc/$rpid/status | awk '{print $2, $3}')"
+  # The second backup copies the first's members: its member table and
+  # the previous one's are held at once.
+  (cd "$rdata" && VULCAN_ROOT=$rdata VULCAN_TASK_QUEUE=bench-rss$mb "$OLDPWD/bin/starter" backup >/dev/null)
+  echo "  the same worker after a second backup copying the first's members: $(grep VmHWM /proc/$rpid/status | awk '{print $2, $3}')"
   kill $rpid; wait $rpid 2>/dev/null || true
   rm -rf "$rdata/backups"
 done

@@ -73,6 +73,7 @@ const (
 	AnalyzeRestoredActivity  = "AnalyzeRestored"
 	ValidateAndStageActivity = "ValidateAndStage"
 	PrepareUndoActivity      = "PrepareUndo"
+	FreeRestoreIDActivity    = "FreeRestoreID"
 	DrillPrepareActivity     = "DrillPrepare"
 	DrillRestoreActivity     = "DrillRestore"
 	DrillVerifyActivity      = "DrillVerify"
@@ -88,7 +89,7 @@ var AllActivities = []string{
 	StartAfterBackupActivity, ReportOutcomeActivity, ValidateArchiveActivity, RunningServicesActivity, StopServicesActivity,
 	RestoreStorageActivity, RestoreDatabaseActivity, StartServicesActivity, VerifyRestoreActivity, FinishRestoreActivity,
 	RollbackStorageActivity, RollbackDatabaseActivity, StageDatabaseActivity, DiscardStagingActivity,
-	ValidateAndStageActivity, AnalyzeRestoredActivity, PrepareUndoActivity,
+	ValidateAndStageActivity, AnalyzeRestoredActivity, PrepareUndoActivity, FreeRestoreIDActivity,
 	DrillPrepareActivity, DrillRestoreActivity, DrillVerifyActivity, DrillCleanActivity, DrillReportActivity,
 }
 

@@ -63,6 +63,7 @@ var budgets = map[string]budget{
 	RollbackStorageActivity:  moving(5),
 	FinishRestoreActivity:    tidying,
 	PrepareUndoActivity:      moving(3),
+	FreeRestoreIDActivity:    postgres,
 	DrillPrepareActivity:     bookkeeping,
 	DrillRestoreActivity:     moving(3),
 	DrillVerifyActivity:      moving(2),

@@ -57,11 +57,30 @@ func RestoreWorkflow(ctx workflow.Context, in RestoreInput) (_ *RestoreResult, e
 	}
 	r.pub = &publisher{grant: r.lock.grant}
 	defer r.lock.release(ctx)
+	if err := r.freeID(ctx); err != nil {
+		return nil, r.failed(err)
+	}
 	if err := r.run(withRetryWindow(ctx, r.lock.grant.RetryWindow)); err != nil {
 		return nil, r.rollBack(ctx, err)
 	}
 	r.finish(ctx)
 	return r.res, nil
+}
+
+// freeID moves the restore's id on past any second another restore's
+// staging, pre-restore copies or databases are named for: two restores
+// started in the same second (the second waiting for the lock) would
+// otherwise share them. The time-based id stays for histories of earlier
+// releases.
+func (r *restore) freeID(ctx workflow.Context) error {
+	if workflow.GetVersion(ctx, "free-restore-id", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return nil
+	}
+	if err := call(ctx, FreeRestoreIDActivity, "restore: a restore id no other restore uses", r.id).Get(ctx, &r.id); err != nil {
+		return wrap("pick a restore id", err)
+	}
+	r.res.RestoreID = r.id
+	return nil
 }
 
 // run is the seven steps. From step 3 on a step's activity, when cancelled,

@@ -37,6 +37,7 @@ func stubVerify(ctx activityCtx, _ wf.VerifyInput) (wf.VerifyOutput, error) {
 	return wf.VerifyOutput{}, nil
 }
 func stubFinish(ctx activityCtx, _ wf.StepInput) error { return nil }
+func stubFreeID(ctx activityCtx, wanted string) (string, error) { return wanted, nil }
 func stubRollback(ctx activityCtx, _ wf.RollbackInput) (wf.RollbackOutput, error) {
 	return wf.RollbackOutput{}, nil
 }
@@ -80,6 +81,7 @@ func register(env *testsuite.TestWorkflowEnvironment) {
 		wf.ListForBackupActivity: stubRunning, wf.StopForBackupActivity: stubServices, wf.StartAfterBackupActivity: stubServices,
 		wf.ReportOutcomeActivity: stubReport,
 		wf.StageDatabaseActivity: stubDatabase, wf.DiscardStagingActivity: stubFinish,
+		wf.FreeRestoreIDActivity: stubFreeID,
 	} {
 		env.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 	}
@@ -415,5 +417,34 @@ func TestRestorePassesTheUndoWindow(t *testing.T) {
 	}
 	if got != 6*time.Hour {
 		t.Fatalf("clean-up keeps the copies for %v, want 6h", got)
+	}
+}
+
+// The restore runs under the id FreeRestoreID gives once the lock is held,
+// not the one its start time names, and reports it.
+func TestRestoreRunsUnderTheFreeID(t *testing.T) {
+	const free = "20250103_000007"
+	env := restoreEnv(t, func(env *testsuite.TestWorkflowEnvironment) {
+		env.OnActivity(wf.FreeRestoreIDActivity, mock.Anything, mock.Anything).Return(free, nil)
+	})
+	env.ExecuteWorkflow(wf.RestoreWorkflowName, wf.RestoreInput{Archive: "a.tar.gz"})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	var res wf.RestoreResult
+	env.GetWorkflowResult(&res)
+	if res.RestoreID != free {
+		t.Fatalf("restore id %q, want %q", res.RestoreID, free)
+	}
+	for _, name := range []string{wf.ValidateAndStageActivity, wf.RestoreStorageActivity, wf.RestoreDatabaseActivity, wf.FinishRestoreActivity} {
+		env.AssertActivityCalled(t, name, mock.Anything, mock.MatchedBy(func(in any) bool {
+			switch v := in.(type) {
+			case wf.StageInput:
+				return v.RestoreID == free
+			case wf.StepInput:
+				return v.RestoreID == free
+			}
+			return false
+		}))
 	}
 }

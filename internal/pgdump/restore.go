@@ -456,3 +456,19 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	c.add(n)
 	return n, err
 }
+
+// NamesTaken reports whether a database named for restore restoreID exists
+// (RestoreName or PreRestoreName): another restore used the id.
+func (t *Target) NamesTaken(ctx context.Context, restoreID string) (bool, error) {
+	admin, err := t.Connect(ctx, t.maintenanceDB())
+	if err != nil {
+		return false, err
+	}
+	defer admin.Close(context.WithoutCancel(ctx))
+	for _, name := range []string{t.RestoreName(restoreID), t.PreRestoreName(restoreID)} {
+		if ok, err := dbExists(ctx, admin, name); ok || err != nil {
+			return ok, err
+		}
+	}
+	return false, nil
+}

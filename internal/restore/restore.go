@@ -391,3 +391,25 @@ func Stalled(watched context.Context, err error) error {
 	}
 	return err
 }
+
+// Taken reports whether anything named for this restore's id exists: its
+// staging directory, a pre-restore copy of one of paths, or one of its
+// databases. A restore given an id that is taken would find another
+// restore's copies and take them for its own.
+func (j Job) Taken(ctx context.Context, paths []string) (bool, error) {
+	names := []string{j.Tree.Dir()}
+	for _, p := range paths {
+		names = append(names, j.Tree.PreRestore(p))
+	}
+	for _, n := range names {
+		if _, err := os.Lstat(n); err == nil {
+			return true, nil
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return false, err
+		}
+	}
+	if j.DB == nil {
+		return false, nil
+	}
+	return j.DB.NamesTaken(ctx, j.Tree.ID)
+}
