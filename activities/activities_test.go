@@ -880,9 +880,13 @@ func TestFreeRestoreIDSkipsTakenNames(t *testing.T) {
 	os.MkdirAll(a.job(wanted).Tree.Dir(), 0o700)
 	os.MkdirAll(a.job("20250107_100001").Tree.PreRestore("storage"), 0o700)
 	testutil.Psql(t, url, "-c", `CREATE DATABASE "`+a.DB.RestoreName("20250107_100002")+`"`)
-	t.Cleanup(func() { testutil.Psql(t, url, "-c", `DROP DATABASE IF EXISTS "`+a.DB.RestoreName("20250107_100002")+`"`) })
+	t.Cleanup(func() {
+		testutil.Psql(t, url, "-c", `DROP DATABASE IF EXISTS "`+a.DB.RestoreName("20250107_100002")+`"`)
+	})
 	testutil.Psql(t, url, "-c", `CREATE DATABASE "`+a.DB.PreRestoreName("20250107_100003")+`"`)
-	t.Cleanup(func() { testutil.Psql(t, url, "-c", `DROP DATABASE IF EXISTS "`+a.DB.PreRestoreName("20250107_100003")+`"`) })
+	t.Cleanup(func() {
+		testutil.Psql(t, url, "-c", `DROP DATABASE IF EXISTS "`+a.DB.PreRestoreName("20250107_100003")+`"`)
+	})
 	if got, err = a.FreeRestoreID(ctx, wanted); err != nil || got != "20250107_100004" {
 		t.Fatalf("staging, storage copy and both database names taken: %q, %v; want 20250107_100004", got, err)
 	}

@@ -36,7 +36,7 @@ func stubDatabase(ctx activityCtx, _ wf.StepInput) (wf.DatabaseOutput, error) {
 func stubVerify(ctx activityCtx, _ wf.VerifyInput) (wf.VerifyOutput, error) {
 	return wf.VerifyOutput{}, nil
 }
-func stubFinish(ctx activityCtx, _ wf.StepInput) error { return nil }
+func stubFinish(ctx activityCtx, _ wf.StepInput) error          { return nil }
 func stubFreeID(ctx activityCtx, wanted string) (string, error) { return wanted, nil }
 func stubRollback(ctx activityCtx, _ wf.RollbackInput) (wf.RollbackOutput, error) {
 	return wf.RollbackOutput{}, nil
