@@ -118,7 +118,8 @@ func (ms *Members) validate(entries int, size, total int64) error {
 			}
 		}
 	}
-	if copied != ms.ReusedMembers {
+	// Tables written before members were marked mark none.
+	if copied != 0 && copied != ms.ReusedMembers {
 		return fmt.Errorf("%d members marked copied, reused_members %d", copied, ms.ReusedMembers)
 	}
 	if end != size {
