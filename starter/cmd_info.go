@@ -64,6 +64,7 @@ func runInfo(_ context.Context, g *globalOptions, arg string) error {
 		verified = m.VerifiedAt.UTC().Format("2006-01-02 15:04:05 UTC")
 	}
 	fmt.Fprintf(g.out, "  verified:    %s\n", verified)
+	fmt.Fprintf(g.out, "  drilled:     %s\n", drillLine(m.ID, lastDrills(dir)[m.ID]))
 	fmt.Fprintf(g.out, "  duration:    %.1fs\n", m.DurationSec)
 	fmt.Fprintf(g.out, "  tool:        %s\n", m.ToolVersion)
 	if m.WorkflowID != "" {

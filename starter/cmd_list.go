@@ -76,6 +76,23 @@ func lastDrills(dir store.Dir) map[string]store.Drill {
 	return out
 }
 
+// drillLine says, at length, when a backup was last drilled, how that went
+// and how long it took against the recovery time objective.
+func drillLine(id string, d store.Drill) string {
+	switch {
+	case d.DrillID == "":
+		return "never (starter drill " + id + " restores it into scratch space)"
+	case !d.Passed:
+		return fmt.Sprintf("%s, drill %s FAILED: %s", d.StartedAt.UTC().Format("2006-01-02 15:04 UTC"), d.DrillID, d.Error)
+	}
+	verdict := "within"
+	if !d.WithinRTO {
+		verdict = "OVER"
+	}
+	return fmt.Sprintf("%s, drill %s passed in %.0f s, %s the recovery time objective of %.0f s",
+		d.StartedAt.UTC().Format("2006-01-02 15:04 UTC"), d.DrillID, d.TotalS, verdict, d.RTOS)
+}
+
 // drillCell says when a backup was last drilled and how that went.
 func drillCell(d store.Drill) string {
 	switch {

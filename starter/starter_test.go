@@ -70,8 +70,21 @@ func TestVerifyListInfoWithoutTemporal(t *testing.T) {
 		t.Fatalf("list: %d %q %v", code, out, err)
 	}
 	out, _, code = cli(t, root, "info", b.Archive)
-	if code != 0 || !strings.Contains(out, "DATABASE_URL is not set") || !strings.Contains(out, "files:       1") {
+	if code != 0 || !strings.Contains(out, "DATABASE_URL is not set") || !strings.Contains(out, "files:       1") ||
+		!strings.Contains(out, "drilled:     never") {
 		t.Fatalf("info: %d %q", code, out)
+	}
+	// Once drilled, info says when, how it went and against what objective.
+	os.MkdirAll(filepath.Join(root, "backups", "drills"), 0o700)
+	for id, rep := range map[string]string{
+		"20251224_030000": `{"drill_id": "20251224_030000", "backup_id": "20251223_020000", "started_at": "2025-12-24T03:00:00Z", "passed": true, "total_seconds": 700, "within_rto": false, "rto_seconds": 600}`,
+		"20251201_030000": `{"drill_id": "20251201_030000", "backup_id": "20251223_020000", "started_at": "2025-12-01T03:00:00Z", "passed": false, "error": "older"}`,
+	} {
+		os.WriteFile(filepath.Join(root, "backups", "drills", id+".json"), []byte(rep), 0o600)
+	}
+	out, _, _ = cli(t, root, "info", b.Archive)
+	if !strings.Contains(out, "drilled:     2025-12-24 03:00 UTC, drill 20251224_030000 passed in 700 s, OVER the recovery time objective of 600 s") {
+		t.Fatalf("info of a drilled backup:\n%s", out)
 	}
 
 	// One flipped byte: exit 3, naming the checksum.

@@ -22,6 +22,7 @@ type Drill struct {
 	Passed    bool      `json:"passed"`
 	TotalS    float64   `json:"total_seconds"`
 	WithinRTO bool      `json:"within_rto"`
+	RTOS      float64   `json:"rto_seconds"`
 	Error     string    `json:"error,omitempty"`
 }
 
