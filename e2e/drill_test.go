@@ -2,11 +2,16 @@ package e2e
 
 import (
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/project-vulcan/vulcan-backup/internal/notify"
 	"github.com/project-vulcan/vulcan-backup/internal/testutil"
 	wf "github.com/project-vulcan/vulcan-backup/workflows"
 )
@@ -34,7 +39,17 @@ func TestRestoreDrill(t *testing.T) {
 	t.Parallel() // its own root, server, ports and database
 	dbURL := testutil.NewDatabase(t)
 	testutil.LoadVulcanDB(t, dbURL, 300)
-	s := newSystem(t, "DATABASE_URL="+dbURL, "VULCAN_RTO=1ms")
+	var mu sync.Mutex
+	var hooks []notify.Message
+	webhook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m notify.Message
+		json.NewDecoder(r.Body).Decode(&m)
+		mu.Lock()
+		hooks = append(hooks, m)
+		mu.Unlock()
+	}))
+	defer webhook.Close()
+	s := newSystem(t, "DATABASE_URL="+dbURL, "VULCAN_RTO=1ms", "VULCAN_NOTIFY_URL="+webhook.URL)
 	s.env = append(s.env, execServices(s.root)...)
 	checked := filepath.Join(s.root, "checked")
 	s.setEnv("VULCAN_DRILL_CHECK", `test -d "$VULCAN_DRILL_ROOT/storage/logs" && psql "$VULCAN_DRILL_DATABASE_URL" -tAc "SELECT count(*) FROM accounts" > `+checked)
@@ -107,6 +122,22 @@ func TestRestoreDrill(t *testing.T) {
 	_, errOut, code = s.starter("drill", b.Result.ID)
 	if code == 0 || !strings.Contains(errOut, "validate and extract") {
 		t.Fatalf("drill of a damaged backup: exit %d\n%s", code, errOut)
+	}
+	// It is notified as a failed backup is.
+	notified := false
+	for deadline := time.Now().Add(30 * time.Second); !notified && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		mu.Lock()
+		for _, h := range hooks {
+			if h.Operation == "drill" && h.Status == "failed" && h.BackupID == b.Result.ID && strings.Contains(h.Error, "validate and extract") {
+				notified = true
+			}
+		}
+		mu.Unlock()
+	}
+	if !notified {
+		mu.Lock()
+		t.Errorf("the failed drill of the damaged backup was not notified; the webhook got %+v", hooks)
+		mu.Unlock()
 	}
 	if l := drillLeftovers(t, s.root); len(l) > 0 {
 		t.Errorf("left after failed drills: %v", l)
