@@ -24,15 +24,26 @@ func (a *Activities) drill(id string) restore.Drill {
 	return restore.Drill{Root: a.Root, ID: id, DB: a.DB}
 }
 
-// DrillPrepare picks the backup to drill (the one named, or the newest
+// DrillPrepare claims a scratch root (the first free second from the one
+// asked for: two drills may start in the same second, and no lock keeps
+// them apart), picks the backup to drill (the one named, or the newest
 // verified) and removes what dead drills left, when no other drill runs.
-func (a *Activities) DrillPrepare(ctx context.Context, in workflows.DrillInput) (workflows.DrillPlan, error) {
-	plan := workflows.DrillPlan{DrillID: in.DrillID, RTO: a.RTO}
-	if !manifest.ValidID(in.DrillID) {
-		return plan, badInput("drill id %q is not YYYYMMDD_HHMMSS", in.DrillID)
+// A failure after the claim gives it up.
+func (a *Activities) DrillPrepare(ctx context.Context, in workflows.DrillInput) (_ workflows.DrillPlan, err error) {
+	plan := workflows.DrillPlan{RTO: a.RTO}
+	if plan.DrillID, err = a.claimDrill(in); err != nil {
+		return plan, err
 	}
+	defer func() {
+		if err != nil {
+			if cerr := a.drill(plan.DrillID).Clean(context.WithoutCancel(ctx)); cerr != nil {
+				a.log(ctx).Warn("giving up the drill's scratch root failed", "error", cerr)
+			}
+			plan.DrillID = ""
+		}
+	}()
 	if a.onlyDrill(ctx) {
-		removed, err := restore.CleanDrills(ctx, a.Root, a.DB, in.DrillID)
+		removed, err := restore.CleanDrills(ctx, a.Root, a.DB, plan.DrillID)
 		if err != nil {
 			return plan, classify(err)
 		}
@@ -63,6 +74,26 @@ func (a *Activities) DrillPrepare(ctx context.Context, in workflows.DrillInput) 
 	}
 	plan.Archive, plan.Manifest, plan.BackupID = rp.Archive, rp.Manifest, rp.BackupID
 	return plan, nil
+}
+
+// claimDrill returns the id of the scratch root claimed for the drill: the
+// one asked for, or the first free second after it.
+func (a *Activities) claimDrill(in workflows.DrillInput) (string, error) {
+	t, err := manifest.ParseID(in.DrillID)
+	if err != nil || in.Owner == "" {
+		return "", badInput("drill id %q (owner %q): want YYYYMMDD_HHMMSS and the drill's run", in.DrillID, in.Owner)
+	}
+	for i := range maxRestoreIDTries {
+		id := workflows.RestoreIDFor(t.Add(time.Duration(i) * time.Second))
+		ok, err := a.drill(id).Claim(in.Owner)
+		if err != nil {
+			return "", classify(fmt.Errorf("claim a drill scratch root: %w", err))
+		}
+		if ok {
+			return id, nil
+		}
+	}
+	return "", badInput("every drill id of the hour from %s is taken: remove the .vulcan-drill-* directories no drill needs", in.DrillID)
 }
 
 // onlyDrill reports whether no other drill workflow runs, so leftovers

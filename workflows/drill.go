@@ -17,8 +17,12 @@ var DrillSteps = []string{"prepare", "validate and extract, load", "verify and c
 // the newest verified one.
 type DrillInput struct {
 	Archive string `json:"archive,omitempty"`
-	// DrillID names the scratch root and database; set by the workflow.
+	// DrillID is the id the drill asks for, its start second; set by the
+	// workflow. The prepare step moves it on past any second another
+	// drill's scratch root has (DrillPlan.DrillID is the one it got).
 	DrillID string `json:"drill_id,omitempty"`
+	// Owner names the drill's claim on its scratch root: the run id.
+	Owner string `json:"owner,omitempty"`
 }
 
 // DrillPlan is what the drill's steps need: the backup and the objective.
@@ -75,7 +79,7 @@ type DrillReport struct {
 // it always cleans up, and the next drill removes what a dead one left.
 func RestoreDrillWorkflow(ctx workflow.Context, in DrillInput) (_ *DrillReport, err error) {
 	info := workflow.GetInfo(ctx)
-	in.DrillID = RestoreIDFor(info.WorkflowStartTime)
+	in.DrillID, in.Owner = RestoreIDFor(info.WorkflowStartTime), info.WorkflowExecution.RunID
 	prog := &Progress{Operation: "drill", Steps: len(DrillSteps), State: StateRunning}
 	if err := workflow.SetQueryHandler(ctx, ProgressQuery, func() (Progress, error) { return *prog, nil }); err != nil {
 		return nil, err
@@ -88,7 +92,7 @@ func RestoreDrillWorkflow(ctx workflow.Context, in DrillInput) (_ *DrillReport, 
 		prog.Step, prog.StepName = i+1, DrillSteps[i]
 		return "drill: " + DrillSteps[i]
 	}
-	plan := DrillPlan{DrillID: in.DrillID}
+	var plan DrillPlan // the scratch copies are the prepare step's to name
 	defer func() {
 		dctx := disconnected(ctx)
 		summary := step(3)
@@ -111,7 +115,7 @@ func RestoreDrillWorkflow(ctx workflow.Context, in DrillInput) (_ *DrillReport, 
 	if err := call(ctx, DrillPrepareActivity, step(0), in).Get(ctx, &plan); err != nil {
 		return nil, wrap("prepare the drill", err)
 	}
-	rep.BackupID, rep.RTOS = plan.BackupID, plan.RTO.Seconds()
+	rep.DrillID, rep.BackupID, rep.RTOS = plan.DrillID, plan.BackupID, plan.RTO.Seconds()
 	var restored DrillRestored
 	if err := call(ctx, DrillRestoreActivity, step(1), plan).Get(ctx, &restored); err != nil {
 		return nil, wrap(fmt.Sprintf("drill of backup %s", plan.BackupID), err)

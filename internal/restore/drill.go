@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/project-vulcan/vulcan-backup/internal/archive"
+	"github.com/project-vulcan/vulcan-backup/internal/fsutil"
 	"github.com/project-vulcan/vulcan-backup/internal/manifest"
 	"github.com/project-vulcan/vulcan-backup/internal/pgdump"
 )
@@ -26,18 +28,47 @@ type Drill struct {
 // drillPrefix begins the name of every drill's scratch directory.
 const drillPrefix = ".vulcan-drill-"
 
+// drillOwner, in a drill's scratch root, names the drill that claimed it.
+const drillOwner = ".vulcan-drill-owner"
+
+// Claim makes the drill's scratch root the drill owner's: it creates it,
+// recording owner, and reports true; or finds it made by the same owner (a
+// retried step) and reports true; or finds another drill's and reports
+// false. Creating the directory is what decides between two drills that
+// want the same id.
+func (d Drill) Claim(owner string) (bool, error) {
+	err := os.Mkdir(d.Dir(), 0o700)
+	switch {
+	case err == nil:
+		return true, fsutil.WriteFileAtomic(filepath.Join(d.Dir(), drillOwner), []byte(owner), 0o600)
+	case !errors.Is(err, fs.ErrExist):
+		return false, err
+	}
+	data, err := os.ReadFile(filepath.Join(d.Dir(), drillOwner))
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil // a drill that died between the two, or another's
+	}
+	return err == nil && string(data) == owner, err
+}
+
 // Dir is the drill's scratch root.
 func (d Drill) Dir() string { return filepath.Join(d.Root, drillPrefix+d.ID) }
 
-// Extract extracts the backup's paths into the scratch root, every entry
-// checked against the manifest as it is written (a damaged archive fails
-// here). An earlier attempt's scratch root is replaced.
+// Extract extracts the backup's paths into the scratch root the drill
+// claimed, every entry checked against the manifest as it is written (a
+// damaged archive fails here). What an earlier attempt wrote is removed
+// first; the claim stays.
 func (d Drill) Extract(ctx context.Context, p Progress, archivePath string, m *manifest.Manifest) (*archive.Report, error) {
-	if err := os.RemoveAll(d.Dir()); err != nil {
-		return nil, err
+	entries, err := os.ReadDir(d.Dir())
+	if err != nil {
+		return nil, fmt.Errorf("drill scratch root: %w", err)
 	}
-	if err := os.Mkdir(d.Dir(), 0o700); err != nil {
-		return nil, err
+	for _, e := range entries {
+		if e.Name() != drillOwner {
+			if err := os.RemoveAll(filepath.Join(d.Dir(), e.Name())); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return extract(ctx, p, archivePath, m, d.Dir(), nil)
 }

@@ -1,0 +1,69 @@
+package activities
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	workflowpb "go.temporal.io/api/workflow/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/project-vulcan/vulcan-backup/workflows"
+)
+
+// runningDrills answers the only question the drill steps ask the server:
+// how many drills run.
+type runningDrills struct {
+	client.Client
+	n int
+}
+
+func (r runningDrills) ListWorkflow(context.Context, *workflowservice.ListWorkflowExecutionsRequest) (*workflowservice.ListWorkflowExecutionsResponse, error) {
+	return &workflowservice.ListWorkflowExecutionsResponse{Executions: make([]*workflowpb.WorkflowExecutionInfo, r.n)}, nil
+}
+
+// Two drills started in the same second (no lock keeps drills apart) each
+// claim a scratch root of their own, and restore into it without touching
+// the other's; a retried prepare finds its own claim; a prepare that fails
+// gives its claim up.
+func TestDrillsStartedInTheSameSecondClaimTheirOwnScratchRoots(t *testing.T) {
+	a := newActivities(t, "")
+	backup(t, a, workflows.KindManual, time.Date(2025, 1, 7, 2, 0, 0, 0, time.UTC))
+	a.Temporal = runningDrills{n: 2}
+	ctx := context.Background()
+	const asked = "20250108_030000"
+	first, err := a.DrillPrepare(ctx, workflows.DrillInput{DrillID: asked, Owner: "run-a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := a.DrillPrepare(ctx, workflows.DrillInput{DrillID: asked, Owner: "run-b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.DrillID != asked || second.DrillID != "20250108_030001" {
+		t.Fatalf("drill ids %q and %q; want %s and the second after", first.DrillID, second.DrillID, asked)
+	}
+	if again, err := a.DrillPrepare(ctx, workflows.DrillInput{DrillID: asked, Owner: "run-a"}); err != nil || again.DrillID != first.DrillID {
+		t.Fatalf("retried prepare: %q, %v; want its own %s", again.DrillID, err, first.DrillID)
+	}
+	for _, p := range []workflows.DrillPlan{first, second} {
+		out, err := a.DrillRestore(ctx, p)
+		if err != nil || out.Files == 0 {
+			t.Fatalf("drill %s: %+v, %v", p.DrillID, out, err)
+		}
+	}
+	for _, p := range []workflows.DrillPlan{first, second} {
+		if _, err := os.Stat(filepath.Join(a.drill(p.DrillID).Dir(), "storage/logs/a.log")); err != nil {
+			t.Fatalf("drill %s lost its copy: %v", p.DrillID, err)
+		}
+	}
+	if _, err := a.DrillPrepare(ctx, workflows.DrillInput{DrillID: asked, Owner: "run-c", Archive: "no-such-backup"}); err == nil {
+		t.Fatal("a drill of a backup that does not exist was prepared")
+	}
+	if _, err := os.Stat(a.drill("20250108_030002").Dir()); !os.IsNotExist(err) {
+		t.Fatalf("the failed prepare kept its claim: %v", err)
+	}
+}
