@@ -9,9 +9,7 @@ import (
 	"os"
 	"time"
 
-	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
-	"go.temporal.io/api/serviceerror"
 
 	"github.com/project-vulcan/vulcan-backup/internal/archive"
 	"github.com/project-vulcan/vulcan-backup/internal/faultpoint"
@@ -30,20 +28,7 @@ const NoDatabaseNote = "DATABASE_URL is not set: files-only backup, no database 
 // AcquireLock takes the operation lock for a workflow.
 func (a *Activities) AcquireLock(ctx context.Context, req workflows.LockRequest) (workflows.Grant, error) {
 	me := lock.Holder{Operation: req.Operation, WorkflowID: req.WorkflowID, State: req.State, Since: time.Now().UTC()}
-	err := lock.Acquire(a.Backups.Path, me, func(h lock.Holder) (bool, error) {
-		if a.Temporal == nil {
-			return true, nil
-		}
-		resp, err := a.Temporal.DescribeWorkflowExecution(ctx, h.WorkflowID, "")
-		var nf *serviceerror.NotFound
-		if errors.As(err, &nf) {
-			return false, nil
-		}
-		if err != nil {
-			return false, err
-		}
-		return resp.GetWorkflowExecutionInfo().GetStatus() == enums.WORKFLOW_EXECUTION_STATUS_RUNNING, nil
-	})
+	err := lock.Acquire(a.Backups.Path, me, func(h lock.Holder) (bool, error) { return a.lockHolderRuns(ctx, h) })
 	if err != nil {
 		return workflows.Grant{}, classify(err)
 	}

@@ -110,31 +110,33 @@ func (a *Activities) onlyDrill(ctx context.Context) bool {
 // DrillRestore extracts the backup into the drill's scratch root, checking
 // every entry against the manifest, and loads its dump into the scratch
 // database, timing each phase.
-func (a *Activities) DrillRestore(ctx context.Context, plan workflows.DrillPlan) (workflows.DrillRestored, error) {
+func (a *Activities) DrillRestore(ctx context.Context, plan workflows.DrillPlan) (out workflows.DrillRestored, err error) {
 	hb := startHeartbeat(ctx)
 	defer hb.end()
-	out := workflows.DrillRestored{Phases: map[string]float64{}}
+	out = workflows.DrillRestored{Phases: map[string]float64{}}
 	m, err := a.manifests.Read(plan.Manifest)
 	if err != nil {
 		return out, classify(err)
 	}
 	d := a.drill(plan.DrillID)
-	start := time.Now()
+	p := a.drillProgress(ctx, hb)
+	defer func() { out.PausedS = p.Paused().Seconds() }()
+	start, paused := time.Now(), p.Paused()
 	if err := checkArchiveSize(plan.Archive, m); err != nil {
 		return out, classify(err)
 	}
-	rep, err := d.Extract(ctx, a.progress(hb), plan.Archive, m)
+	rep, err := d.Extract(ctx, p, plan.Archive, m)
 	if err != nil {
 		return out, classify(fmt.Errorf("validate and extract: %w", err))
 	}
-	out.Phases["validate and extract"] = time.Since(start).Seconds()
+	out.Phases["validate and extract"] = (time.Since(start) - (p.Paused() - paused)).Seconds()
 	out.Files, out.Bytes = rep.Files, rep.Bytes
-	start = time.Now()
-	if out.Loaded, err = d.Load(ctx, a.progress(hb), plan.Archive, m); err != nil {
+	start, paused = time.Now(), p.Paused()
+	if out.Loaded, err = d.Load(ctx, p, plan.Archive, m); err != nil {
 		return out, classify(fmt.Errorf("load: %w", err))
 	}
 	if out.Loaded {
-		out.Phases["load"] = time.Since(start).Seconds()
+		out.Phases["load"] = (time.Since(start) - (p.Paused() - paused)).Seconds()
 	}
 	return out, nil
 }
@@ -151,12 +153,14 @@ func (a *Activities) DrillVerify(ctx context.Context, in workflows.DrillVerifyIn
 		return out, classify(err)
 	}
 	d := a.drill(in.Plan.DrillID)
+	p := a.drillProgress(ctx, hb)
 	start := time.Now()
-	_, out.Problems, err = d.Verify(ctx, a.progress(hb), m, in.Loaded)
+	_, out.Problems, err = d.Verify(ctx, p, m, in.Loaded)
+	out.PausedS = p.Paused().Seconds()
 	if err != nil {
 		return out, classify(err)
 	}
-	out.Phases["verify"] = time.Since(start).Seconds()
+	out.Phases["verify"] = (time.Since(start) - p.Paused()).Seconds()
 	if a.DrillCheck == "" {
 		return out, nil
 	}

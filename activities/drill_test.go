@@ -2,8 +2,10 @@ package activities
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -65,5 +67,55 @@ func TestDrillsStartedInTheSameSecondClaimTheirOwnScratchRoots(t *testing.T) {
 	}
 	if _, err := os.Stat(a.drill("20250108_030002").Dir()); !os.IsNotExist(err) {
 		t.Fatalf("the failed prepare kept its claim: %v", err)
+	}
+}
+
+// A drill gives way to a backup or a restore: while one holds the
+// operation lock the drill's extraction waits, heartbeating, and goes on
+// once the lock is released; the wait is reported apart from the phases.
+func TestDrillGivesWayToAnOperation(t *testing.T) {
+	a := newActivities(t, "")
+	for i := range 40 {
+		os.WriteFile(filepath.Join(a.Root, "storage/logs", fmt.Sprintf("f-%02d.log", i)), []byte(strings.Repeat("line\n", 100*i)), 0o644)
+	}
+	backup(t, a, workflows.KindManual, time.Date(2025, 1, 7, 2, 0, 0, 0, time.UTC))
+	ctx := context.Background()
+	plan, err := a.DrillPrepare(ctx, workflows.DrillInput{DrillID: "20250108_030000", Owner: "run-a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	op := workflows.LockRequest{Operation: "backup", WorkflowID: "the-nightly-backup"}
+	if _, err := a.AcquireLock(ctx, op); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		out workflows.DrillRestored
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, err := a.DrillRestore(ctx, plan)
+		done <- result{out, err}
+	}()
+	const held = 1500 * time.Millisecond
+	select {
+	case r := <-done:
+		t.Fatalf("the drill ran on while a backup held the lock: %+v, %v", r.out, r.err)
+	case <-time.After(held):
+	}
+	if err := a.ReleaseLock(ctx, op); err != nil {
+		t.Fatal(err)
+	}
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the drill did not go on once the lock was released")
+	}
+	if r.err != nil || r.out.Files < 40 {
+		t.Fatalf("drill after the pause: %+v, %v", r.out, r.err)
+	}
+	if paused := time.Duration(r.out.PausedS * float64(time.Second)); paused < held-yieldCheckEvery || r.out.Phases["validate and extract"] >= r.out.PausedS {
+		t.Fatalf("paused %.2f s, phases %v: want the %v the lock was held, apart from the phases", r.out.PausedS, r.out.Phases, held)
 	}
 }

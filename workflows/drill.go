@@ -42,6 +42,9 @@ type DrillRestored struct {
 	Bytes  int64              `json:"bytes"`
 	Loaded bool               `json:"loaded"`
 	Phases map[string]float64 `json:"phases"` // seconds
+	// PausedS is how long the step gave way to a backup or a restore; the
+	// phases do not count it.
+	PausedS float64 `json:"paused_seconds,omitempty"`
 }
 
 // DrillVerified is what the verify step found.
@@ -49,26 +52,30 @@ type DrillVerified struct {
 	Problems    []string           `json:"problems,omitempty"`
 	CheckOutput string             `json:"check_output,omitempty"`
 	CheckFailed string             `json:"check_failed,omitempty"`
-	Phases      map[string]float64 `json:"phases"` // seconds
+	Phases      map[string]float64 `json:"phases"`                   // seconds
+	PausedS     float64            `json:"paused_seconds,omitempty"` // as in DrillRestored
 }
 
 // DrillReport is the evidence a drill leaves (backups/drills/<id>.json).
 type DrillReport struct {
-	DrillID     string             `json:"drill_id"`
-	BackupID    string             `json:"backup_id"`
-	Source      string             `json:"source"`
-	StartedAt   time.Time          `json:"started_at"`
-	Phases      map[string]float64 `json:"phases"`
-	TotalS      float64            `json:"total_seconds"`
-	RTOS        float64            `json:"rto_seconds"`
-	WithinRTO   bool               `json:"within_rto"`
-	Slowest     string             `json:"slowest_phase,omitempty"`
-	Passed      bool               `json:"passed"`
-	Error       string             `json:"error,omitempty"`
-	Files       int                `json:"files"`
-	Loaded      bool               `json:"database_loaded"`
-	CheckOutput string             `json:"check_output,omitempty"`
-	Warnings    []string           `json:"warnings,omitempty"`
+	DrillID   string             `json:"drill_id"`
+	BackupID  string             `json:"backup_id"`
+	Source    string             `json:"source"`
+	StartedAt time.Time          `json:"started_at"`
+	Phases    map[string]float64 `json:"phases"`
+	TotalS    float64            `json:"total_seconds"`
+	RTOS      float64            `json:"rto_seconds"`
+	WithinRTO bool               `json:"within_rto"`
+	// PausedS is how long the drill gave way to backups and restores,
+	// apart from the phases.
+	PausedS     float64  `json:"paused_seconds,omitempty"`
+	Slowest     string   `json:"slowest_phase,omitempty"`
+	Passed      bool     `json:"passed"`
+	Error       string   `json:"error,omitempty"`
+	Files       int      `json:"files"`
+	Loaded      bool     `json:"database_loaded"`
+	CheckOutput string   `json:"check_output,omitempty"`
+	Warnings    []string `json:"warnings,omitempty"`
 }
 
 // RestoreDrillWorkflow restores a backup into a scratch root and a scratch
@@ -120,13 +127,14 @@ func RestoreDrillWorkflow(ctx workflow.Context, in DrillInput) (_ *DrillReport, 
 	if err := call(ctx, DrillRestoreActivity, step(1), plan).Get(ctx, &restored); err != nil {
 		return nil, wrap(fmt.Sprintf("drill of backup %s", plan.BackupID), err)
 	}
-	rep.Files, rep.Loaded = restored.Files, restored.Loaded
+	rep.Files, rep.Loaded, rep.PausedS = restored.Files, restored.Loaded, restored.PausedS
 	rep.addPhases(restored.Phases)
 	var verified DrillVerified
 	if err := call(ctx, DrillVerifyActivity, step(2), DrillVerifyInput{Plan: plan, Loaded: restored.Loaded}).Get(ctx, &verified); err != nil {
 		return nil, wrap(fmt.Sprintf("drill of backup %s", plan.BackupID), err)
 	}
 	rep.addPhases(verified.Phases)
+	rep.PausedS += verified.PausedS
 	rep.CheckOutput = verified.CheckOutput
 	switch {
 	case len(verified.Problems) > 0:
