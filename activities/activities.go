@@ -57,6 +57,9 @@ type Activities struct {
 	// VULCAN_DRILL_CHECK).
 	RTO        time.Duration
 	DrillCheck string
+	// DrillOnFailure is Failure's OnFailure for drills
+	// (VULCAN_DRILL_ON_FAILURE).
+	DrillOnFailure string
 	// Failure is what the lock grants an operation: how a step that fails
 	// is retried and decided (Host and SearchAttributes are filled in).
 	Failure workflows.Grant

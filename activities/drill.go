@@ -30,7 +30,7 @@ func (a *Activities) drill(id string) restore.Drill {
 // verified) and removes what dead drills left, when no other drill runs.
 // A failure after the claim gives it up.
 func (a *Activities) DrillPrepare(ctx context.Context, in workflows.DrillInput) (_ workflows.DrillPlan, err error) {
-	plan := workflows.DrillPlan{RTO: a.RTO}
+	plan := workflows.DrillPlan{RTO: a.RTO, Grant: a.drillGrant(ctx)}
 	if plan.DrillID, err = a.claimDrill(in); err != nil {
 		return plan, err
 	}
@@ -74,6 +74,19 @@ func (a *Activities) DrillPrepare(ctx context.Context, in workflows.DrillInput) 
 	}
 	plan.Archive, plan.Manifest, plan.BackupID = rp.Archive, rp.Manifest, rp.BackupID
 	return plan, nil
+}
+
+// drillGrant is what a drill's failed steps do, as AcquireLock's grant is
+// for backups and restores.
+func (a *Activities) drillGrant(ctx context.Context) workflows.Grant {
+	g := a.Failure
+	g.OnFailure = a.DrillOnFailure
+	if g.OnFailure == "" {
+		g.OnFailure = workflows.OnFailureRollback
+	}
+	g.Host, _ = os.Hostname()
+	g.SearchAttributes = a.searchAttributesReady(ctx)
+	return g
 }
 
 // claimDrill returns the id of the scratch root claimed for the drill: the

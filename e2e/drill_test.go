@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/project-vulcan/vulcan-backup/internal/notify"
 	"github.com/project-vulcan/vulcan-backup/internal/testutil"
@@ -80,6 +83,20 @@ func TestRestoreDrill(t *testing.T) {
 	}
 	if n, err := os.ReadFile(checked); err != nil || strings.TrimSpace(string(n)) == "" || strings.TrimSpace(string(n)) == "0" {
 		t.Errorf("the operator's check did not run against the scratch database: %q %v", n, err)
+	}
+	// The Web UI finds it by its search attributes, as other operations.
+	c := s.temporalClient(t)
+	query := `VulcanOperation = "drill" AND VulcanBackupID = "` + b.Result.ID + `" AND VulcanState = "` + wf.StateCompleted + `"`
+	found := 0
+	for deadline := time.Now().Add(20 * time.Second); found == 0 && time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		resp, err := c.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{Query: query})
+		if err != nil {
+			t.Fatal(err)
+		}
+		found = len(resp.GetExecutions())
+	}
+	if found == 0 {
+		t.Errorf("no drill found by %s", query)
 	}
 	data, err := os.ReadFile(filepath.Join(s.root, "backups", "drills", r.DrillID+".json"))
 	var onDisk wf.DrillReport

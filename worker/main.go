@@ -137,7 +137,7 @@ func run() error {
 		return err
 	}
 	acts.Metrics, acts.WebUI, acts.Namespace = m, webUI, cfg.Namespace
-	acts.RTO, acts.DrillCheck = cfg.RTO, cfg.DrillCheck
+	acts.RTO, acts.DrillCheck, acts.DrillOnFailure = cfg.RTO, cfg.DrillCheck, cfg.DrillOnFailure
 	acts.Failure = workflows.Grant{OnFailure: cfg.OnFailure, DecisionTimeout: cfg.DecisionTimeout, RetryWindow: cfg.RetryWindow}
 	if *dev {
 		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)

@@ -32,6 +32,9 @@ type DrillPlan struct {
 	Archive  string        `json:"archive"`
 	Manifest string        `json:"manifest"`
 	RTO      time.Duration `json:"rto"`
+	// Grant says what a failed step does (VULCAN_DRILL_ON_FAILURE) and
+	// whether search attributes are kept.
+	Grant Grant `json:"grant"`
 	// Removed lists what dead drills had left, removed first.
 	Removed []string `json:"removed,omitempty"`
 }
@@ -91,12 +94,18 @@ func RestoreDrillWorkflow(ctx workflow.Context, in DrillInput) (_ *DrillReport, 
 	if err := workflow.SetQueryHandler(ctx, ProgressQuery, func() (Progress, error) { return *prog, nil }); err != nil {
 		return nil, err
 	}
+	decisions, err := newDecisions(ctx)
+	if err != nil {
+		return nil, err
+	}
 	rep := &DrillReport{DrillID: in.DrillID, Source: "local", StartedAt: info.WorkflowStartTime.UTC(), Phases: map[string]float64{}}
+	var pub *publisher // once the prepare step says whether search attributes are kept
 	step := func(i int) string {
 		if prog.Step > 0 {
 			prog.Completed = append(prog.Completed, prog.StepName)
 		}
 		prog.Step, prog.StepName = i+1, DrillSteps[i]
+		pub.publish(ctx, prog)
 		return "drill: " + DrillSteps[i]
 	}
 	var plan DrillPlan // the scratch copies are the prepare step's to name
@@ -112,6 +121,7 @@ func RestoreDrillWorkflow(ctx workflow.Context, in DrillInput) (_ *DrillReport, 
 		if err != nil {
 			prog.State, prog.Message = StateFailed, rootMessage(err)
 		}
+		pub.publish(dctx, prog)
 		if rerr := call(dctx, DrillReportActivity, "drill: write the report", *rep).Get(dctx, nil); rerr != nil {
 			workflow.GetLogger(ctx).Error("writing the drill report failed", "error", rerr)
 		}
@@ -123,14 +133,33 @@ func RestoreDrillWorkflow(ctx workflow.Context, in DrillInput) (_ *DrillReport, 
 		return nil, wrap("prepare the drill", err)
 	}
 	rep.DrillID, rep.BackupID, rep.RTOS = plan.DrillID, plan.BackupID, plan.RTO.Seconds()
+	prog.BackupID = plan.BackupID
+	pub = &publisher{grant: plan.Grant}
+	pub.publish(ctx, prog)
+	a := asking{lock: &opLock{grant: plan.Grant}, decisions: decisions, prog: prog, pub: pub, op: Outcome{Operation: "drill"}}
+	// attempt runs a step; where it fails for good and the worker asks for
+	// drills (VULCAN_DRILL_ON_FAILURE=ask), an operator decides: retry runs
+	// it again, abort (or no answer by the deadline) cleans up and fails.
+	attempt := func(run func() error) error {
+		for {
+			err := run()
+			if err == nil || !a.asks(err) || a.ask(ctx, err, DecisionAbort, drillChoices...) != DecisionRetry {
+				return err
+			}
+		}
+	}
 	var restored DrillRestored
-	if err := call(ctx, DrillRestoreActivity, step(1), plan).Get(ctx, &restored); err != nil {
+	summary := step(1)
+	if err := attempt(func() error { return call(ctx, DrillRestoreActivity, summary, plan).Get(ctx, &restored) }); err != nil {
 		return nil, wrap(fmt.Sprintf("drill of backup %s", plan.BackupID), err)
 	}
 	rep.Files, rep.Loaded, rep.PausedS = restored.Files, restored.Loaded, restored.PausedS
 	rep.addPhases(restored.Phases)
 	var verified DrillVerified
-	if err := call(ctx, DrillVerifyActivity, step(2), DrillVerifyInput{Plan: plan, Loaded: restored.Loaded}).Get(ctx, &verified); err != nil {
+	summary = step(2)
+	if err := attempt(func() error {
+		return call(ctx, DrillVerifyActivity, summary, DrillVerifyInput{Plan: plan, Loaded: restored.Loaded}).Get(ctx, &verified)
+	}); err != nil {
 		return nil, wrap(fmt.Sprintf("drill of backup %s", plan.BackupID), err)
 	}
 	rep.addPhases(verified.Phases)
@@ -145,6 +174,13 @@ func RestoreDrillWorkflow(ctx workflow.Context, in DrillInput) (_ *DrillReport, 
 			plan.BackupID, verified.CheckFailed), ErrTypeVerify, nil)
 	}
 	return rep, nil
+}
+
+// drillChoices are what an operator may answer to a drill step that failed
+// for good.
+var drillChoices = []choice{
+	{DecisionRetry, "runs the step again (fix the cause first)"},
+	{DecisionAbort, "removes the scratch copies and fails the drill"},
 }
 
 // DrillVerifyInput asks the verify step to check plan's scratch copies.

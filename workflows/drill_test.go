@@ -25,7 +25,10 @@ func stubDrillVerify(ctx activityCtx, _ wf.DrillVerifyInput) (wf.DrillVerified, 
 func stubDrillClean(ctx activityCtx, _ wf.DrillPlan) error    { return nil }
 func stubDrillReport(ctx activityCtx, _ wf.DrillReport) error { return nil }
 
-func drillEnv(t *testing.T, verified wf.DrillVerified) (*testsuite.TestWorkflowEnvironment, *[]wf.DrillReport, *int) {
+// drillEnv returns an environment where every drill step succeeds, with
+// verified as the verify step's answer, except what the overrides
+// (registered first, so they match first) change.
+func drillEnv(t *testing.T, verified wf.DrillVerified, overrides ...func(*testsuite.TestWorkflowEnvironment)) (*testsuite.TestWorkflowEnvironment, *[]wf.DrillReport, *int) {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
 	env.RegisterWorkflowWithOptions(wf.RestoreDrillWorkflow, workflow.RegisterOptions{Name: wf.RestoreDrillWorkflowName})
@@ -34,6 +37,9 @@ func drillEnv(t *testing.T, verified wf.DrillVerified) (*testsuite.TestWorkflowE
 		wf.DrillCleanActivity: stubDrillClean, wf.DrillReportActivity: stubDrillReport, wf.ReportOutcomeActivity: stubReport,
 	} {
 		env.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
+	}
+	for _, o := range overrides {
+		o(env)
 	}
 	var reports []wf.DrillReport
 	cleaned := 0
@@ -87,6 +93,53 @@ func TestFailedDrillCleansUpAndReports(t *testing.T) {
 				t.Fatal("want a failed drill")
 			}
 			if *cleaned != 1 || len(*reports) != 1 || (*reports)[0].Passed || (*reports)[0].Error == "" {
+				t.Fatalf("cleaned %d, reports %+v", *cleaned, *reports)
+			}
+		})
+	}
+}
+
+// With VULCAN_DRILL_ON_FAILURE=ask a drill step that fails for good waits
+// for a decision: retry runs it again and the drill goes on; abort, or no
+// answer by the deadline, cleans up and fails the drill. By default
+// (rollback) it fails at once.
+func TestFailedDrillStepAsksWhenTheWorkerAsks(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		grant  wf.Grant
+		answer string // "" for none
+		passes bool
+		calls  int
+	}{
+		{"retry", asks, wf.DecisionRetry, true, 2},
+		{"abort", asks, wf.DecisionAbort, false, 1},
+		{"deadline", asks, "", false, 1},
+		{"rollback", wf.Grant{OnFailure: wf.OnFailureRollback}, "", false, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var during wf.Progress
+			env, reports, cleaned := drillEnv(t, wf.DrillVerified{}, func(env *testsuite.TestWorkflowEnvironment) {
+				env.OnActivity(wf.DrillPrepareActivity, mock.Anything, mock.Anything).Return(
+					func(_ activityCtx, in wf.DrillInput) (wf.DrillPlan, error) {
+						return wf.DrillPlan{DrillID: in.DrillID, BackupID: "20250101_020000", RTO: time.Hour, Grant: tc.grant}, nil
+					})
+				env.OnActivity(wf.DrillRestoreActivity, mock.Anything, mock.Anything).Return(wf.DrillRestored{}, boom("disk full")).Times(1)
+				if tc.answer != "" {
+					env.RegisterDelayedCallback(func() {
+						during = queryProgress(t, env)
+						decide(t, env, tc.answer)
+					}, time.Minute)
+				}
+			})
+			env.ExecuteWorkflow(wf.RestoreDrillWorkflowName, wf.DrillInput{})
+			if err := env.GetWorkflowError(); (err == nil) != tc.passes {
+				t.Fatalf("drill error %v, want it to pass: %v", err, tc.passes)
+			}
+			env.AssertActivityNumberOfCalls(t, wf.DrillRestoreActivity, tc.calls)
+			if tc.answer != "" && (during.State != wf.StateAwaiting || !strings.Contains(during.Message, "disk full")) {
+				t.Fatalf("progress while waiting: %+v", during)
+			}
+			if *cleaned != 1 || len(*reports) != 1 || (*reports)[0].Passed != tc.passes {
 				t.Fatalf("cleaned %d, reports %+v", *cleaned, *reports)
 			}
 		})

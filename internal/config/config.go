@@ -44,6 +44,10 @@ type Config struct {
 	// against; DrillCheck the operator's command a drill runs.
 	RTO        time.Duration
 	DrillCheck string
+	// DrillOnFailure is what a drill step that failed for good does: "ask"
+	// waits for a decision as OnFailure does, "rollback" (the default)
+	// cleans up and fails the drill.
+	DrillOnFailure string
 	// DrillSchedule is the cron (UTC) of the restore drill schedule; ""
 	// means none.
 	DrillSchedule string
@@ -82,6 +86,7 @@ const (
 	EnvRTO             = "VULCAN_RTO"
 	EnvFullEvery       = "VULCAN_FULL_EVERY"
 	EnvDrillCheck      = "VULCAN_DRILL_CHECK"
+	EnvDrillOnFailure  = "VULCAN_DRILL_ON_FAILURE"
 	EnvDrillSchedule   = "VULCAN_DRILL_SCHEDULE"
 	EnvSchedule        = "VULCAN_SCHEDULE"
 	EnvServices        = "VULCAN_SERVICES"
@@ -177,6 +182,13 @@ func FromEnv() (Config, error) {
 		return c, err
 	}
 	c.DrillCheck = os.Getenv(EnvDrillCheck)
+	switch c.DrillOnFailure = os.Getenv(EnvDrillOnFailure); c.DrillOnFailure {
+	case "":
+		c.DrillOnFailure = "rollback"
+	case "ask", "rollback":
+	default:
+		return c, fmt.Errorf("%s=%q: want ask or rollback", EnvDrillOnFailure, c.DrillOnFailure)
+	}
 	c.DrillSchedule = "0 3 1 * *"
 	if v, ok := os.LookupEnv(EnvDrillSchedule); ok {
 		c.DrillSchedule = v // empty: no drill schedule

@@ -52,7 +52,7 @@ func TestValidate(t *testing.T) {
 // A failed step asks by default, for ten minutes, after an hour of retries;
 // a value that is neither ask nor rollback is refused.
 func TestFailureSettings(t *testing.T) {
-	for _, k := range []string{EnvOnFailure, EnvDecisionTimeout, EnvRetryWindow} {
+	for _, k := range []string{EnvOnFailure, EnvDecisionTimeout, EnvRetryWindow, EnvDrillOnFailure} {
 		t.Setenv(k, "")
 	}
 	c, err := FromEnv()
@@ -64,7 +64,14 @@ func TestFailureSettings(t *testing.T) {
 	if c, err := FromEnv(); err != nil || c.OnFailure != "rollback" || c.RetryWindow != 0 {
 		t.Fatalf("overrides %q %v (%v)", c.OnFailure, c.RetryWindow, err)
 	}
-	for k, v := range map[string]string{EnvOnFailure: "pray", EnvDecisionTimeout: "0s"} {
+	if c.DrillOnFailure != "rollback" {
+		t.Fatalf("a failed drill step must clean up and fail by default: %q", c.DrillOnFailure)
+	}
+	t.Setenv(EnvDrillOnFailure, "ask")
+	if c, err := FromEnv(); err != nil || c.DrillOnFailure != "ask" {
+		t.Fatalf("%s=ask: %q (%v)", EnvDrillOnFailure, c.DrillOnFailure, err)
+	}
+	for k, v := range map[string]string{EnvOnFailure: "pray", EnvDecisionTimeout: "0s", EnvDrillOnFailure: "later"} {
 		t.Run(k, func(t *testing.T) {
 			t.Setenv(k, v)
 			if _, err := FromEnv(); err == nil {
