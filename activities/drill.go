@@ -12,6 +12,7 @@ import (
 
 	"go.temporal.io/api/workflowservice/v1"
 
+	"github.com/project-vulcan/vulcan-backup/internal/faultpoint"
 	"github.com/project-vulcan/vulcan-backup/internal/fsutil"
 	"github.com/project-vulcan/vulcan-backup/internal/manifest"
 	"github.com/project-vulcan/vulcan-backup/internal/restore"
@@ -138,7 +139,9 @@ func (a *Activities) DrillRestore(ctx context.Context, plan workflows.DrillPlan)
 	if err := checkArchiveSize(plan.Archive, m); err != nil {
 		return out, classify(err)
 	}
+	p.point = faultpoint.DrillExtracting
 	rep, err := d.Extract(ctx, p, plan.Archive, m)
+	p.point = ""
 	if err != nil {
 		return out, classify(fmt.Errorf("validate and extract: %w", err))
 	}

@@ -9,6 +9,8 @@ import (
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 
+	"github.com/project-vulcan/vulcan-backup/internal/archive"
+	"github.com/project-vulcan/vulcan-backup/internal/faultpoint"
 	"github.com/project-vulcan/vulcan-backup/internal/lock"
 	"github.com/project-vulcan/vulcan-backup/internal/restore"
 )
@@ -50,6 +52,8 @@ type yieldingProgress struct {
 	mu     sync.Mutex
 	last   time.Time
 	paused time.Duration
+	// point is the fault point hit once a file is reported, if any.
+	point string
 }
 
 func (a *Activities) drillProgress(ctx context.Context, hb *heartbeat) *yieldingProgress {
@@ -59,6 +63,9 @@ func (a *Activities) drillProgress(ctx context.Context, hb *heartbeat) *yielding
 // Set reports v, then waits while an operation holds the lock.
 func (p *yieldingProgress) Set(v any) {
 	p.Progress.Set(v)
+	if pr, ok := v.(archive.Progress); ok && pr.Files > 1 && p.point != "" {
+		faultpoint.Hit(p.point)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if time.Since(p.last) < yieldCheckEvery {

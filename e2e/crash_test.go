@@ -330,3 +330,43 @@ func TestWorkerKilledMidReuse(t *testing.T) {
 		}
 	}
 }
+
+// The worker is killed while a drill extracts into its scratch root: the
+// replacement runs the extraction again into the same claimed root, the
+// drill passes, and neither its scratch root nor its database is left.
+func TestWorkerKilledMidDrill(t *testing.T) {
+	t.Parallel()
+	dbURL := testutil.NewDatabase(t)
+	testutil.LoadVulcanDB(t, dbURL, 100)
+	s := newSystem(t, "DATABASE_URL="+dbURL)
+	s.bin = faultWorkerBin
+	makeStorage(t, s.root, 4)
+	s.start()
+	b := s.backup()
+	s.cmd.Process.Signal(syscall.SIGKILL)
+	<-s.done
+	s.setEnv(faultpoint.Env, faultpoint.DrillExtracting)
+	s.start()
+	s.mustStarter("drill", "--detach")
+	killAtAndRestart(t, s, faultpoint.DrillExtracting)
+	var rep workflows.DrillReport
+	waitFor(t, 4*time.Minute, "the drill's report", func() bool {
+		entries, _ := os.ReadDir(filepath.Join(s.root, "backups", "drills"))
+		for _, e := range entries {
+			data, err := os.ReadFile(filepath.Join(s.root, "backups", "drills", e.Name()))
+			if err == nil && json.Unmarshal(data, &rep) == nil {
+				return true
+			}
+		}
+		return false
+	})
+	if !rep.Passed || rep.BackupID != b.Result.ID || !rep.Loaded {
+		t.Fatalf("drill after the crash: %+v", rep)
+	}
+	if l := drillLeftovers(t, s.root); len(l) > 0 {
+		t.Errorf("left after the drill: %v", l)
+	}
+	if names := databaseNames(t, dbURL); strings.Contains(names, "drill") {
+		t.Errorf("scratch database left: %s", names)
+	}
+}

@@ -30,4 +30,8 @@ const (
 	// BackupReusing: a backup's archive step has copied members of the
 	// previous backup into its temporary archive, and not finished it.
 	BackupReusing = "backup-reusing"
+
+	// DrillExtracting: a drill has extracted part of the backup into its
+	// scratch root.
+	DrillExtracting = "drill-extracting"
 )
