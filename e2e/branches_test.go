@@ -306,6 +306,9 @@ func (s *standIns) register(w worker.Worker) {
 	})
 	reg(wf.DrillCleanActivity, func(ctx context.Context, _ wf.DrillPlan) error { return s.check(ctx, wf.DrillCleanActivity) })
 	reg(wf.DrillReportActivity, func(ctx context.Context, _ wf.DrillReport) error { return s.check(ctx, wf.DrillReportActivity) })
+	reg(wf.FreeRestoreIDActivity, func(ctx context.Context, wanted string) (string, error) {
+		return wanted, s.check(ctx, wf.FreeRestoreIDActivity)
+	})
 	reg(wf.PrepareUndoActivity, func(ctx context.Context, _ wf.StageInput) (wf.StagedPlan, error) {
 		return wf.StagedPlan{Plan: plan, Staged: wf.StorageOutput{Paths: plan.Paths, Files: 3}}, s.check(ctx, wf.PrepareUndoActivity)
 	})
