@@ -197,6 +197,15 @@ func killAtAndRestart(t *testing.T, s *system, point string) {
 	s.start()
 }
 
+// restartWithFault kills the worker and starts it again with the fault
+// point selected, for what comes next to stop there.
+func restartWithFault(s *system, point string) {
+	s.cmd.Process.Signal(syscall.SIGKILL)
+	<-s.done
+	s.setEnv(faultpoint.Env, point)
+	s.start()
+}
+
 // execStop is the exec controller's stop command of execServices.
 func execStop(s *system) string {
 	for _, e := range execServices(s.root) {
@@ -295,10 +304,7 @@ func TestWorkerKilledMidReuse(t *testing.T) {
 	makeStorage(t, s.root, 4)
 	s.start()
 	first := s.backup()
-	s.cmd.Process.Signal(syscall.SIGKILL)
-	<-s.done
-	s.setEnv(faultpoint.Env, faultpoint.BackupReusing)
-	s.start()
+	restartWithFault(s, faultpoint.BackupReusing)
 	s.mustStarter("backup", "--detach")
 	killAtAndRestart(t, s, faultpoint.BackupReusing)
 	waitFor(t, 4*time.Minute, "the second backup", func() bool {
@@ -343,10 +349,7 @@ func TestWorkerKilledMidDrill(t *testing.T) {
 	makeStorage(t, s.root, 4)
 	s.start()
 	b := s.backup()
-	s.cmd.Process.Signal(syscall.SIGKILL)
-	<-s.done
-	s.setEnv(faultpoint.Env, faultpoint.DrillExtracting)
-	s.start()
+	restartWithFault(s, faultpoint.DrillExtracting)
 	s.mustStarter("drill", "--detach")
 	killAtAndRestart(t, s, faultpoint.DrillExtracting)
 	var rep workflows.DrillReport

@@ -156,12 +156,8 @@ func FromEnv() (Config, error) {
 	if c.StallTimeout, err = durationEnv(EnvStallTimeout, 30*time.Minute); err != nil {
 		return c, err
 	}
-	switch c.OnFailure = os.Getenv(EnvOnFailure); c.OnFailure {
-	case "":
-		c.OnFailure = "ask"
-	case "ask", "rollback":
-	default:
-		return c, fmt.Errorf("%s=%q: want ask or rollback", EnvOnFailure, c.OnFailure)
+	if c.OnFailure, err = failureEnv(EnvOnFailure, "ask"); err != nil {
+		return c, err
 	}
 	if c.DecisionTimeout, err = durationEnv(EnvDecisionTimeout, 10*time.Minute); err != nil {
 		return c, err
@@ -182,12 +178,8 @@ func FromEnv() (Config, error) {
 		return c, err
 	}
 	c.DrillCheck = os.Getenv(EnvDrillCheck)
-	switch c.DrillOnFailure = os.Getenv(EnvDrillOnFailure); c.DrillOnFailure {
-	case "":
-		c.DrillOnFailure = "rollback"
-	case "ask", "rollback":
-	default:
-		return c, fmt.Errorf("%s=%q: want ask or rollback", EnvDrillOnFailure, c.DrillOnFailure)
+	if c.DrillOnFailure, err = failureEnv(EnvDrillOnFailure, "rollback"); err != nil {
+		return c, err
 	}
 	c.DrillSchedule = "0 3 1 * *"
 	if v, ok := os.LookupEnv(EnvDrillSchedule); ok {
@@ -294,4 +286,17 @@ func durationEnv(key string, def time.Duration) (time.Duration, error) {
 		return 0, fmt.Errorf("%s=%q: want a duration such as 30s: %w", key, v, err)
 	}
 	return d, nil
+}
+
+// failureEnv reads what a failed step does, ask or rollback, from the
+// variable name; def where it is unset.
+func failureEnv(name, def string) (string, error) {
+	switch v := os.Getenv(name); v {
+	case "":
+		return def, nil
+	case "ask", "rollback":
+		return v, nil
+	default:
+		return "", fmt.Errorf("%s=%q: want ask or rollback", name, v)
+	}
 }
