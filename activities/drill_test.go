@@ -9,9 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"go.temporal.io/api/operatorservice/v1"
 	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"google.golang.org/grpc"
 
 	"github.com/project-vulcan/vulcan-backup/workflows"
 )
@@ -22,6 +24,15 @@ type runningDrills struct {
 	client.Client
 	n int
 }
+
+// noSearchAttributes is an operator service whose namespace lists none.
+type noSearchAttributes struct{ operatorservice.OperatorServiceClient }
+
+func (noSearchAttributes) ListSearchAttributes(context.Context, *operatorservice.ListSearchAttributesRequest, ...grpc.CallOption) (*operatorservice.ListSearchAttributesResponse, error) {
+	return &operatorservice.ListSearchAttributesResponse{}, nil
+}
+
+func (runningDrills) OperatorService() operatorservice.OperatorServiceClient { return noSearchAttributes{} }
 
 func (r runningDrills) ListWorkflow(context.Context, *workflowservice.ListWorkflowExecutionsRequest) (*workflowservice.ListWorkflowExecutionsResponse, error) {
 	return &workflowservice.ListWorkflowExecutionsResponse{Executions: make([]*workflowpb.WorkflowExecutionInfo, r.n)}, nil
