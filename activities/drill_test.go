@@ -26,13 +26,17 @@ type runningDrills struct {
 }
 
 // noSearchAttributes is an operator service whose namespace lists none.
-type noSearchAttributes struct{ operatorservice.OperatorServiceClient }
+type noSearchAttributes struct {
+	operatorservice.OperatorServiceClient
+}
 
 func (noSearchAttributes) ListSearchAttributes(context.Context, *operatorservice.ListSearchAttributesRequest, ...grpc.CallOption) (*operatorservice.ListSearchAttributesResponse, error) {
 	return &operatorservice.ListSearchAttributesResponse{}, nil
 }
 
-func (runningDrills) OperatorService() operatorservice.OperatorServiceClient { return noSearchAttributes{} }
+func (runningDrills) OperatorService() operatorservice.OperatorServiceClient {
+	return noSearchAttributes{}
+}
 
 func (r runningDrills) ListWorkflow(context.Context, *workflowservice.ListWorkflowExecutionsRequest) (*workflowservice.ListWorkflowExecutionsResponse, error) {
 	return &workflowservice.ListWorkflowExecutionsResponse{Executions: make([]*workflowpb.WorkflowExecutionInfo, r.n)}, nil
