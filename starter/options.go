@@ -129,7 +129,8 @@ func (g *globalOptions) follow(ctx context.Context, c client.Client, run client.
 	if !g.json {
 		show = func(p workflows.Progress) {
 			line := fmt.Sprintf("[%d/%d] %s: %s", p.Step, p.Steps, p.StepName, p.State)
-			if p.Message != "" && p.State != workflows.StateRunning {
+			// A failure's message is the error the starter ends with.
+			if p.Message != "" && p.State != workflows.StateRunning && p.State != workflows.StateFailed {
 				line += " (" + p.Message + ")"
 			}
 			fmt.Fprintln(g.errOut, line)

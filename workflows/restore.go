@@ -57,9 +57,6 @@ func RestoreWorkflow(ctx workflow.Context, in RestoreInput) (_ *RestoreResult, e
 	}
 	r.pub = &publisher{grant: r.lock.grant}
 	defer r.lock.release(ctx)
-	if err := r.freeID(ctx); err != nil {
-		return nil, r.failed(err)
-	}
 	if err := r.run(withRetryWindow(ctx, r.lock.grant.RetryWindow)); err != nil {
 		return nil, r.rollBack(ctx, err)
 	}
@@ -67,11 +64,11 @@ func RestoreWorkflow(ctx workflow.Context, in RestoreInput) (_ *RestoreResult, e
 	return r.res, nil
 }
 
-// freeID moves the restore's id on past any second another restore's
-// staging, pre-restore copies or databases are named for: two restores
-// started in the same second (the second waiting for the lock) would
-// otherwise share them. The time-based id stays for histories of earlier
-// releases.
+// freeID, first in step 1, moves the restore's id on past any second whose
+// staging directory, pre-restore copies or databases exist: a restore that
+// ended in the same second, or one from before the clock was set back,
+// would otherwise have its copies taken for this one's. The time-based id
+// stays for histories of earlier releases.
 func (r *restore) freeID(ctx workflow.Context) error {
 	if workflow.GetVersion(ctx, "free-restore-id", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 		return nil
@@ -213,6 +210,9 @@ func (r *restore) dryRun(ctx workflow.Context) (*RestoreResult, error) {
 // emergency backup of step 2 starts beside it and dumps the database.
 func (r *restore) validate(ctx workflow.Context) error {
 	summary := r.step(ctx, 1)
+	if err := r.freeID(ctx); err != nil {
+		return r.stepErr(err)
+	}
 	r.saga.add("discard the staged copies", false, func(dctx workflow.Context) error {
 		return call(dctx, DiscardStagingActivity, "rollback: discard the staged copies", StepInput{RestoreID: r.id}).Get(dctx, nil)
 	})

@@ -411,5 +411,9 @@ func (j Job) Taken(ctx context.Context, paths []string) (bool, error) {
 	if j.DB == nil {
 		return false, nil
 	}
-	return j.DB.NamesTaken(ctx, j.Tree.ID)
+	taken, err := j.DB.NamesTaken(ctx, j.Tree.ID)
+	if err != nil {
+		return false, fmt.Errorf("database %s: %w", j.DB, err)
+	}
+	return taken, nil
 }
