@@ -5,11 +5,13 @@ LDFLAGS := -X main.version=$(VERSION)
 
 .PHONY: all build run test test-unit test-e2e lint bench clean tools
 
-# Linters, built from the Go module proxy at pinned versions into .tools/
-# (outside go.mod) where missing.
+# Linters and the S3 server of the off-site tests (versitygw), built from the
+# Go module proxy at pinned versions into .tools/ (outside go.mod) where
+# missing.
 TOOLS       := $(CURDIR)/.tools
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GOSEC       := github.com/securego/gosec/v2/cmd/gosec@v2.30.0
+VERSITYGW   := github.com/versity/versitygw/cmd/versitygw@v1.8.0
 
 all: build
 
@@ -28,14 +30,17 @@ run: build
 test: build tools
 	scripts/test.sh
 
-## tools: the linters make test runs
-tools: $(TOOLS)/staticcheck $(TOOLS)/gosec
+## tools: the linters make test runs and the S3 server its off-site tests start
+tools: $(TOOLS)/staticcheck $(TOOLS)/gosec $(TOOLS)/versitygw
 
 $(TOOLS)/staticcheck:
 	GOBIN=$(TOOLS) $(GO) install $(STATICCHECK)
 
 $(TOOLS)/gosec:
 	GOBIN=$(TOOLS) $(GO) install $(GOSEC)
+
+$(TOOLS)/versitygw:
+	GOBIN=$(TOOLS) $(GO) install $(VERSITYGW)
 
 ## bench: ours against tar -czf + pg_dump and tar -xzf + psql on the reference data, then Go benchmarks
 bench:

@@ -27,6 +27,11 @@ echo "== PostgreSQL"
 VULCAN_TEST_DATABASE_URL=$(scripts/testdb.sh)
 export VULCAN_TEST_DATABASE_URL
 
+# The off-site tests start versitygw (.tools, built by make tools) and run the
+# manual recovery path with the real age CLI.
+scripts/debian.sh age age >/dev/null
+[ -x .tools/versitygw ] || { echo "test: .tools/versitygw is missing; run make tools" >&2; exit 1; }
+
 # Packages without the embedded server run with the race detector.
 race_pkgs=$(go list ./... | grep -v -e /e2e -e /internal/devserver -e /worker$ -e /control$)
 echo "== unit and integration tests (-race)"

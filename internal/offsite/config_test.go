@@ -1,0 +1,123 @@
+package offsite
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"filippo.io/age"
+
+	"github.com/project-vulcan/vulcan-backup/internal/testutil"
+)
+
+func TestParseURL(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want Location
+		err  string
+	}{
+		{in: "s3://b", want: Location{Bucket: "b", Secure: true}},
+		{in: "s3://b/a/b/?region=eu-west-1", want: Location{Bucket: "b", Prefix: "a/b/", Secure: true, Region: "eu-west-1"}},
+		{in: "s3://b/p?endpoint=http://127.0.0.1:7070&style=path", want: Location{Bucket: "b", Prefix: "p/", Endpoint: "127.0.0.1:7070", PathStyle: true}},
+		{in: "s3://b?endpoint=https://s3.example.com&style=virtual&ca=/etc/ca.pem", want: Location{Bucket: "b", Endpoint: "s3.example.com", Secure: true, VirtualHost: true, CAFile: "/etc/ca.pem"}},
+		{in: "https://b/p", err: "scheme"},
+		{in: "s3:///p", err: "no bucket"},
+		{in: "s3://k:s@b/p", err: "credentials"},
+		{in: "s3://b/a/../c", err: ".."},
+		{in: "s3://b?endpoint=ftp://h", err: "endpoint"},
+		{in: "s3://b?style=dns", err: "style"},
+		{in: "s3://b?secret=x", err: "unknown parameter"},
+	} {
+		got, err := ParseURL(c.in)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("ParseURL(%q) = %v, want an error with %q", c.in, err, c.err)
+			}
+			continue
+		}
+		if err != nil || got != c.want {
+			t.Errorf("ParseURL(%q) = %+v, %v; want %+v", c.in, got, err, c.want)
+		}
+	}
+}
+
+func TestLoadRecipients(t *testing.T) {
+	id, _ := age.GenerateX25519Identity()
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	ssh := "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHsKLqeplhpW+uObz5dvMgjz1OxfM/XXUB+VHtZ6isGN op@host"
+	recs, err := LoadRecipients(write("ok", "# operators\n\n"+id.Recipient().String()+"\n"+ssh+"\n"))
+	if err != nil || len(recs) != 2 {
+		t.Fatalf("LoadRecipients = %d recipients, %v", len(recs), err)
+	}
+	for name, c := range map[string]struct{ body, err string }{
+		"empty":   {"# nothing\n", "no public key"},
+		"garbage": {"hello\n", "line 1"},
+		"private": {id.String() + "\n", "private key"},
+		"badage":  {"age1notakey\n", "line 1"},
+	} {
+		_, err := LoadRecipients(write(name, c.body))
+		if err == nil || !strings.Contains(err.Error(), c.err) {
+			t.Errorf("%s: %v, want %q", name, err, c.err)
+		}
+		if err != nil && strings.Contains(err.Error(), "AGE-SECRET-KEY") {
+			t.Errorf("%s: the error shows the key: %v", name, err)
+		}
+	}
+	if _, err := LoadRecipients(""); err == nil || !strings.Contains(err.Error(), "VULCAN_OFFSITE_RECIPIENTS_FILE") {
+		t.Errorf("no file: %v", err)
+	}
+	if _, err := LoadRecipients(filepath.Join(dir, "absent")); err == nil {
+		t.Error("a missing file loaded")
+	}
+	ids, err := LoadIdentities(write("id", "# key\n"+id.String()+"\n"))
+	if err != nil || len(ids) != 1 {
+		t.Fatalf("LoadIdentities = %v, %v", ids, err)
+	}
+}
+
+func TestOpenSaysWhatIsWrongWithTheStore(t *testing.T) {
+	s3 := testutil.StartS3(t)
+	bucket := s3.Bucket(t, false)
+	good := Credentials{AccessKey: s3.Access, SecretKey: s3.Secret}
+	loc, err := ParseURL(s3.URL(bucket, "p"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := Open(ctx, loc, good); err != nil {
+		t.Fatalf("good store: %v", err)
+	}
+	var cfg *ConfigError
+	if _, err := Open(ctx, loc, Credentials{AccessKey: s3.Access, SecretKey: "wrong"}); !errors.As(err, &cfg) || !strings.Contains(err.Error(), "SignatureDoesNotMatch") {
+		t.Errorf("wrong secret: %v", err)
+	}
+	if _, err := Open(ctx, loc, Credentials{AccessKey: "nobody", SecretKey: "x"}); !errors.As(err, &cfg) {
+		t.Errorf("unknown key: %v", err)
+	}
+	missing := loc
+	missing.Bucket = "no-such-bucket"
+	if _, err := Open(ctx, missing, good); !errors.As(err, &cfg) || !strings.Contains(err.Error(), "does not exist") {
+		t.Errorf("missing bucket: %v", err)
+	}
+	caLoc := loc
+	caLoc.CAFile = filepath.Join(t.TempDir(), "ca.pem")
+	os.WriteFile(caLoc.CAFile, []byte("not a certificate"), 0o600) // #nosec G104 -- checked by the Open below
+	if _, err := Open(ctx, caLoc, good); !errors.As(err, &cfg) || !strings.Contains(err.Error(), "no PEM certificate") {
+		t.Errorf("bad CA: %v", err)
+	}
+	s3.Stop()
+	_, err = Open(ctx, loc, good)
+	if err == nil || errors.As(err, &cfg) || !strings.Contains(err.Error(), loc.Endpoint) {
+		t.Errorf("unreachable endpoint: %v (want a retryable error naming the endpoint)", err)
+	}
+}
