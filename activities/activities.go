@@ -71,6 +71,8 @@ type Activities struct {
 	// Temporal answers whether a lock holder still runs; nil means every
 	// other holder is taken to be running.
 	Temporal client.Client
+	// Offsite is the off-site store; nil means no off-site copies.
+	Offsite *Offsite
 	// ToolVersion goes into every manifest.
 	ToolVersion string
 	// Metrics records Prometheus metrics; nil records nothing.
@@ -129,6 +131,7 @@ func (a *Activities) Register(r interface {
 		workflows.DrillVerifyActivity:      a.DrillVerify,
 		workflows.DrillCleanActivity:       a.DrillClean,
 		workflows.DrillReportActivity:      a.DrillReport,
+		workflows.CopyOffsiteActivity:      a.CopyOffsite,
 	} {
 		r.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 	}

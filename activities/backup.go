@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"time"
 
 	"go.temporal.io/api/operatorservice/v1"
@@ -292,7 +293,9 @@ func (a *Activities) VerifyBackup(ctx context.Context, plan workflows.BackupPlan
 func (a *Activities) CommitBackup(ctx context.Context, plan workflows.BackupPlan) (workflows.BackupResult, error) {
 	final := a.Backups.ManifestPath(plan.ID)
 	if m, err := a.manifests.Read(final); err == nil && m.RunID == plan.RunID {
-		return a.result(m), nil // committed by an earlier attempt
+		res := a.result(m) // committed by an earlier attempt
+		res.OffsitePending = a.Offsite != nil && m.Kind != manifest.KindEmergency
+		return res, nil
 	}
 	m, err := a.manifests.Read(a.Backups.PendingManifestPath(plan.ID))
 	if err != nil {
@@ -310,6 +313,14 @@ func (a *Activities) CommitBackup(ctx context.Context, plan workflows.BackupPlan
 	if err := commitOnce(a.Backups.TempArchivePath(plan.ID), a.Backups.ArchivePath(plan.ID), m.Archive.Size); err != nil {
 		return workflows.BackupResult{}, classify(fmt.Errorf("commit archive: %w", err))
 	}
+	// Marked before the manifest makes the backup exist, so that no
+	// committed backup is ever left out of the off-site copies.
+	offsitePending := a.Offsite != nil && m.Kind != manifest.KindEmergency
+	if offsitePending {
+		if err := a.Backups.MarkOffsitePending(m.ID); err != nil {
+			return workflows.BackupResult{}, classify(err)
+		}
+	}
 	if err := manifest.Write(final, m); err != nil {
 		return workflows.BackupResult{}, classify(err)
 	}
@@ -317,6 +328,7 @@ func (a *Activities) CommitBackup(ctx context.Context, plan workflows.BackupPlan
 	_ = os.Remove(a.dumpMetaPath(plan.ID))
 	a.log(ctx).Info("backup committed", "id", m.ID, "kind", m.Kind, "archive", a.Backups.ArchivePath(m.ID), "bytes", m.Archive.Size)
 	res := a.result(m)
+	res.OffsitePending = offsitePending
 	a.Metrics.BackupSucceeded(string(m.Kind), m.CreatedAt, time.Duration(m.DurationSec*float64(time.Second)), m.Archive.Size, res.Files)
 	return res, nil
 }
@@ -381,7 +393,20 @@ func (a *Activities) ApplyRetention(ctx context.Context, in workflows.RetentionI
 	for _, b := range keep {
 		out.Kept = append(out.Kept, b.ID)
 	}
+	// A backup whose off-site copy has not completed is kept: it may be the
+	// only copy the remote is still to receive.
+	pending, err := a.Backups.OffsitePending()
+	if err != nil {
+		return out, classify(err)
+	}
 	for _, b := range remove {
+		if slices.Contains(pending, b.ID) {
+			out.Kept = append(out.Kept, b.ID)
+			w := fmt.Sprintf("kept backup %s past retention: its off-site copy has not completed", b.ID)
+			out.Warnings = append(out.Warnings, w)
+			a.log(ctx).Warn("retention kept backup", "id", b.ID, "reason", "off-site copy pending")
+			continue
+		}
 		if !in.DryRun {
 			if err := a.Backups.Delete(b.ID); err != nil {
 				return out, classify(err)

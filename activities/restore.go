@@ -30,10 +30,14 @@ import (
 // worker): it finds the archive and its manifest, reads the whole archive
 // against the manifest (hash of the archive, of every entry, safety of every
 // entry), checks free space for staging and that the database answers. It
-// changes nothing.
+// changes nothing but this: a backup only in the off-site store is fetched
+// into the backup directory first.
 func (a *Activities) ValidateArchive(ctx context.Context, in workflows.RestoreInput) (workflows.RestorePlan, error) {
 	hb := startHeartbeat(ctx)
 	defer hb.end()
+	if err := a.fetchIfRemote(ctx, hb, in.Archive); err != nil {
+		return workflows.RestorePlan{}, err
+	}
 	plan, m, err := a.readPlan(in.Archive)
 	if err != nil {
 		return workflows.RestorePlan{}, err
@@ -48,12 +52,16 @@ func (a *Activities) ValidateArchive(ctx context.Context, in workflows.RestoreIn
 // ValidateAndStage is step 1 of a restore that goes ahead. It makes the same
 // checks as ValidateArchive, and reads the archive against the manifest by
 // extracting it into the restore's staging directory: one pass over the
-// archive both proves it sound and prepares step 4. Nothing in place is
+// archive both proves it sound and prepares step 4. A backup only in the
+// off-site store is fetched into the backup directory first. Nothing in place is
 // touched; on failure the workflow discards the staging directory. A retry
 // after a complete extraction of the same backup reuses it.
 func (a *Activities) ValidateAndStage(ctx context.Context, in workflows.StageInput) (workflows.StagedPlan, error) {
 	hb := startHeartbeat(ctx)
 	defer hb.end()
+	if err := a.fetchIfRemote(ctx, hb, in.Archive); err != nil {
+		return workflows.StagedPlan{}, err
+	}
 	plan, m, err := a.readPlan(in.Archive)
 	if err != nil {
 		return workflows.StagedPlan{}, err

@@ -32,6 +32,7 @@ import (
 	"github.com/project-vulcan/vulcan-backup/internal/config"
 	"github.com/project-vulcan/vulcan-backup/internal/metrics"
 	"github.com/project-vulcan/vulcan-backup/internal/notify"
+	"github.com/project-vulcan/vulcan-backup/internal/offsite"
 	"github.com/project-vulcan/vulcan-backup/internal/pgdump"
 	"github.com/project-vulcan/vulcan-backup/internal/services"
 	"github.com/project-vulcan/vulcan-backup/internal/store"
@@ -154,6 +155,9 @@ func run() error {
 		return err
 	}
 	acts.NotifyOnSuccess = cfg.NotifyOnSuccess
+	if acts.Offsite, err = startOffsite(ctx, cfg, *stateDir, log); err != nil {
+		return err
+	}
 	seedMetrics(m, acts.Backups)
 	w := worker.New(c, cfg.TaskQueue, workerOptions())
 	Register(w, acts)
@@ -289,6 +293,41 @@ func seedMetrics(m *metrics.Metrics, dir store.Dir) {
 			break
 		}
 	}
+	if last, _ := dir.LastOffsite(); last != nil {
+		m.KnownOffsite(last.CopiedAt)
+	}
+}
+
+// startOffsite reads the off-site settings and checks the store once: a
+// URL, key file or credentials that are wrong, or a bucket that is not
+// there, stop the worker with the reason; a store that does not answer is
+// a warning (the copies retry, pending, and say so).
+func startOffsite(ctx context.Context, cfg config.Config, stateDir string, log *slog.Logger) (*activities.Offsite, error) {
+	o, err := activities.NewOffsite(cfg, filepath.Join(stateDir, "offsite-name-key.json"))
+	if err != nil {
+		return nil, fmt.Errorf("off-site store: %w", err)
+	}
+	if o == nil {
+		log.Warn(config.EnvOffsiteURL + " is not set: backups stay on this host only, with no off-site copy")
+		return nil, nil
+	}
+	if err := o.NeedRecipients(); err != nil {
+		return nil, fmt.Errorf("off-site store: %w", err)
+	}
+	octx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	b, err := o.Open(octx)
+	var cfgErr *offsite.ConfigError
+	switch {
+	case errors.As(err, &cfgErr):
+		return nil, fmt.Errorf("off-site store %s: %w", o.Location, err)
+	case err != nil:
+		log.Warn("off-site store does not answer: copies will retry, pending", "location", o.Location.String(), "error", err)
+	default:
+		log.Info("off-site copies on", "location", b.Location().String(), "recipients", len(o.Recipients),
+			"identity", len(o.Identities) > 0, "parallel", o.Parallel, "limit_bytes_per_second", o.Limit)
+	}
+	return o, nil
 }
 
 // Register registers the workflows and activities on w.
@@ -298,6 +337,7 @@ func Register(w worker.Registry, a *activities.Activities) {
 	w.RegisterWorkflowWithOptions(workflows.CleanupWorkflow, workflow.RegisterOptions{Name: workflows.CleanupWorkflowName})
 	w.RegisterWorkflowWithOptions(workflows.RestoreCleanupWorkflow, workflow.RegisterOptions{Name: workflows.RestoreCleanupWorkflowName})
 	w.RegisterWorkflowWithOptions(workflows.RestoreDrillWorkflow, workflow.RegisterOptions{Name: workflows.RestoreDrillWorkflowName})
+	w.RegisterWorkflowWithOptions(workflows.OffsiteCopyWorkflow, workflow.RegisterOptions{Name: workflows.OffsiteCopyWorkflowName})
 	a.Register(w)
 }
 

@@ -129,6 +129,12 @@ func (b *backup) run(ctx workflow.Context) (*BackupResult, error) {
 		return nil, wrap(fmt.Sprintf("commit backup %s", b.plan.ID), err)
 	}
 
+	// The off-site copy starts before retention, which keeps the backups it
+	// is still to copy.
+	if res.OffsitePending && workflow.GetVersion(ctx, "offsite-copy", workflow.DefaultVersion, 1) == 1 {
+		res.OffsiteWorkflow = startOffsite(ctx, b.plan.ID)
+	}
+
 	// An emergency backup belongs to its restore: pruning then could delete
 	// the backup being restored, so only regular backups apply retention.
 	if b.in.Kind != KindEmergency {

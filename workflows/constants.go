@@ -28,12 +28,17 @@ const (
 	// RestoreDrillWorkflowName restores a backup into scratch space to
 	// prove it restores, and times it.
 	RestoreDrillWorkflowName = "RestoreDrillWorkflow"
+	// OffsiteCopyWorkflowName copies committed backups to the off-site
+	// store, without the operation lock.
+	OffsiteCopyWorkflowName = "OffsiteCopyWorkflow"
 
 	// Workflow id prefixes used by the starter: <prefix>-<UTC stamp>.
 	BackupIDPrefix  = "vulcan-backup"
 	RestoreIDPrefix = "vulcan-restore"
 	CleanupIDPrefix = "vulcan-cleanup"
 	DrillIDPrefix   = "vulcan-drill"
+	// OffsiteIDPrefix-<backup id> is the off-site copy of a backup.
+	OffsiteIDPrefix = "vulcan-offsite"
 )
 
 // Backup kinds (the manifest's kind field).
@@ -78,6 +83,7 @@ const (
 	DrillRestoreActivity     = "DrillRestore"
 	DrillVerifyActivity      = "DrillVerify"
 	DrillCleanActivity       = "DrillClean"
+	CopyOffsiteActivity      = "CopyOffsite"
 	DrillReportActivity      = "DrillReport"
 )
 
@@ -91,17 +97,21 @@ var AllActivities = []string{
 	RollbackStorageActivity, RollbackDatabaseActivity, StageDatabaseActivity, DiscardStagingActivity,
 	ValidateAndStageActivity, AnalyzeRestoredActivity, PrepareUndoActivity, FreeRestoreIDActivity,
 	DrillPrepareActivity, DrillRestoreActivity, DrillVerifyActivity, DrillCleanActivity, DrillReportActivity,
+	CopyOffsiteActivity,
 }
 
 // Application error types: the starter maps them to exit codes and messages.
 const (
-	ErrTypeIntegrity  = "IntegrityError" // checksum, truncated, unsafe or unexpected entry
-	ErrTypeBadInput   = "BadInput"       // wrong path, missing manifest, bad configuration
-	ErrTypeBusy       = "OperationBusy"  // another backup or restore runs
-	ErrTypeNoSpace    = "InsufficientSpace"
-	ErrTypeDatabase   = "DatabaseError"
-	ErrTypeServices   = "ServiceError"
-	ErrTypeVerify     = "VerificationFailed"
+	ErrTypeIntegrity = "IntegrityError" // checksum, truncated, unsafe or unexpected entry
+	ErrTypeBadInput  = "BadInput"       // wrong path, missing manifest, bad configuration
+	ErrTypeBusy      = "OperationBusy"  // another backup or restore runs
+	ErrTypeNoSpace   = "InsufficientSpace"
+	ErrTypeDatabase  = "DatabaseError"
+	ErrTypeServices  = "ServiceError"
+	ErrTypeVerify    = "VerificationFailed"
+	// ErrTypeOffsite is an off-site store that refuses (credentials, a
+	// missing bucket): retried, pending, while an operator fixes it.
+	ErrTypeOffsite    = "OffsiteStoreError"
 	ErrTypeRolledBack = "RestoreRolledBack"
 	// ErrTypeRollbackIncomplete: a restore's rollback stopped at a failure;
 	// the data may be mixed and an operator must look.

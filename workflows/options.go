@@ -35,6 +35,9 @@ var (
 	// tidying: a clean-up that must not give up while what it removes is
 	// in use (an undo holds it back); it stays pending, retried.
 	tidying = budget{attempt: 6 * time.Hour, heartbeat: true, maxWait: 10 * time.Minute}
+	// uploading: an off-site copy, which may take hours over a slow link
+	// and waits minutes between attempts for a store to come back.
+	uploading = budget{attempt: 24 * time.Hour, heartbeat: true, attempts: 10, maxWait: 5 * time.Minute}
 	// controller: stopping and starting services, which may wait for health.
 	controller = budget{attempt: 10 * time.Minute, heartbeat: true, attempts: 5, maxWait: 30 * time.Second}
 )
@@ -69,6 +72,7 @@ var budgets = map[string]budget{
 	DrillVerifyActivity:      moving(2),
 	DrillCleanActivity:       moving(5),
 	DrillReportActivity:      bookkeeping,
+	CopyOffsiteActivity:      uploading,
 	AnalyzeRestoredActivity:  postgres,
 	StopServicesActivity:     controller,
 	StartServicesActivity:    controller,

@@ -68,6 +68,7 @@ func register(env *testsuite.TestWorkflowEnvironment) {
 	env.RegisterWorkflowWithOptions(wf.RestoreWorkflow, workflow.RegisterOptions{Name: wf.RestoreWorkflowName})
 	env.RegisterWorkflowWithOptions(wf.CleanupWorkflow, workflow.RegisterOptions{Name: wf.CleanupWorkflowName})
 	env.RegisterWorkflowWithOptions(wf.RestoreCleanupWorkflow, workflow.RegisterOptions{Name: wf.RestoreCleanupWorkflowName})
+	env.RegisterWorkflowWithOptions(wf.OffsiteCopyWorkflow, workflow.RegisterOptions{Name: wf.OffsiteCopyWorkflowName})
 	for name, fn := range map[string]any{
 		wf.AcquireLockActivity: stubLock, wf.ReleaseLockActivity: stubRelease,
 		wf.ValidateArchiveActivity: stubValidate, wf.ValidateAndStageActivity: stubValidateAndStage,
@@ -81,7 +82,7 @@ func register(env *testsuite.TestWorkflowEnvironment) {
 		wf.ListForBackupActivity: stubRunning, wf.StopForBackupActivity: stubServices, wf.StartAfterBackupActivity: stubServices,
 		wf.ReportOutcomeActivity: stubReport,
 		wf.StageDatabaseActivity: stubDatabase, wf.DiscardStagingActivity: stubFinish,
-		wf.FreeRestoreIDActivity: stubFreeID,
+		wf.FreeRestoreIDActivity: stubFreeID, wf.CopyOffsiteActivity: stubCopyOffsite,
 	} {
 		env.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 	}

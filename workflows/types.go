@@ -99,6 +99,32 @@ type BackupResult struct {
 	ReusedFrom  string `json:"reused_from,omitempty"`
 	// RetentionError is set when the backup was committed but retention failed.
 	RetentionError string `json:"retention_error,omitempty"`
+	// OffsitePending says the backup is marked to be copied off-site;
+	// OffsiteWorkflow is the workflow that copies it.
+	OffsitePending  bool   `json:"offsite_pending,omitempty"`
+	OffsiteWorkflow string `json:"offsite_workflow,omitempty"`
+}
+
+// OffsiteInput starts an off-site copy of a backup (and of every earlier
+// one still marked pending).
+type OffsiteInput struct {
+	BackupID string `json:"backup_id"`
+	// RetryWindow is how long a store that refuses or does not answer is
+	// retried, pending (the backup's grant).
+	RetryWindow time.Duration `json:"retry_window,omitempty"`
+}
+
+// OffsiteResult is what an off-site copy did.
+type OffsiteResult struct {
+	// Copied are the backups whose copy completed, oldest first.
+	Copied   []string `json:"copied"`
+	Location string   `json:"location"`
+	Objects  int      `json:"objects"`
+	Uploaded int      `json:"uploaded"`
+	// SentBytes and DedupedBytes are archive bytes uploaded and found in
+	// the store already.
+	SentBytes    int64 `json:"sent_bytes"`
+	DedupedBytes int64 `json:"deduped_bytes"`
 }
 
 // RetentionInput runs retention.

@@ -65,6 +65,18 @@ type Config struct {
 	UIURL                  string
 	DockerStopTimeout      time.Duration
 	SystemdUnits           []string
+
+	// OffsiteURL is the off-site store (s3://bucket/prefix?...); "" means
+	// no off-site copies.
+	OffsiteURL string
+	// OffsiteRecipientsFile holds the age public keys copies are encrypted
+	// to; OffsiteIdentityFile the private key a restore or verify from the
+	// store needs.
+	OffsiteRecipientsFile, OffsiteIdentityFile string
+	// OffsiteParallel is how many objects move at once; OffsiteLimit the
+	// upload rate in bytes a second (0: none).
+	OffsiteParallel int
+	OffsiteLimit    int64
 }
 
 // Environment variable names.
@@ -104,6 +116,12 @@ const (
 	EnvNotifyURL       = "VULCAN_NOTIFY_URL"
 	EnvNotifyOnSuccess = "VULCAN_NOTIFY_ON_SUCCESS"
 	EnvUIURL           = "VULCAN_UI_URL"
+
+	EnvOffsiteURL        = "VULCAN_OFFSITE_URL"
+	EnvOffsiteRecipients = "VULCAN_OFFSITE_RECIPIENTS_FILE"
+	EnvOffsiteIdentity   = "VULCAN_OFFSITE_IDENTITY_FILE"
+	EnvOffsiteParallel   = "VULCAN_OFFSITE_PARALLEL"
+	EnvOffsiteLimit      = "VULCAN_OFFSITE_LIMIT"
 )
 
 // FromEnv reads the configuration from the environment, with defaults.
@@ -129,6 +147,10 @@ func FromEnv() (Config, error) {
 		APITokenFile:    os.Getenv(EnvAPITokenFile),
 		NotifyURLs:      os.Getenv(EnvNotifyURL),
 		UIURL:           os.Getenv(EnvUIURL),
+
+		OffsiteURL:            os.Getenv(EnvOffsiteURL),
+		OffsiteRecipientsFile: os.Getenv(EnvOffsiteRecipients),
+		OffsiteIdentityFile:   os.Getenv(EnvOffsiteIdentity),
 	}
 	if v, ok := os.LookupEnv(EnvAPIAddr); ok {
 		c.APIAddr = v // empty turns the API off
@@ -189,6 +211,15 @@ func FromEnv() (Config, error) {
 		return c, err
 	}
 	if c.DockerStopTimeout, err = durationEnv(EnvDockerStop, 30*time.Second); err != nil {
+		return c, err
+	}
+	if c.OffsiteParallel, err = intEnv(EnvOffsiteParallel, 4); err != nil {
+		return c, err
+	}
+	if c.OffsiteParallel < 1 || c.OffsiteParallel > 64 {
+		return c, fmt.Errorf("%s=%d: want 1 to 64 objects at once", EnvOffsiteParallel, c.OffsiteParallel)
+	}
+	if c.OffsiteLimit, err = bytesEnv(EnvOffsiteLimit); err != nil {
 		return c, err
 	}
 	return c, nil
@@ -261,6 +292,32 @@ func intEnv(key string, def int) (int, error) {
 		return 0, fmt.Errorf("%s=%q: not a number", key, v)
 	}
 	return n, nil
+}
+
+// bytesEnv reads a rate in bytes a second: a number with an optional k, M
+// or G suffix (powers of 1024); unset or 0 is no limit.
+func bytesEnv(key string) (int64, error) {
+	v := strings.TrimSpace(os.Getenv(key))
+	if v == "" {
+		return 0, nil
+	}
+	mult := int64(1)
+	switch {
+	case strings.HasSuffix(v, "k"), strings.HasSuffix(v, "K"):
+		mult = 1 << 10
+	case strings.HasSuffix(v, "M"):
+		mult = 1 << 20
+	case strings.HasSuffix(v, "G"):
+		mult = 1 << 30
+	}
+	if mult > 1 {
+		v = v[:len(v)-1]
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("%s=%q: want bytes a second, such as 10M (0 or unset: no limit)", key, os.Getenv(key))
+	}
+	return n * mult, nil
 }
 
 // daysEnv is durationEnv that also takes a number of days, such as 30d.

@@ -99,3 +99,30 @@ func TestFullEvery(t *testing.T) {
 		}
 	}
 }
+
+func TestOffsiteSettings(t *testing.T) {
+	t.Setenv(EnvOffsiteParallel, "")
+	t.Setenv(EnvOffsiteLimit, "")
+	if c, err := FromEnv(); err != nil || c.OffsiteParallel != 4 || c.OffsiteLimit != 0 {
+		t.Fatalf("defaults: parallel %d, limit %d (%v)", c.OffsiteParallel, c.OffsiteLimit, err)
+	}
+	for v, want := range map[string]int64{"0": 0, "1000": 1000, "10k": 10 << 10, "5M": 5 << 20, "1G": 1 << 30} {
+		t.Setenv(EnvOffsiteLimit, v)
+		if c, err := FromEnv(); err != nil || c.OffsiteLimit != want {
+			t.Errorf("limit %s: %d (%v), want %d", v, c.OffsiteLimit, err, want)
+		}
+	}
+	for _, v := range []string{"-1", "fast", "10MB", "M", "99999999999G"} {
+		t.Setenv(EnvOffsiteLimit, v)
+		if _, err := FromEnv(); err == nil || !strings.Contains(err.Error(), EnvOffsiteLimit) {
+			t.Errorf("limit %s: %v, want an error naming %s", v, err, EnvOffsiteLimit)
+		}
+	}
+	t.Setenv(EnvOffsiteLimit, "")
+	for _, v := range []string{"0", "65", "many"} {
+		t.Setenv(EnvOffsiteParallel, v)
+		if _, err := FromEnv(); err == nil || !strings.Contains(err.Error(), EnvOffsiteParallel) {
+			t.Errorf("parallel %s: %v, want an error naming %s", v, err, EnvOffsiteParallel)
+		}
+	}
+}

@@ -26,6 +26,9 @@ type Metrics struct {
 	incomplete      prometheus.Counter
 	drillSuccess    prometheus.Gauge
 	drillPhase      *prometheus.GaugeVec
+	offsiteSuccess  prometheus.Gauge
+	offsiteBytes    *prometheus.CounterVec
+	offsiteObjects  prometheus.Counter
 }
 
 // New registers the collectors (and the Go and process collectors) on a
@@ -66,9 +69,18 @@ func New() *Metrics {
 		drillPhase: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "vulcan_restore_drill_duration_seconds", Help: "Duration of each phase of the last restore drill, and its total.",
 		}, []string{"phase"}),
+		offsiteSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "vulcan_offsite_last_success_timestamp_seconds", Help: "Unix time of the last off-site copy that completed.",
+		}),
+		offsiteBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vulcan_offsite_bytes_total", Help: "Archive bytes of off-site copies: uploaded, or deduplicated (the store held them already).",
+		}, []string{"result"}),
+		offsiteObjects: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vulcan_offsite_objects_uploaded_total", Help: "Objects uploaded to the off-site store.",
+		}),
 	}
 	reg.MustRegister(m.lastSuccess, m.backupDuration, m.backupSize, m.backupFiles, m.failures, m.restoreDuration, m.retained, m.incomplete,
-		m.drillSuccess, m.drillPhase,
+		m.drillSuccess, m.drillPhase, m.offsiteSuccess, m.offsiteBytes, m.offsiteObjects,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -151,6 +163,28 @@ func (m *Metrics) KnownDrill(at time.Time) {
 	}
 	if at.Unix() > int64(gaugeValue(m.drillSuccess)) {
 		m.drillSuccess.Set(float64(at.Unix()))
+	}
+}
+
+// OffsiteCopied records a completed off-site copy.
+func (m *Metrics) OffsiteCopied(at time.Time, sent, deduped int64, uploaded int) {
+	if m == nil {
+		return
+	}
+	m.offsiteSuccess.Set(float64(at.Unix()))
+	m.offsiteBytes.WithLabelValues("uploaded").Add(float64(sent))
+	m.offsiteBytes.WithLabelValues("deduplicated").Add(float64(deduped))
+	m.offsiteObjects.Add(float64(uploaded))
+}
+
+// KnownOffsite seeds the last-success gauge from the record of the last
+// copy found on disk at start-up.
+func (m *Metrics) KnownOffsite(at time.Time) {
+	if m == nil {
+		return
+	}
+	if at.Unix() > int64(gaugeValue(m.offsiteSuccess)) {
+		m.offsiteSuccess.Set(float64(at.Unix()))
 	}
 }
 

@@ -156,6 +156,12 @@ func (b *Bucket) wrap(what string, err error) error {
 	return fmt.Errorf("off-site store %s: %s: %w", b.loc, what, err)
 }
 
+// Locked reports whether the bucket has Object Lock enabled.
+func (b *Bucket) Locked(ctx context.Context) bool {
+	enabled, _, _, _, err := b.c.GetObjectLockConfig(ctx, b.loc.Bucket)
+	return err == nil && enabled == "Enabled"
+}
+
 // Put writes body as the object key (relative to the prefix). With a
 // non-zero retain, the object is locked (governance mode) until then.
 func (b *Bucket) Put(ctx context.Context, key string, body []byte, retain time.Time) error {

@@ -46,6 +46,9 @@ type CopyProgress struct {
 	DedupedBytes int64 `json:"deduped_bytes"` // plain bytes the bucket held already
 }
 
+// ErrLocalDamaged is a local backup that no longer matches its manifest.
+var ErrLocalDamaged = errors.New("the local backup is damaged")
+
 // IndexKey and ManifestKey are where a backup's index and manifest go.
 func IndexKey(id string) string    { return "backups/" + id + "/index.age" }
 func ManifestKey(id string) string { return "backups/" + id + "/manifest.age" }
@@ -130,7 +133,7 @@ func (c *Copier) Copy(ctx context.Context, dir store.Dir, id string) (CopyProgre
 				return fmt.Errorf("off-site copy of %s: read member at %d: %w", id, o.Offset, err)
 			}
 			if sum := sha256.Sum256(plain); hex.EncodeToString(sum[:]) != o.SHA256 {
-				return fmt.Errorf("off-site copy of %s: the local archive's member at %d (%d bytes) no longer has its recorded sha256: the local backup is damaged; not copied", id, o.Offset, o.Length)
+				return fmt.Errorf("%w: off-site copy of %s: the local archive's member at %d (%d bytes) no longer has its recorded sha256; not copied", ErrLocalDamaged, id, o.Offset, o.Length)
 			}
 			if err := c.put(gctx, limiter, o.Key, plain); err != nil {
 				return err
