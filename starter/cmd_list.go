@@ -11,14 +11,23 @@ import (
 )
 
 func newListCommand(g *globalOptions) *cobra.Command {
-	return &cobra.Command{
-		Use:   "list",
-		Short: "List the backups in the backup directory (works without Temporal)",
-		Args:  cobra.NoArgs,
+	var remote bool
+	cmd := &cobra.Command{
+		Use:   "list [--remote]",
+		Short: "List the backups in the backup directory, or in the off-site store (works without Temporal)",
+		Long: `List the backups in the backup directory. With --remote, list the backups whose
+off-site copy completed (VULCAN_OFFSITE_URL), and whether each is also here; no
+private key is needed for that.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if remote {
+				return runListRemote(cmd.Context(), g)
+			}
 			return runList(cmd.Context(), g)
 		},
 	}
+	cmd.Flags().BoolVar(&remote, "remote", false, "list the off-site store instead")
+	return cmd
 }
 
 func runList(_ context.Context, g *globalOptions) error {

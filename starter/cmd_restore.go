@@ -31,7 +31,9 @@ puts the previous data back and starts the services again. Ctrl-C asks whether t
 cancel the restore (it is then rolled back) or only to stop following it.
 
 <archive> is a path (relative to the root), a file name in the backup directory, or a
-backup id (YYYYMMDD_HHMMSS).
+backup id (YYYYMMDD_HHMMSS). A backup id that is only in the off-site store
+(VULCAN_OFFSITE_URL) is downloaded in step 1 into the backup directory, checked
+whole against its manifest, and then restored as any other.
 
 --undo <restore-id> undoes a verified restore within its undo window
 (VULCAN_UNDO_WINDOW): the storage and database it replaced are swapped back,

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -10,7 +11,9 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/project-vulcan/vulcan-backup/control"
+	"github.com/project-vulcan/vulcan-backup/internal/config"
 	"github.com/project-vulcan/vulcan-backup/internal/lock"
+	"github.com/project-vulcan/vulcan-backup/internal/offsite"
 	"github.com/project-vulcan/vulcan-backup/internal/store"
 	"github.com/project-vulcan/vulcan-backup/workflows"
 )
@@ -51,6 +54,11 @@ type statusReport struct {
 	LatestCreated  *time.Time   `json:"latest_created,omitempty"`
 	LatestVerified bool         `json:"latest_verified"`
 	LastDrill      *store.Drill `json:"last_drill,omitempty"`
+	// Offsite is the off-site store, or "off"; LastOffsite its last
+	// completed copy and OffsitePending the backups still to be copied.
+	Offsite        string             `json:"offsite"`
+	LastOffsite    *store.OffsiteCopy `json:"last_offsite,omitempty"`
+	OffsitePending []string           `json:"offsite_pending,omitempty"`
 }
 
 func runStatus(ctx context.Context, g *globalOptions) error {
@@ -71,6 +79,12 @@ func runStatus(ctx context.Context, g *globalOptions) error {
 	if drills, err := dir.Drills(); err == nil && len(drills) > 0 {
 		r.LastDrill = &drills[0]
 	}
+	r.Offsite = "off (" + config.EnvOffsiteURL + " is not set)"
+	if loc, err := offsite.ParseURL(g.cfg.OffsiteURL); g.cfg.OffsiteURL != "" && err == nil {
+		r.Offsite = loc.String()
+	}
+	r.LastOffsite, _ = dir.LastOffsite()
+	r.OffsitePending, _ = dir.OffsitePending()
 	if h, err := lock.Current(dir.Path); err == nil && h != nil {
 		r.Lock = h
 	}
@@ -121,6 +135,14 @@ func runStatus(ctx context.Context, g *globalOptions) error {
 			}
 			fmt.Fprintf(g.out, "drill:     %s of backup %s, %s ago, %.0f s, %s\n", d.DrillID, d.BackupID, time.Since(d.StartedAt).Round(time.Minute), d.TotalS, verdict)
 		}
+		fmt.Fprintf(g.out, "off-site:  %s\n", r.Offsite)
+		if c := r.LastOffsite; c != nil {
+			fmt.Fprintf(g.out, "           last copy: backup %s, %s ago, %d objects (%d uploaded, %s sent, %s already there)\n", c.ID,
+				time.Since(c.CopiedAt).Round(time.Minute), c.Objects, c.Uploaded, humanBytes(c.SentBytes), humanBytes(c.DedupedBytes))
+		}
+		if len(r.OffsitePending) > 0 {
+			fmt.Fprintf(g.out, "           still to copy: %s\n", strings.Join(r.OffsitePending, ", "))
+		}
 	}
 	if derr != nil {
 		return derr
@@ -151,7 +173,7 @@ func statusTemporal(ctx context.Context, g *globalOptions, c client.Client, r *s
 	}
 	for _, e := range resp.GetExecutions() {
 		switch e.GetType().GetName() {
-		case workflows.BackupWorkflowName, workflows.RestoreWorkflowName, workflows.CleanupWorkflowName:
+		case workflows.BackupWorkflowName, workflows.RestoreWorkflowName, workflows.CleanupWorkflowName, workflows.OffsiteCopyWorkflowName:
 			r.Running = append(r.Running, fmt.Sprintf("%s %s (since %s)", e.GetType().GetName(), e.GetExecution().GetWorkflowId(),
 				e.GetStartTime().AsTime().UTC().Format(time.RFC3339)))
 			if p, err := control.QueryProgress(ctx, c, e.GetExecution().GetWorkflowId(), e.GetExecution().GetRunId()); err == nil &&

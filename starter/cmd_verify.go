@@ -15,17 +15,36 @@ import (
 )
 
 func newVerifyCommand(g *globalOptions) *cobra.Command {
-	return &cobra.Command{
-		Use:   "verify <archive>",
-		Short: "Check an archive against its manifest (works without Temporal)",
+	var remote bool
+	var sample float64
+	cmd := &cobra.Command{
+		Use:   "verify <archive> | verify --remote <id> [--sample P]",
+		Short: "Check an archive against its manifest, here or in the off-site store (works without Temporal)",
 		Long: `Read the whole archive and check it against its manifest: the archive's SHA-256 and
 size, every entry's SHA-256 and size, no unsafe or unexpected entry, nothing missing;
-and the standalone database dump, if present. Exit status 3 when it does not match.`,
-		Args: exactArgs(1, "verify needs the archive to check"),
+and the standalone database dump, if present. Exit status 3 when it does not match.
+
+--remote <id> checks the backup's off-site copy instead: its index and manifest,
+and every object (or, with --sample P, a random share P of them, between 0 and 1),
+downloaded, decrypted with VULCAN_OFFSITE_IDENTITY_FILE and checked against the
+index. Every damaged or missing object is named. Nothing is written.`,
+		Args: exactArgs(1, "verify needs the archive (or, with --remote, the backup id) to check"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if cmd.Flags().Changed("sample") && !remote {
+				return usageError{fmt.Errorf("--sample goes with --remote: a local verify reads the whole archive")}
+			}
+			if sample <= 0 || sample > 1 {
+				return usageError{fmt.Errorf("--sample %v: want a share above 0 and at most 1 (0.1 checks a tenth of the objects)", sample)}
+			}
+			if remote {
+				return runVerifyRemote(cmd.Context(), g, args[0], sample)
+			}
 			return runVerify(cmd.Context(), g, args[0])
 		},
 	}
+	cmd.Flags().BoolVar(&remote, "remote", false, "check the off-site copy of backup <id>")
+	cmd.Flags().Float64Var(&sample, "sample", 1, "with --remote: the share of objects to download and check")
+	return cmd
 }
 
 // verifyReport is what `verify --json` prints.

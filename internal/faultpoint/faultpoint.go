@@ -34,4 +34,8 @@ const (
 	// DrillExtracting: a drill has extracted part of the backup into its
 	// scratch root.
 	DrillExtracting = "drill-extracting"
+
+	// OffsiteUploading: an off-site copy has uploaded half of a backup's
+	// objects, and not its index.
+	OffsiteUploading = "offsite-uploading"
 )

@@ -151,7 +151,12 @@ func (b *Bucket) wrap(what string, err error) error {
 	case resp.Code == "NoSuchKey":
 		return fmt.Errorf("%s: %w", what, ErrNotFound)
 	case resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != 408 && resp.StatusCode != 429:
-		return &ConfigError{fmt.Errorf("off-site store %s: %s: %s (%s)", b.loc, what, resp.Code, strings.TrimSuffix(resp.Message, "."))}
+		hint := ""
+		switch resp.Code {
+		case "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "InvalidToken", "ExpiredToken":
+			hint = "; check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY and what they may do in the bucket"
+		}
+		return &ConfigError{fmt.Errorf("off-site store %s: %s: %s (%s)%s", b.loc, what, resp.Code, strings.TrimSuffix(resp.Message, "."), hint)}
 	}
 	return fmt.Errorf("off-site store %s: %s: %w", b.loc, what, err)
 }

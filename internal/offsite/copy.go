@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/time/rate"
 
+	"github.com/project-vulcan/vulcan-backup/internal/faultpoint"
 	"github.com/project-vulcan/vulcan-backup/internal/manifest"
 	"github.com/project-vulcan/vulcan-backup/internal/store"
 )
@@ -103,7 +104,7 @@ func (c *Copier) Copy(ctx context.Context, dir store.Dir, id string) (CopyProgre
 	}
 
 	var mu sync.Mutex
-	report := func(uploaded bool, n int64) {
+	report := func(uploaded bool, n int64) (done int) {
 		mu.Lock()
 		defer mu.Unlock()
 		p.Done++
@@ -116,6 +117,7 @@ func (c *Copier) Copy(ctx context.Context, dir store.Dir, id string) (CopyProgre
 		if c.Progress != nil {
 			c.Progress(p)
 		}
+		return p.Done
 	}
 	limiter := newLimiter(c.Limit)
 	g, gctx := errgroup.WithContext(ctx)
@@ -138,7 +140,9 @@ func (c *Copier) Copy(ctx context.Context, dir store.Dir, id string) (CopyProgre
 			if err := c.put(gctx, limiter, o.Key, plain); err != nil {
 				return err
 			}
-			report(true, o.Length)
+			if report(true, o.Length) >= (len(objs)+1)/2 {
+				faultpoint.Hit(faultpoint.OffsiteUploading)
+			}
 			return nil
 		})
 	}
