@@ -132,6 +132,7 @@ func (a *Activities) Register(r interface {
 		workflows.DrillCleanActivity:       a.DrillClean,
 		workflows.DrillReportActivity:      a.DrillReport,
 		workflows.CopyOffsiteActivity:      a.CopyOffsite,
+		workflows.CollectOffsiteActivity:   a.CollectOffsite,
 	} {
 		r.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 	}

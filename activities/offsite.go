@@ -183,6 +183,9 @@ func (a *Activities) CopyOffsite(ctx context.Context, in workflows.OffsiteInput)
 				}{id, p})
 			}}
 		p, err := c.Copy(ctx, a.Backups, id)
+		if errors.Is(err, offsite.ErrBusy) {
+			return res, temporal.NewApplicationError(err.Error(), workflows.ErrTypeOffsite) // retried: the collection ends soon
+		}
 		if err != nil {
 			return res, offsiteError(err)
 		}
@@ -204,6 +207,45 @@ func (a *Activities) CopyOffsite(ctx context.Context, in workflows.OffsiteInput)
 			"sent_bytes", p.SentBytes, "deduped_bytes", p.DedupedBytes)
 	}
 	return res, nil
+}
+
+// CollectOffsite applies the retention policy to the off-site store and
+// removes the objects no remaining backup refers to. A copy running at the
+// same time makes it step aside (said in the result, not an error); the
+// next copy's collection does the work.
+func (a *Activities) CollectOffsite(ctx context.Context, _ workflows.OffsiteInput) (workflows.CollectResult, error) {
+	hb := startHeartbeat(ctx)
+	defer hb.end()
+	if a.Offsite == nil {
+		return workflows.CollectResult{}, badInput("this worker has no off-site store (VULCAN_OFFSITE_URL is not set)")
+	}
+	o := a.Offsite
+	b, err := o.Open(ctx)
+	if err != nil {
+		return workflows.CollectResult{}, offsiteError(err)
+	}
+	names, err := offsite.LoadNamer(ctx, b, o.Recipients, o.Identities, o.KeyCache)
+	if err != nil {
+		return workflows.CollectResult{}, offsiteError(err)
+	}
+	c := &offsite.Collector{Bucket: b, Names: names, Days: a.RetentionDays, Progress: func(r offsite.CollectReport) { hb.set(r) }}
+	rep, err := c.Collect(ctx)
+	out := workflows.CollectResult{Deleted: rep.Deleted, Kept: rep.Kept, Removed: rep.Removed, RemovedBytes: rep.RemovedBytes,
+		Locked: rep.Locked, Skipped: rep.Skipped}
+	if errors.Is(err, offsite.ErrBusy) {
+		out.Skipped = err.Error()
+		a.log(ctx).Info("off-site collection stepped aside", "reason", err)
+		return out, nil
+	}
+	if err != nil {
+		return out, offsiteError(err)
+	}
+	if out.Skipped != "" {
+		a.log(ctx).Warn("off-site collection left objects", "reason", out.Skipped)
+	}
+	a.log(ctx).Info("off-site retention and collection done", "deleted", out.Deleted, "removed_objects", out.Removed,
+		"removed_bytes", out.RemovedBytes, "locked", out.Locked)
+	return out, nil
 }
 
 // offsiteRetain is how long objects are locked where the bucket has Object

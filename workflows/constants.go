@@ -84,6 +84,7 @@ const (
 	DrillVerifyActivity      = "DrillVerify"
 	DrillCleanActivity       = "DrillClean"
 	CopyOffsiteActivity      = "CopyOffsite"
+	CollectOffsiteActivity   = "CollectOffsite"
 	DrillReportActivity      = "DrillReport"
 )
 
@@ -97,7 +98,7 @@ var AllActivities = []string{
 	RollbackStorageActivity, RollbackDatabaseActivity, StageDatabaseActivity, DiscardStagingActivity,
 	ValidateAndStageActivity, AnalyzeRestoredActivity, PrepareUndoActivity, FreeRestoreIDActivity,
 	DrillPrepareActivity, DrillRestoreActivity, DrillVerifyActivity, DrillCleanActivity, DrillReportActivity,
-	CopyOffsiteActivity,
+	CopyOffsiteActivity, CollectOffsiteActivity,
 }
 
 // Application error types: the starter maps them to exit codes and messages.

@@ -1,6 +1,7 @@
 package workflows_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/mock"
@@ -12,6 +13,10 @@ import (
 
 func stubCopyOffsite(ctx activityCtx, in wf.OffsiteInput) (wf.OffsiteResult, error) {
 	return wf.OffsiteResult{Copied: []string{in.BackupID}}, nil
+}
+
+func stubCollectOffsite(ctx activityCtx, in wf.OffsiteInput) (wf.CollectResult, error) {
+	return wf.CollectResult{}, nil
 }
 
 // committedForOffsite makes the commit say the backup is marked for an
@@ -87,15 +92,47 @@ func TestOffsiteCopyWorkflowSucceeds(t *testing.T) {
 	env := backupEnv(t)
 	env.OnActivity(wf.CopyOffsiteActivity, mock.Anything, mock.Anything).Return(
 		wf.OffsiteResult{Copied: []string{"20250101_020000"}, Objects: 5, Uploaded: 2}, nil)
+	env.OnActivity(wf.CollectOffsiteActivity, mock.Anything, mock.Anything).Return(wf.CollectResult{Removed: 3}, nil)
 	env.ExecuteWorkflow(wf.OffsiteCopyWorkflowName, wf.OffsiteInput{BackupID: "20250101_020000"})
 	var res wf.OffsiteResult
 	if err := env.GetWorkflowResult(&res); err != nil {
 		t.Fatal(err)
 	}
-	if res.Uploaded != 2 || len(res.Copied) != 1 {
+	if res.Uploaded != 2 || len(res.Copied) != 1 || res.Collect == nil || res.Collect.Removed != 3 {
 		t.Fatalf("result %+v", res)
 	}
+	env.AssertActivityNumberOfCalls(t, wf.CollectOffsiteActivity, 1)
 	env.AssertActivityCalled(t, wf.ReportOutcomeActivity, mock.Anything, mock.MatchedBy(func(o wf.Outcome) bool {
 		return o.Operation == "offsite" && o.Succeeded
+	}))
+}
+
+// A copy that fails does not collect: what it did not finish is not
+// garbage, and the collection waits for a copy that completes.
+func TestOffsiteCopyFailureSkipsTheCollection(t *testing.T) {
+	env := backupEnv(t)
+	env.OnActivity(wf.CopyOffsiteActivity, mock.Anything, mock.Anything).Return(wf.OffsiteResult{},
+		temporal.NewNonRetryableApplicationError("bucket vulcan: access denied", wf.ErrTypeOffsite, nil))
+	env.OnActivity(wf.CollectOffsiteActivity, mock.Anything, mock.Anything).Return(wf.CollectResult{}, nil)
+	env.ExecuteWorkflow(wf.OffsiteCopyWorkflowName, wf.OffsiteInput{BackupID: "20250101_020000"})
+	if err := env.GetWorkflowError(); err == nil {
+		t.Fatal("the failed copy succeeded")
+	}
+	env.AssertActivityNumberOfCalls(t, wf.CollectOffsiteActivity, 0)
+}
+
+// The copy has completed when the collection fails: the workflow fails
+// (and notifies), saying the backup is copied.
+func TestOffsiteCollectionFailureSaysTheCopyIsDone(t *testing.T) {
+	env := backupEnv(t)
+	env.OnActivity(wf.CollectOffsiteActivity, mock.Anything, mock.Anything).Return(wf.CollectResult{},
+		temporal.NewNonRetryableApplicationError("list data/: connection refused", wf.ErrTypeOffsite, nil))
+	env.ExecuteWorkflow(wf.OffsiteCopyWorkflowName, wf.OffsiteInput{BackupID: "20250101_020000"})
+	err := env.GetWorkflowError()
+	if err == nil || !strings.Contains(err.Error(), "is copied") {
+		t.Fatalf("collection failure: %v", err)
+	}
+	env.AssertActivityCalled(t, wf.ReportOutcomeActivity, mock.Anything, mock.MatchedBy(func(o wf.Outcome) bool {
+		return o.Operation == "offsite" && !o.Succeeded && o.Step == "collect"
 	}))
 }

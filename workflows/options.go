@@ -73,6 +73,7 @@ var budgets = map[string]budget{
 	DrillCleanActivity:       moving(5),
 	DrillReportActivity:      bookkeeping,
 	CopyOffsiteActivity:      uploading,
+	CollectOffsiteActivity:   uploading,
 	AnalyzeRestoredActivity:  postgres,
 	StopServicesActivity:     controller,
 	StartServicesActivity:    controller,

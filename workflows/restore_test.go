@@ -82,7 +82,7 @@ func register(env *testsuite.TestWorkflowEnvironment) {
 		wf.ListForBackupActivity: stubRunning, wf.StopForBackupActivity: stubServices, wf.StartAfterBackupActivity: stubServices,
 		wf.ReportOutcomeActivity: stubReport,
 		wf.StageDatabaseActivity: stubDatabase, wf.DiscardStagingActivity: stubFinish,
-		wf.FreeRestoreIDActivity: stubFreeID, wf.CopyOffsiteActivity: stubCopyOffsite,
+		wf.FreeRestoreIDActivity: stubFreeID, wf.CopyOffsiteActivity: stubCopyOffsite, wf.CollectOffsiteActivity: stubCollectOffsite,
 	} {
 		env.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 	}

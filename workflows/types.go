@@ -125,6 +125,20 @@ type OffsiteResult struct {
 	// the store already.
 	SentBytes    int64 `json:"sent_bytes"`
 	DedupedBytes int64 `json:"deduped_bytes"`
+	// Collect is what the store's retention and garbage collection did.
+	Collect *CollectResult `json:"collect,omitempty"`
+}
+
+// CollectResult is what the off-site retention and garbage collection did.
+type CollectResult struct {
+	Deleted      []string `json:"deleted"`
+	Kept         []string `json:"kept"`
+	Removed      int      `json:"removed"`
+	RemovedBytes int64    `json:"removed_bytes"`
+	Locked       int      `json:"locked"`
+	// Skipped says why the collection, or part of it, did not run: a copy
+	// was running, or a backup's references could not be read.
+	Skipped string `json:"skipped,omitempty"`
 }
 
 // RetentionInput runs retention.

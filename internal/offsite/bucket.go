@@ -226,6 +226,35 @@ func (b *Bucket) List(ctx context.Context, dir string, fn func(key string, size 
 	return nil
 }
 
+// retained reports whether Object Lock retains key still: from the
+// retain-until header of a HEAD (some stores answer GetObjectRetention in a
+// form the client does not parse), else from GetObjectRetention.
+func (b *Bucket) retained(ctx context.Context, key string) bool {
+	if info, err := b.c.StatObject(ctx, b.loc.Bucket, b.loc.Prefix+key, minio.StatObjectOptions{}); err == nil {
+		if v := info.Metadata.Get("X-Amz-Object-Lock-Retain-Until-Date"); v != "" {
+			until, err := time.Parse(time.RFC3339, v)
+			return err == nil && until.After(time.Now())
+		}
+	}
+	_, until, err := b.c.GetObjectRetention(ctx, b.loc.Bucket, b.loc.Prefix+key, "")
+	return err == nil && until != nil && until.After(time.Now())
+}
+
+// ListInfo is List with each object's last modification time.
+func (b *Bucket) ListInfo(ctx context.Context, dir string, fn func(key string, size int64, modified time.Time) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for o := range b.c.ListObjects(ctx, b.loc.Bucket, minio.ListObjectsOptions{Prefix: b.loc.Prefix + dir, Recursive: true}) {
+		if o.Err != nil {
+			return b.wrap("list "+dir, o.Err)
+		}
+		if err := fn(strings.TrimPrefix(o.Key, b.loc.Prefix), o.Size, o.LastModified); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Remove deletes the object key; one that is gone already is no error.
 func (b *Bucket) Remove(ctx context.Context, key string) error {
 	if err := b.c.RemoveObject(ctx, b.loc.Bucket, b.loc.Prefix+key, minio.RemoveObjectOptions{}); err != nil {

@@ -62,7 +62,7 @@ const chunkSize = 8 << 20
 // short uploads only what is missing; one that completed does nothing.
 // The bytes uploaded are the local archive's, each checked against its
 // recorded SHA-256 first, so a damaged local archive is refused, not copied.
-func (c *Copier) Copy(ctx context.Context, dir store.Dir, id string) (CopyProgress, error) {
+func (c *Copier) Copy(ctx context.Context, dir store.Dir, id string) (_ CopyProgress, err error) {
 	manifestPath := dir.ManifestPath(id)
 	raw, err := os.ReadFile(manifestPath) // #nosec G304 -- the backup directory's own manifest
 	if err != nil {
@@ -95,6 +95,17 @@ func (c *Copier) Copy(ctx context.Context, dir store.Dir, id string) (CopyProgre
 		p.Done, p.DedupedBytes = len(objs), m.Archive.Size
 		return p, nil
 	}
+	// Held from the listing to the index: no collection may remove an
+	// object this copy counts on while it has no index to refer to it.
+	ctx, lock, err := acquire(ctx, c.Bucket, copyLockKind, gcLockKind, "the copy of "+id)
+	if err != nil {
+		return p, err
+	}
+	defer func() {
+		if lerr := lock.release(ctx); lerr != nil && err == nil {
+			err = lerr
+		}
+	}()
 	present := map[string]bool{}
 	if err := c.Bucket.List(ctx, "data/", func(key string, _ int64) error {
 		present[key] = true
@@ -159,6 +170,17 @@ func (c *Copier) Copy(ctx context.Context, dir store.Dir, id string) (CopyProgre
 	if err := c.put(ctx, limiter, ManifestKey(id), raw); err != nil {
 		return p, err
 	}
+	refs := Refs{Backup: id, Kind: m.Kind, CreatedAt: m.CreatedAt, Database: m.Database != nil, Keys: make([]string, len(objs))}
+	for i, o := range objs {
+		refs.Keys[i] = o.Key
+	}
+	sealedRefs, err := c.Names.sealRefs(refs)
+	if err != nil {
+		return p, err
+	}
+	if err := c.Bucket.Put(ctx, RefsKey(id), sealedRefs, c.retainUntil()); err != nil {
+		return p, err
+	}
 	if err := c.put(ctx, limiter, IndexKey(id), data); err != nil {
 		return p, err
 	}
@@ -196,11 +218,16 @@ func (c *Copier) put(ctx context.Context, l *rate.Limiter, key string, plain []b
 	if err := wait(ctx, l, len(sealed)); err != nil {
 		return err
 	}
-	var retain time.Time
-	if c.Retain > 0 {
-		retain = time.Now().Add(c.Retain)
+	return c.Bucket.Put(ctx, key, sealed, c.retainUntil())
+}
+
+// retainUntil is the Object Lock retention of an object written now; zero
+// where the bucket has no lock.
+func (c *Copier) retainUntil() time.Time {
+	if c.Retain <= 0 {
+		return time.Time{}
 	}
-	return c.Bucket.Put(ctx, key, sealed, retain)
+	return time.Now().Add(c.Retain)
 }
 
 // newLimiter is a token bucket of limit bytes a second; nil for none.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -38,10 +39,17 @@ type world struct {
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
+	return newWorldWith(t, false)
+}
+
+// newWorldWith is newWorld with a bucket created with Object Lock when lock
+// is set.
+func newWorldWith(t *testing.T, lock bool) *world {
+	t.Helper()
 	w := &world{t: t, root: t.TempDir(), s3: testutil.StartS3(t)}
 	w.dir = store.Dir{Path: filepath.Join(w.root, "backups")}
 	w.cache = filepath.Join(w.root, ".vulcan", "offsite-name-key.json")
-	loc, err := offsite.ParseURL(w.s3.URL(w.s3.Bucket(t, false), "vulcan"))
+	loc, err := offsite.ParseURL(w.s3.URL(w.s3.Bucket(t, lock), "vulcan"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,8 +232,19 @@ func TestTheBucketHoldsNoPlaintext(t *testing.T) {
 				t.Errorf("%s holds %q", rel, n)
 			}
 		}
-		// The gateway's own lock files (.vgwlocks) are empty; every object is an age file.
-		if !strings.HasPrefix(rel, "/.vgwlocks/") && !bytes.HasPrefix(b, []byte("age-encryption.org/v1\n")) {
+		// The gateway's own lock files (.vgwlocks) are empty; the refs are
+		// sealed with the name key; every other object is an age file.
+		switch {
+		case strings.HasPrefix(rel, "/.vgwlocks/"):
+		case strings.HasSuffix(rel, "/refs.bin"):
+			var env struct {
+				NameKey string `json:"name_key"`
+				Sealed  []byte `json:"sealed"`
+			}
+			if err := json.Unmarshal(b, &env); err != nil || len(env.Sealed) < 64 || bytes.Contains(env.Sealed, []byte("data/")) {
+				t.Errorf("%s is not sealed refs: %v", rel, err)
+			}
+		case !bytes.HasPrefix(b, []byte("age-encryption.org/v1\n")):
 			t.Errorf("%s is not an age file", rel)
 		}
 	}
