@@ -33,6 +33,8 @@ func TestAlertRules(t *testing.T) {
 	m.Failed("backup", "archive")
 	m.RollbackIncomplete()
 	m.DrillFinished(true, time.Now(), map[string]float64{"load": 1}, 1)
+	m.OffsiteEnabled(true)
+	m.OffsiteCopied(time.Now(), 1, 1, 1)
 	families, _ := m.Registry.Gather()
 	known := map[string]bool{}
 	for _, f := range families {
@@ -51,7 +53,7 @@ func TestAlertRules(t *testing.T) {
 			}
 		}
 	}
-	for _, a := range []string{"VulcanBackupTooOld", "VulcanOperationFailed", "VulcanRollbackIncomplete", "VulcanNoRestoreDrill"} {
+	for _, a := range []string{"VulcanBackupTooOld", "VulcanOperationFailed", "VulcanRollbackIncomplete", "VulcanNoRestoreDrill", "VulcanOffsiteCopyTooOld"} {
 		if !alerts[a] {
 			t.Errorf("alert %s missing", a)
 		}

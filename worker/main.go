@@ -158,6 +158,7 @@ func run() error {
 	if acts.Offsite, err = startOffsite(ctx, cfg, *stateDir, log); err != nil {
 		return err
 	}
+	m.OffsiteEnabled(acts.Offsite != nil)
 	seedMetrics(m, acts.Backups)
 	w := worker.New(c, cfg.TaskQueue, workerOptions())
 	Register(w, acts)

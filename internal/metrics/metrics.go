@@ -29,6 +29,7 @@ type Metrics struct {
 	offsiteSuccess  prometheus.Gauge
 	offsiteBytes    *prometheus.CounterVec
 	offsiteObjects  prometheus.Counter
+	offsiteEnabled  prometheus.Gauge
 }
 
 // New registers the collectors (and the Go and process collectors) on a
@@ -75,12 +76,15 @@ func New() *Metrics {
 		offsiteBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vulcan_offsite_bytes_total", Help: "Archive bytes of off-site copies: uploaded, or deduplicated (the store held them already).",
 		}, []string{"result"}),
+		offsiteEnabled: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "vulcan_offsite_enabled", Help: "1 when the worker copies backups off-site (VULCAN_OFFSITE_URL is set), else 0.",
+		}),
 		offsiteObjects: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "vulcan_offsite_objects_uploaded_total", Help: "Objects uploaded to the off-site store.",
 		}),
 	}
 	reg.MustRegister(m.lastSuccess, m.backupDuration, m.backupSize, m.backupFiles, m.failures, m.restoreDuration, m.retained, m.incomplete,
-		m.drillSuccess, m.drillPhase, m.offsiteSuccess, m.offsiteBytes, m.offsiteObjects,
+		m.drillSuccess, m.drillPhase, m.offsiteSuccess, m.offsiteBytes, m.offsiteObjects, m.offsiteEnabled,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -175,6 +179,19 @@ func (m *Metrics) OffsiteCopied(at time.Time, sent, deduped int64, uploaded int)
 	m.offsiteBytes.WithLabelValues("uploaded").Add(float64(sent))
 	m.offsiteBytes.WithLabelValues("deduplicated").Add(float64(deduped))
 	m.offsiteObjects.Add(float64(uploaded))
+}
+
+// OffsiteEnabled says whether the worker copies off-site, so that an alert
+// on stale copies fires only where copies are expected.
+func (m *Metrics) OffsiteEnabled(on bool) {
+	if m == nil {
+		return
+	}
+	if on {
+		m.offsiteEnabled.Set(1)
+	} else {
+		m.offsiteEnabled.Set(0)
+	}
 }
 
 // KnownOffsite seeds the last-success gauge from the record of the last
