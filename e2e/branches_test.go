@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -43,6 +44,8 @@ type branch struct {
 	wantErr bool
 	// check looks at the order the stand-ins ran in, once it has ended.
 	check func(t *testing.T, events []string)
+	// offsite: the stand-in commit marks the backup for an off-site copy.
+	offsite bool
 }
 
 // Every branch of the workflows runs on a real (embedded) Temporal server
@@ -116,6 +119,15 @@ func TestWorkflowBranchHistories(t *testing.T) {
 		{name: "success", workflow: wf.BackupWorkflowName, input: wf.BackupInput{Kind: wf.KindManual}},
 		{name: "fail-dump", workflow: wf.BackupWorkflowName, input: wf.BackupInput{Kind: wf.KindManual}, fail: map[string]int{wf.DumpDatabaseActivity: -1}, wantErr: true},
 		{name: "fail-start-after", workflow: wf.BackupWorkflowName, input: wf.BackupInput{Kind: wf.KindScheduled}, fail: map[string]int{wf.StartAfterBackupActivity: -1}, wantErr: true},
+		{name: "offsite", workflow: wf.BackupWorkflowName, input: wf.BackupInput{Kind: wf.KindScheduled}, offsite: true,
+			check: func(t *testing.T, events []string) {
+				if !slices.Contains(events, wf.CopyOffsiteActivity) {
+					t.Errorf("the backup started no off-site copy: %v", events)
+				}
+			}},
+		{name: "success", workflow: wf.OffsiteCopyWorkflowName, input: wf.OffsiteInput{BackupID: "20250102_000000"}},
+		{name: "fail-copy", workflow: wf.OffsiteCopyWorkflowName, input: wf.OffsiteInput{BackupID: "20250102_000000"}, fail: map[string]int{wf.CopyOffsiteActivity: -1}, wantErr: true},
+		{name: "fail-collect", workflow: wf.OffsiteCopyWorkflowName, input: wf.OffsiteInput{BackupID: "20250102_000000"}, fail: map[string]int{wf.CollectOffsiteActivity: -1}, wantErr: true},
 		{name: "success", workflow: wf.CleanupWorkflowName, input: wf.CleanupInput{}},
 		{name: "success", workflow: wf.RestoreCleanupWorkflowName, input: wf.RestoreCleanupInput{StepInput: wf.StepInput{RestoreID: "20250102_000000"}}},
 		{name: "undo-window", workflow: wf.RestoreCleanupWorkflowName, input: wf.RestoreCleanupInput{StepInput: wf.StepInput{RestoreID: "20250102_000000"}, KeepFor: 2 * time.Second}},
@@ -133,7 +145,8 @@ func runBranch(t *testing.T, c client.Client, b branch) {
 	w.RegisterWorkflowWithOptions(wf.CleanupWorkflow, workflow.RegisterOptions{Name: wf.CleanupWorkflowName})
 	w.RegisterWorkflowWithOptions(wf.RestoreCleanupWorkflow, workflow.RegisterOptions{Name: wf.RestoreCleanupWorkflowName})
 	w.RegisterWorkflowWithOptions(wf.RestoreDrillWorkflow, workflow.RegisterOptions{Name: wf.RestoreDrillWorkflowName})
-	stand := &standIns{fail: b.fail, block: b.block, grant: b.grant, calls: map[string]int{}}
+	w.RegisterWorkflowWithOptions(wf.OffsiteCopyWorkflow, workflow.RegisterOptions{Name: wf.OffsiteCopyWorkflowName})
+	stand := &standIns{fail: b.fail, block: b.block, grant: b.grant, calls: map[string]int{}, offsite: b.offsite}
 	stand.register(w)
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
@@ -173,6 +186,7 @@ func runBranch(t *testing.T, c client.Client, b branch) {
 	r.RegisterWorkflowWithOptions(wf.CleanupWorkflow, workflow.RegisterOptions{Name: wf.CleanupWorkflowName})
 	r.RegisterWorkflowWithOptions(wf.RestoreCleanupWorkflow, workflow.RegisterOptions{Name: wf.RestoreCleanupWorkflowName})
 	r.RegisterWorkflowWithOptions(wf.RestoreDrillWorkflow, workflow.RegisterOptions{Name: wf.RestoreDrillWorkflowName})
+	r.RegisterWorkflowWithOptions(wf.OffsiteCopyWorkflow, workflow.RegisterOptions{Name: wf.OffsiteCopyWorkflowName})
 	if err := r.ReplayWorkflowHistoryWithOptions(nil, h, worker.ReplayWorkflowHistoryOptions{
 		OriginalExecution: workflow.Execution{ID: id, RunID: run.GetRunID()},
 	}); err != nil {
@@ -235,6 +249,8 @@ type standIns struct {
 	grant  wf.Grant
 	calls  map[string]int
 	events []string // "<activity>" as each starts, "<activity> stopped" when a blocked one has
+	// offsite: the commit marks the backup for an off-site copy.
+	offsite bool
 }
 
 func (s *standIns) check(ctx context.Context, name string) error {
@@ -280,7 +296,14 @@ func (s *standIns) register(w worker.Worker) {
 	})
 	reg(wf.VerifyBackupActivity, func(ctx context.Context, _ wf.BackupPlan) error { return s.check(ctx, wf.VerifyBackupActivity) })
 	reg(wf.CommitBackupActivity, func(ctx context.Context, p wf.BackupPlan) (wf.BackupResult, error) {
-		return wf.BackupResult{ID: p.ID, Kind: p.Kind, Manifest: "backups/e.json", Database: true}, s.check(ctx, wf.CommitBackupActivity)
+		return wf.BackupResult{ID: p.ID, Kind: p.Kind, Manifest: "backups/e.json", Database: true, OffsitePending: s.offsite},
+			s.check(ctx, wf.CommitBackupActivity)
+	})
+	reg(wf.CopyOffsiteActivity, func(ctx context.Context, in wf.OffsiteInput) (wf.OffsiteResult, error) {
+		return wf.OffsiteResult{Copied: []string{in.BackupID}, Objects: 3, Uploaded: 1}, s.check(ctx, wf.CopyOffsiteActivity)
+	})
+	reg(wf.CollectOffsiteActivity, func(ctx context.Context, _ wf.OffsiteInput) (wf.CollectResult, error) {
+		return wf.CollectResult{Deleted: []string{}, Kept: []string{"20250102_000000"}}, s.check(ctx, wf.CollectOffsiteActivity)
 	})
 	reg(wf.ApplyRetentionActivity, func(ctx context.Context, _ wf.RetentionInput) (wf.RetentionOutput, error) {
 		return wf.RetentionOutput{}, s.check(ctx, wf.ApplyRetentionActivity)
