@@ -230,5 +230,7 @@ wait_log "$edata/worker.log" "worker running"
 lat=""
 for _ in $(seq 1 11); do lat+="$(cd "$edata" && VULCAN_ROOT=$edata DATABASE_URL= VULCAN_TASK_QUEUE=bench-empty secs "$OLDPWD/bin/starter" backup) "; done
 echo "empty tree, no database, 11 backups: p50 $(echo $lat | tr ' ' '\n' | median) s (all: $lat)"
+# Off-site copies against restic, to the same versitygw.
+scripts/bench-offsite.sh
 echo
 go test -run '^$' -bench . -benchmem ./internal/archive ./internal/manifest
