@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"filippo.io/age"
 
@@ -119,5 +120,32 @@ func TestOpenSaysWhatIsWrongWithTheStore(t *testing.T) {
 	_, err = Open(ctx, loc, good)
 	if err == nil || errors.As(err, &cfg) || !strings.Contains(err.Error(), loc.Endpoint) {
 		t.Errorf("unreachable endpoint: %v (want a retryable error naming the endpoint)", err)
+	}
+}
+
+// An HTTPS endpoint with a certificate from the operator's own CA: trusted
+// with ca=, refused without it (not silently accepted).
+func TestTLSWithACustomCA(t *testing.T) {
+	s3, ca := testutil.StartS3TLS(t)
+	bucket := s3.Bucket(t, false)
+	good := Credentials{AccessKey: s3.Access, SecretKey: s3.Secret}
+	ctx := context.Background()
+	loc, err := ParseURL(s3.URL(bucket, "p") + "&ca=" + ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !loc.Secure || loc.CAFile != ca {
+		t.Fatalf("parsed %+v", loc)
+	}
+	b, err := Open(ctx, loc, good)
+	if err != nil {
+		t.Fatalf("HTTPS store with its CA: %v", err)
+	}
+	if err := b.Put(ctx, "probe", []byte("x"), time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	loc.CAFile = ""
+	if _, err := Open(ctx, loc, good); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("HTTPS store without its CA: %v, want a certificate error", err)
 	}
 }
