@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"go.temporal.io/api/workflowservice/v1"
@@ -15,6 +17,7 @@ import (
 	"github.com/project-vulcan/vulcan-backup/internal/faultpoint"
 	"github.com/project-vulcan/vulcan-backup/internal/fsutil"
 	"github.com/project-vulcan/vulcan-backup/internal/manifest"
+	"github.com/project-vulcan/vulcan-backup/internal/offsite"
 	"github.com/project-vulcan/vulcan-backup/internal/restore"
 	"github.com/project-vulcan/vulcan-backup/internal/store"
 	"github.com/project-vulcan/vulcan-backup/workflows"
@@ -48,10 +51,20 @@ func (a *Activities) DrillPrepare(ctx context.Context, in workflows.DrillInput) 
 		if err != nil {
 			return plan, classify(err)
 		}
+		fetched, err := a.cleanDrillFetches(plan.DrillID)
+		if err != nil {
+			return plan, classify(err)
+		}
+		removed = append(removed, fetched...)
 		plan.Removed = removed
 		for _, r := range removed {
 			a.log(ctx).Warn("removed what a dead drill left", "what", r)
 		}
+	}
+	if remote, err := a.drillFromRemote(ctx, in); err != nil {
+		return plan, err
+	} else if remote {
+		return a.prepareRemoteDrill(ctx, plan, in.Archive)
 	}
 	name := in.Archive
 	if name == "" {
@@ -128,6 +141,14 @@ func (a *Activities) DrillRestore(ctx context.Context, plan workflows.DrillPlan)
 	hb := startHeartbeat(ctx)
 	defer hb.end()
 	out = workflows.DrillRestored{Phases: map[string]float64{}}
+	if plan.Source == workflows.SourceRemote {
+		start := time.Now()
+		if fetched, err := a.fetchForDrill(ctx, hb, plan); err != nil {
+			return out, err
+		} else if fetched {
+			out.Phases["download"] = time.Since(start).Seconds()
+		}
+	}
 	m, err := a.manifests.Read(plan.Manifest)
 	if err != nil {
 		return out, classify(err)
@@ -213,6 +234,9 @@ func (a *Activities) DrillClean(ctx context.Context, plan workflows.DrillPlan) e
 	if !manifest.ValidID(plan.DrillID) {
 		return nil
 	}
+	if err := os.RemoveAll(a.drillFetchDir(plan.DrillID).Path); err != nil {
+		return classify(fmt.Errorf("remove the drill's download: %w", err))
+	}
 	return classify(a.drill(plan.DrillID).Clean(ctx))
 }
 
@@ -240,4 +264,135 @@ func (a *Activities) DrillReport(ctx context.Context, rep workflows.DrillReport)
 	}
 	a.Metrics.DrillFinished(rep.Passed, rep.StartedAt.Add(time.Duration(rep.TotalS*float64(time.Second))), rep.Phases, rep.TotalS)
 	return nil
+}
+
+// drillFromRemote says whether the drill's backup comes from the off-site
+// store: when asked, or when the store holds the only copy (a backup id
+// not here, or no verified backup here at all).
+func (a *Activities) drillFromRemote(ctx context.Context, in workflows.DrillInput) (bool, error) {
+	if in.FromRemote {
+		if a.Offsite == nil {
+			return false, badInput("drill --from-remote: this worker has no off-site store (VULCAN_OFFSITE_URL is not set)")
+		}
+		return true, nil
+	}
+	if a.Offsite == nil {
+		return false, nil
+	}
+	if in.Archive != "" {
+		if !manifest.ValidID(in.Archive) {
+			return false, nil
+		}
+		ok, err := fsutil.Exists(a.Backups.ManifestPath(in.Archive))
+		return !ok, classify(err)
+	}
+	infos, _, err := a.Backups.List()
+	if err != nil {
+		return false, classify(err)
+	}
+	for _, i := range infos {
+		if i.Verified {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// prepareRemoteDrill picks the off-site backup to drill (the one named, or
+// the newest there), reads its index and manifest, and makes the checks a
+// restore makes of a manifest; the download is the restore step's.
+func (a *Activities) prepareRemoteDrill(ctx context.Context, plan workflows.DrillPlan, name string) (workflows.DrillPlan, error) {
+	if err := a.Offsite.NeedIdentities(); err != nil {
+		return plan, badInput("drill from the off-site store: %v", err)
+	}
+	b, err := a.Offsite.Open(ctx)
+	if err != nil {
+		return plan, offsiteError(err)
+	}
+	if name == "" {
+		remotes, err := offsite.List(ctx, b)
+		if err != nil {
+			return plan, offsiteError(err)
+		}
+		if len(remotes) == 0 {
+			return plan, badInput("no backup in the off-site store %s to drill", a.Offsite.Location)
+		}
+		name = remotes[len(remotes)-1].ID
+	}
+	if !manifest.ValidID(name) {
+		return plan, badInput("drill from the off-site store: %q is not a backup id (YYYYMMDD_HHMMSS)", name)
+	}
+	_, m, _, err := a.Offsite.Reader(b, nil).Open(ctx, name)
+	if errors.Is(err, offsite.ErrNotFound) {
+		return plan, badInput("%v", err)
+	} else if err != nil {
+		return plan, offsiteError(err)
+	}
+	if err := m.CheckBackup(); err != nil {
+		return plan, classify(err)
+	}
+	if err := a.checkManifestPaths(m); err != nil {
+		return plan, err
+	}
+	dir := a.drillFetchDir(plan.DrillID)
+	plan.Archive, plan.Manifest, plan.BackupID, plan.Source = dir.ArchivePath(m.ID), dir.ManifestPath(m.ID), m.ID, workflows.SourceRemote
+	return plan, nil
+}
+
+// drillFetchDir is where a drill downloads its backup: the backup
+// directory's offsite/drill-<id>/, outside the scratch root the extraction
+// empties and checks.
+func (a *Activities) drillFetchDir(drillID string) store.Dir {
+	return store.Dir{Path: filepath.Join(a.Backups.OffsitePath(), "drill-"+drillID)}
+}
+
+// fetchForDrill downloads the drill's backup; false where an earlier
+// attempt did (its manifest, written last, is there).
+func (a *Activities) fetchForDrill(ctx context.Context, hb *heartbeat, plan workflows.DrillPlan) (bool, error) {
+	if ok, err := fsutil.Exists(plan.Manifest); err != nil || ok {
+		return false, classify(err)
+	}
+	if a.Offsite == nil {
+		return false, badInput("drill of backup %s from the off-site store: this worker has no off-site store", plan.BackupID)
+	}
+	b, err := a.Offsite.Open(ctx)
+	if err != nil {
+		return false, offsiteError(err)
+	}
+	r := a.Offsite.Reader(b, func(done, objects int, bytes int64) {
+		hb.set(struct {
+			Phase   string `json:"phase"`
+			Done    int    `json:"objects_done"`
+			Objects int    `json:"objects"`
+			Bytes   int64  `json:"bytes"`
+		}{"download", done, objects, bytes})
+	})
+	if _, err := r.Fetch(ctx, store.Dir{Path: filepath.Dir(plan.Manifest)}, plan.BackupID); err != nil {
+		return false, offsiteError(err)
+	}
+	return true, nil
+}
+
+// cleanDrillFetches removes the downloads of drills other than keep: what
+// a dead drill left.
+func (a *Activities) cleanDrillFetches(keep string) ([]string, error) {
+	entries, err := os.ReadDir(a.Backups.OffsitePath())
+	if isNotExist(err) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	var removed []string
+	for _, e := range entries {
+		id, ok := strings.CutPrefix(e.Name(), "drill-")
+		if !ok || !e.IsDir() || id == keep || !manifest.ValidID(id) {
+			continue
+		}
+		p := filepath.Join(a.Backups.OffsitePath(), e.Name())
+		if err := os.RemoveAll(p); err != nil {
+			return removed, err
+		}
+		removed = append(removed, p)
+	}
+	return removed, nil
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/project-vulcan/vulcan-backup/internal/faultpoint"
 	"github.com/project-vulcan/vulcan-backup/internal/testutil"
+	wf "github.com/project-vulcan/vulcan-backup/workflows"
 )
 
 // remoteStore is a versitygw bucket and the age keys of one test.
@@ -283,4 +284,50 @@ func mustURLPath(t *testing.T, raw string) string {
 		path = path[:k]
 	}
 	return path
+}
+
+// A drill of the off-site copy downloads it for the drill, times the
+// download, and leaves neither the download nor the scratch copies; a
+// backup that is only in the store drills from there without being asked.
+func TestDrillFromTheBucket(t *testing.T) {
+	r := newRemoteStore(t)
+	dbURL := testutil.NewDatabase(t)
+	testutil.LoadVulcanDB(t, dbURL, 200)
+	s := newSystem(t, append(r.env(), "DATABASE_URL="+dbURL)...)
+	makeStorage(t, s.root, 2)
+	s.start()
+	b := s.backup()
+	s.waitForOffsite(b.Result.ID)
+	wantTree := treeDigest(t, filepath.Join(s.root, "storage"))
+
+	drill := func(args ...string) wf.DrillReport {
+		t.Helper()
+		out := s.mustStarter(append([]string{"drill", "--json"}, args...)...)
+		var res struct {
+			Result wf.DrillReport `json:"result"`
+		}
+		if err := json.Unmarshal([]byte(out), &res); err != nil {
+			t.Fatalf("drill --json: %v\n%s", err, out)
+		}
+		return res.Result
+	}
+	rep := drill("--from-remote")
+	if !rep.Passed || rep.Source != wf.SourceRemote || rep.BackupID != b.Result.ID || !rep.Loaded || rep.Phases["download"] <= 0 {
+		t.Fatalf("drill from the bucket: %+v", rep)
+	}
+	if left, _ := filepath.Glob(filepath.Join(s.root, "backups", "offsite", "drill-*")); len(left) > 0 {
+		t.Fatalf("the drill left its download: %v", left)
+	}
+	if l := leftovers(t, s.root); len(l) > 0 {
+		t.Fatalf("leftovers: %v", l)
+	}
+	diffDigests(t, "live storage after the drill", wantTree, treeDigest(t, filepath.Join(s.root, "storage")))
+
+	// The local copy is gone: the id drills from the bucket by itself.
+	for _, p := range []string{b.Result.Archive, b.Result.Manifest} {
+		os.Remove(filepath.Join(s.root, p))
+	}
+	if rep := drill(b.Result.ID); !rep.Passed || rep.Source != wf.SourceRemote {
+		t.Fatalf("drill of a backup only in the bucket: %+v", rep)
+	}
 }

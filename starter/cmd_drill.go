@@ -13,18 +13,23 @@ import (
 )
 
 func newDrillCommand(g *globalOptions) *cobra.Command {
-	var detach bool
+	var detach, fromRemote bool
 	cmd := &cobra.Command{
-		Use:   "drill [<archive>]",
+		Use:   "drill [<archive>] [--from-remote]",
 		Short: "Restore a backup into scratch space to prove it restores, and time it",
 		Long: `drill restores the newest verified backup (or the one named) into a scratch root beside
 the real one (.vulcan-drill-<id>/) and a scratch database (<db>_drill_<id>), through the same
 checked extraction and load a restore uses; verifies every file and row count; runs
 VULCAN_DRILL_CHECK; times each phase against VULCAN_RTO; writes backups/drills/<id>.json;
-and removes the scratch copies. It stops no service and touches no live data.`,
+and removes the scratch copies. It stops no service and touches no live data.
+
+--from-remote drills the backup's off-site copy instead (the newest there, or the id
+named): it is downloaded for the drill, the download timed as a phase, and removed with
+the scratch copies. A backup id that is only in the off-site store, or no verified
+backup here at all, drills from there without the flag.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			in := workflows.DrillInput{}
+			in := workflows.DrillInput{FromRemote: fromRemote}
 			if len(args) == 1 {
 				in.Archive = args[0]
 			}
@@ -32,6 +37,7 @@ and removes the scratch copies. It stops no service and touches no live data.`,
 		},
 	}
 	cmd.Flags().BoolVar(&detach, "detach", false, "return once the workflow has started")
+	cmd.Flags().BoolVar(&fromRemote, "from-remote", false, "drill the backup's copy in the off-site store")
 	return cmd
 }
 
@@ -43,7 +49,7 @@ func runDrill(ctx context.Context, g *globalOptions, in workflows.DrillInput, de
 	if err != nil || run == nil || detach || !human {
 		return err
 	}
-	fmt.Fprintf(g.out, "drill %s of backup %s passed in %.1f s (objective %.0f s)\n", rep.DrillID, rep.BackupID, rep.TotalS, rep.RTOS)
+	fmt.Fprintf(g.out, "drill %s of backup %s (%s) passed in %.1f s (objective %.0f s)\n", rep.DrillID, rep.BackupID, rep.Source, rep.TotalS, rep.RTOS)
 	names := make([]string, 0, len(rep.Phases))
 	for k := range rep.Phases {
 		names = append(names, k)

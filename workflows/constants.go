@@ -41,6 +41,9 @@ const (
 	OffsiteIDPrefix = "vulcan-offsite"
 )
 
+// SourceRemote is a drill of a backup downloaded from the off-site store.
+const SourceRemote = "remote"
+
 // Backup kinds (the manifest's kind field).
 const (
 	KindScheduled = "scheduled"

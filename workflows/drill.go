@@ -23,6 +23,9 @@ type DrillInput struct {
 	DrillID string `json:"drill_id,omitempty"`
 	// Owner names the drill's claim on its scratch root: the run id.
 	Owner string `json:"owner,omitempty"`
+	// FromRemote drills the backup's off-site copy, downloaded for the
+	// drill, even where the backup is here too.
+	FromRemote bool `json:"from_remote,omitempty"`
 }
 
 // DrillPlan is what the drill's steps need: the backup and the objective.
@@ -37,6 +40,9 @@ type DrillPlan struct {
 	Grant Grant `json:"grant"`
 	// Removed lists what dead drills had left, removed first.
 	Removed []string `json:"removed,omitempty"`
+	// Source is "remote" where the backup is downloaded from the off-site
+	// store into Archive and Manifest (the drill's own copy), else "".
+	Source string `json:"source,omitempty"`
 }
 
 // DrillRestored is what the restore step did and how long each phase took.
@@ -133,6 +139,9 @@ func RestoreDrillWorkflow(ctx workflow.Context, in DrillInput) (_ *DrillReport, 
 		return nil, wrap("prepare the drill", err)
 	}
 	rep.DrillID, rep.BackupID, rep.RTOS = plan.DrillID, plan.BackupID, plan.RTO.Seconds()
+	if plan.Source != "" {
+		rep.Source = plan.Source
+	}
 	prog.BackupID = plan.BackupID
 	pub = &publisher{grant: plan.Grant}
 	pub.publish(ctx, prog)
