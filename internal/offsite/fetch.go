@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
 	"sort"
@@ -125,37 +124,61 @@ func (r *Reader) object(ctx context.Context, id string, o Object) ([]byte, error
 	return plain, nil
 }
 
-// each downloads the objects in parallel and hands each to fn.
-func (r *Reader) each(ctx context.Context, id string, objs []Object, fn func(Object, []byte) error) error {
-	var mu sync.Mutex
-	done, bytes := 0, int64(0)
+// inOrder downloads the objects in parallel, at most twice Parallel ahead
+// of the slowest, and hands them to fn one at a time in their order.
+func (r *Reader) inOrder(ctx context.Context, id string, objs []Object, fn func(Object, []byte) error) error {
+	n := max(r.Parallel, 1)
+	slots := make([]chan []byte, len(objs))
+	for i := range slots {
+		slots[i] = make(chan []byte, 1)
+	}
+	ahead := make(chan struct{}, 2*n)
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(max(r.Parallel, 1))
-	for _, o := range objs {
-		g.Go(func() error {
-			plain, err := r.object(gctx, id, o)
-			if err != nil {
-				return err
+	g.Go(func() error {
+		fetch, fctx := errgroup.WithContext(gctx)
+		fetch.SetLimit(n)
+		for i, o := range objs {
+			select {
+			case ahead <- struct{}{}:
+			case <-fctx.Done():
+				return fetch.Wait() // the first error, which stopped the rest
 			}
-			if err := fn(o, plain); err != nil {
-				return err
+			fetch.Go(func() error {
+				plain, err := r.object(fctx, id, o)
+				if err != nil {
+					return err
+				}
+				slots[i] <- plain
+				return nil
+			})
+		}
+		return fetch.Wait()
+	})
+	g.Go(func() error {
+		bytes := int64(0)
+		for i, o := range objs {
+			select {
+			case plain := <-slots[i]:
+				if err := fn(o, plain); err != nil {
+					return err
+				}
+			case <-gctx.Done():
+				return gctx.Err()
 			}
-			mu.Lock()
-			defer mu.Unlock()
-			done++
+			<-ahead
 			bytes += o.Length
 			if r.Progress != nil {
-				r.Progress(done, len(objs), bytes)
+				r.Progress(i+1, len(objs), bytes)
 			}
-			return nil
-		})
-	}
+		}
+		return nil
+	})
 	return g.Wait()
 }
 
 // Fetch downloads backup id into dir: the archive rebuilt from its objects
-// under a temporary name, fsynced, checked whole against the manifest's
-// SHA-256, renamed into place, and the manifest written last, so dir holds
+// under a temporary name, checked whole against the manifest's SHA-256 as
+// it is written, fsynced, renamed into place, and the manifest written last, so dir holds
 // the backup complete or not at all. The database dump is inside the
 // archive; the standalone copy beside it is not recreated.
 func (r *Reader) Fetch(ctx context.Context, dir store.Dir, id string) (*manifest.Manifest, error) {
@@ -180,24 +203,21 @@ func (r *Reader) Fetch(ctx context.Context, dir store.Dir, id string) (*manifest
 	}
 	defer os.Remove(tmp) // #nosec G104 -- gone already once renamed
 	defer f.Close()
-	if err := f.Truncate(ix.Archive.Size); err != nil {
-		return nil, fmt.Errorf("fetch %s: %w", id, err)
-	}
-	if err := r.each(ctx, id, ix.Objects, func(o Object, plain []byte) error {
-		_, err := f.WriteAt(plain, o.Offset)
+	// Written in the index's order, hashed as written: the objects tile
+	// the archive (decodeIndex checks), so the hash is the archive's.
+	h := sha256.New()
+	if err := r.inOrder(ctx, id, ix.Objects, func(_ Object, plain []byte) error {
+		h.Write(plain) // #nosec G104 -- hash.Hash.Write never returns an error
+		_, err := f.Write(plain)
 		return err
 	}); err != nil {
 		return nil, err
 	}
-	if err := f.Sync(); err != nil {
-		return nil, fmt.Errorf("fetch %s: %w", id, err)
-	}
-	h := sha256.New()
-	if _, err := io.Copy(h, io.NewSectionReader(f, 0, ix.Archive.Size)); err != nil {
-		return nil, fmt.Errorf("fetch %s: read back: %w", id, err)
-	}
 	if sum := hex.EncodeToString(h.Sum(nil)); sum != m.Archive.SHA256 {
 		return nil, fmt.Errorf("%w: backup %s: the rebuilt archive has sha256 %s, its manifest says %s", ErrDamaged, id, sum, m.Archive.SHA256)
+	}
+	if err := f.Sync(); err != nil {
+		return nil, fmt.Errorf("fetch %s: %w", id, err)
 	}
 	if err := f.Close(); err != nil {
 		return nil, fmt.Errorf("fetch %s: %w", id, err)
