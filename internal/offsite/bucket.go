@@ -226,18 +226,40 @@ func (b *Bucket) List(ctx context.Context, dir string, fn func(key string, size 
 	return nil
 }
 
-// retained reports whether Object Lock retains key still: from the
-// retain-until header of a HEAD (some stores answer GetObjectRetention in a
-// form the client does not parse), else from GetObjectRetention.
+// retained reports whether Object Lock retains key still.
 func (b *Bucket) retained(ctx context.Context, key string) bool {
-	if info, err := b.c.StatObject(ctx, b.loc.Bucket, b.loc.Prefix+key, minio.StatObjectOptions{}); err == nil {
-		if v := info.Metadata.Get("X-Amz-Object-Lock-Retain-Until-Date"); v != "" {
-			until, err := time.Parse(time.RFC3339, v)
-			return err == nil && until.After(time.Now())
-		}
+	until, err := b.RetainedUntil(ctx, key)
+	return err == nil && until.After(time.Now())
+}
+
+// RetainedUntil is when Object Lock stops retaining key (zero if it does
+// not): from the retain-until header of a HEAD (some stores answer
+// GetObjectRetention in a form the client does not parse), else from
+// GetObjectRetention.
+func (b *Bucket) RetainedUntil(ctx context.Context, key string) (time.Time, error) {
+	info, err := b.c.StatObject(ctx, b.loc.Bucket, b.loc.Prefix+key, minio.StatObjectOptions{})
+	if err != nil {
+		return time.Time{}, b.wrap("stat "+key, err)
+	}
+	if v := info.Metadata.Get("X-Amz-Object-Lock-Retain-Until-Date"); v != "" {
+		return time.Parse(time.RFC3339, v)
 	}
 	_, until, err := b.c.GetObjectRetention(ctx, b.loc.Bucket, b.loc.Prefix+key, "")
-	return err == nil && until != nil && until.After(time.Now())
+	if err != nil || until == nil {
+		return time.Time{}, nil
+	}
+	return *until, nil
+}
+
+// Extend retains key (governance mode) until then at least: an object a
+// new backup refers to is kept as long as that backup.
+func (b *Bucket) Extend(ctx context.Context, key string, until time.Time) error {
+	mode := minio.Governance
+	until = until.UTC()
+	if err := b.c.PutObjectRetention(ctx, b.loc.Bucket, b.loc.Prefix+key, minio.PutObjectRetentionOptions{Mode: &mode, RetainUntilDate: &until}); err != nil {
+		return b.wrap("extend the retention of "+key, err)
+	}
+	return nil
 }
 
 // ListInfo is List with each object's last modification time.

@@ -211,10 +211,29 @@ func TestCollectionLeavesLockedObjects(t *testing.T) {
 	if _, err := c.Copy(context.Background(), w.dir, old.ID); err != nil {
 		t.Fatal(err)
 	}
-	w.tree(20, 7)
+	before := w.keys("data/")
+	w.tree(5, 7) // the other 15 files are unchanged: their members are shared
 	recent := w.backup("20261201_020000")
+	shared := ""
+	for _, x := range recent.Members.List {
+		if k := c.Names.ObjectKey(x.SHA256); slices.Contains(before, k) {
+			shared = k
+		}
+	}
+	if shared == "" {
+		t.Fatal("the two backups share no object: the test proves nothing")
+	}
+	first, err := w.bucket.RetainedUntil(context.Background(), shared)
+	if err != nil || time.Until(first) < 7*24*time.Hour {
+		t.Fatalf("an object of the first copy is retained until %v (%v)", first, err)
+	}
+	c.Retain = 9 * 24 * time.Hour
 	if _, err := c.Copy(context.Background(), w.dir, recent.ID); err != nil {
 		t.Fatal(err)
+	}
+	// An object both backups use is retained as long as the newer one.
+	if again, err := w.bucket.RetainedUntil(context.Background(), shared); err != nil || !again.After(first.Add(12*time.Hour)) {
+		t.Fatalf("an object the second copy reuses is retained until %v, as before (%v): not extended", again, err)
 	}
 	rep, err := w.collector(7, time.Now().Add(60*24*time.Hour)).Collect(context.Background())
 	if err != nil {

@@ -134,9 +134,15 @@ func (c *Copier) Copy(ctx context.Context, dir store.Dir, id string) (_ CopyProg
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(c.Parallel, 1))
 	seen := map[string]bool{}
+	retain := c.retainUntil()
 	for _, o := range objs {
 		if present[o.Key] || seen[o.Key] {
 			report(false, o.Length)
+			if !retain.IsZero() && !seen[o.Key] {
+				// Retained as long as this backup, which now refers to it.
+				seen[o.Key] = true
+				g.Go(func() error { return c.Bucket.Extend(gctx, o.Key, retain) })
+			}
 			continue
 		}
 		seen[o.Key] = true
