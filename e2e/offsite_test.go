@@ -12,6 +12,8 @@ import (
 
 	"filippo.io/age"
 	"github.com/jackc/pgx/v5"
+	"go.temporal.io/api/workflowservice/v1"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/project-vulcan/vulcan-backup/internal/faultpoint"
 	"github.com/project-vulcan/vulcan-backup/internal/testutil"
@@ -141,6 +143,8 @@ func TestTotalLossRestoreFromTheBucket(t *testing.T) {
 		t.Fatalf("verify --remote: %s", out)
 	}
 
+	assertOffsiteSecretsNowhere(t, s, r)
+
 	// The host's disk is lost.
 	s.stop()
 	for _, p := range []string{"storage", "backups", ".vulcan"} {
@@ -200,6 +204,8 @@ func TestTotalLossRestoreFromTheBucket(t *testing.T) {
 	if l := leftovers(t, s.root); len(l) > 0 {
 		t.Errorf("leftovers: %v", l)
 	}
+
+	assertOffsiteSecretsNowhere(t, s, r)
 }
 
 // A worker killed in the middle of an upload: its replacement uploads only
@@ -329,5 +335,46 @@ func TestDrillFromTheBucket(t *testing.T) {
 	}
 	if rep := drill(b.Result.ID); !rep.Passed || rep.Source != wf.SourceRemote {
 		t.Fatalf("drill of a backup only in the bucket: %+v", rep)
+	}
+}
+
+// assertOffsiteSecretsNowhere checks that the store's secret key and the age
+// private key are nowhere: not in the worker's log, the backup directory,
+// the bucket or any workflow history.
+func assertOffsiteSecretsNowhere(t *testing.T, s *system, r *remoteStore) {
+	t.Helper()
+	identity, _ := os.ReadFile(r.identity)
+	secrets := map[string]string{"the S3 secret key": r.s3.Secret, "the age private key": strings.TrimSpace(string(identity))}
+	for what, secret := range secrets {
+		if strings.Contains(s.logs.String(), secret) {
+			t.Errorf("%s appears in the worker log", what)
+		}
+		for _, dir := range []string{filepath.Join(s.root, "backups"), filepath.Join(r.s3.Dir, r.bucket)} {
+			filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+				if err == nil && info.Mode().IsRegular() {
+					if data, _ := os.ReadFile(p); strings.Contains(string(data), secret) {
+						t.Errorf("%s appears in %s", what, p)
+					}
+				}
+				return nil
+			})
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := s.temporalClient(t)
+	resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{})
+	if err != nil || len(resp.Executions) < 2 {
+		t.Fatalf("workflows: %v (%d)", err, len(resp.GetExecutions()))
+	}
+	for _, e := range resp.Executions {
+		for _, ev := range history(ctx, t, c, e.Execution.WorkflowId, e.Execution.RunId).Events {
+			data, _ := proto.Marshal(ev)
+			for what, secret := range secrets {
+				if strings.Contains(string(data), secret) {
+					t.Errorf("%s appears in the history of %s", what, e.Execution.WorkflowId)
+				}
+			}
+		}
 	}
 }

@@ -37,7 +37,7 @@ race_pkgs=$(go list ./... | grep -v -e /e2e -e /internal/devserver -e /worker$ -
 echo "== unit and integration tests (-race)"
 go test -race -count=1 $race_pkgs
 
-echo "== fuzzing, bounded (manifest parser and member table, gzip member reader, archive extraction)"
+echo "== fuzzing, bounded (manifest parser and member table, gzip member reader, archive extraction, off-site index and refs)"
 # Bounded by a count of runs, not a duration: with -fuzztime <duration>, Go
 # 1.26's fuzz coordinator can report "context deadline exceeded" as a failure
 # when the time runs out (go.dev/issue/75804, fixed in Go 1.27). Each count is
@@ -48,6 +48,8 @@ fuzz FuzzMembers 150000x ./internal/manifest
 fuzz FuzzMemberReader 20000x ./internal/archive
 fuzz FuzzExtract 3000x ./internal/archive
 fuzz FuzzDecodeRestore 50000x ./api
+fuzz FuzzDecodeIndex 50000x ./internal/offsite
+fuzz FuzzOpenRefs 20000x ./internal/offsite
 fuzz FuzzResolveForRestore 20000x ./internal/store
 
 echo "== embedded Temporal server (ports, fatal errors)"
