@@ -77,6 +77,9 @@ for i in $(seq 1 "$RUNS"); do
   rm -f "$bdir/vulcan_backup_$id".* "$bdir/database/vulcan_db_$id.sql"
   sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
   r[ours-fetch]+="$(secs bin/starter restore "$id" --dry-run) "
+  # The same dry run of the backup now here: the check alone, without the download.
+  sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
+  r[ours-check]+="$(secs bin/starter restore "$id" --dry-run) "
   kill $wpid; wait $wpid 2>/dev/null || true
 
   export RESTIC_PASSWORD=bench RESTIC_REPOSITORY="s3:http://127.0.0.1:$port/restic-bench"
@@ -88,6 +91,10 @@ for i in $(seq 1 "$RUNS"); do
   done
   sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
   r[restic-fetch]+="$(secs "$restic" restore latest -q --target "$base/restic-restore") "
+  rm -rf "$base/restic-restore"
+  sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
+  r[restic-verify]+="$(secs "$restic" restore latest -q --verify --target "$base/restic-restore") "
+  rm -rf "$base/restic-restore"
   kill $vpid; wait $vpid 2>/dev/null || true
   unset RESTIC_PASSWORD RESTIC_REPOSITORY
 done
@@ -100,10 +107,14 @@ for k in first second fetch; do
   o=$(med ours-$k); x=$(med restic-$k)
   printf '%-34s %10.2f %10.2f %9.2fx\n' "  $k" "$o" "$x" "$(echo "$x / $o" | bc -l)"
 done
+o=$(med ours-fetch); x=$(med restic-verify)
+printf '%-34s %10.2f %10.2f %9.2fx\n' "  fetch, restic with --verify" "$o" "$x" "$(echo "$x / $o" | bc -l)"
+printf '%-34s %10.2f\n' "  of ours, the dry run's check alone" "$(med ours-check)"
 printf '%-34s %10s %10s %10s\n' "" "ours (MiB)" "restic (MiB)" "restic/ours"
 for k in first second; do
   o=$(med ours-$k-bytes); x=$(med restic-$k-bytes)
   printf '%-34s %10.1f %10.1f %9.2fx\n' "  bucket after the $k copy" "$(echo "$o / 1048576" | bc -l)" "$(echo "$x / 1048576" | bc -l)" "$(echo "$x / $o" | bc -l)"
 done
 for k in first second fetch; do printf '  %-14s runs: ours %s| restic %s\n' "$k" "$(printf '%.2f ' ${r[ours-$k]})" "$(printf '%.2f ' ${r[restic-$k]})"; done
+printf '  %-14s runs: ours (check alone) %s| restic --verify %s\n' "fetch" "$(printf '%.2f ' ${r[ours-check]})" "$(printf '%.2f ' ${r[restic-verify]})"
 echo "  (first: the first copy of the tree; second: the next night's, tree unchanged; fetch: the backup back from the bucket, checked (ours: starter restore --dry-run of a backup gone from the disk; restic: restore)"
