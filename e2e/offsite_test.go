@@ -145,6 +145,26 @@ func TestTotalLossRestoreFromTheBucket(t *testing.T) {
 
 	assertOffsiteSecretsNowhere(t, s, r)
 
+	// Nothing in the bucket is readable: no file name of the tree, no text
+	// of the dump (its DDL and a comment), no checksum of the manifest.
+	digest := strings.Fields(wantTree["logs/app-000.log"])
+	if len(digest) != 3 {
+		t.Fatalf("no digest of logs/app-000.log: %q", wantTree["logs/app-000.log"])
+	}
+	needles := []string{"validation_attachments", "Trading journal", "CREATE TABLE", "app-000.log", "ünïcødé", digest[2]}
+	filepath.Walk(filepath.Join(r.s3.Dir, r.bucket), func(p string, info os.FileInfo, err error) error {
+		if err != nil || !info.Mode().IsRegular() {
+			return err
+		}
+		data, _ := os.ReadFile(p)
+		for _, n := range needles {
+			if n != "" && (strings.Contains(string(data), n) || strings.Contains(p, n)) {
+				t.Errorf("the bucket's %s holds %q", p, n)
+			}
+		}
+		return nil
+	})
+
 	// The host's disk is lost.
 	s.stop()
 	for _, p := range []string{"storage", "backups", ".vulcan"} {
