@@ -136,6 +136,27 @@ func (a *Activities) fetchIfRemote(ctx context.Context, hb *heartbeat, name stri
 	return nil
 }
 
+// openForCopy connects to the store and loads its name key: what copies
+// and collections need.
+func (a *Activities) openForCopy(ctx context.Context) (*offsite.Bucket, *offsite.Namer, error) {
+	if a.Offsite == nil {
+		return nil, nil, badInput("this worker has no off-site store (VULCAN_OFFSITE_URL is not set)")
+	}
+	o := a.Offsite
+	if err := o.NeedRecipients(); err != nil {
+		return nil, nil, badInput("%v", err)
+	}
+	b, err := o.Open(ctx)
+	if err != nil {
+		return nil, nil, offsiteError(err)
+	}
+	names, err := offsite.LoadNamer(ctx, b, o.Recipients, o.Identities, o.KeyCache)
+	if err != nil {
+		return nil, nil, offsiteError(err)
+	}
+	return b, names, nil
+}
+
 // CopyOffsite copies backup in.BackupID and every earlier backup still
 // marked pending, oldest first; each mark is cleared once its copy
 // completes. A copy cut short by a crash uploads, on the next attempt, only
@@ -143,22 +164,12 @@ func (a *Activities) fetchIfRemote(ctx context.Context, hb *heartbeat, name stri
 func (a *Activities) CopyOffsite(ctx context.Context, in workflows.OffsiteInput) (workflows.OffsiteResult, error) {
 	hb := startHeartbeat(ctx)
 	defer hb.end()
-	if a.Offsite == nil {
-		return workflows.OffsiteResult{}, badInput("this worker has no off-site store (VULCAN_OFFSITE_URL is not set)")
+	b, names, err := a.openForCopy(ctx)
+	if err != nil {
+		return workflows.OffsiteResult{}, err
 	}
 	o := a.Offsite
-	if err := o.NeedRecipients(); err != nil {
-		return workflows.OffsiteResult{}, badInput("%v", err)
-	}
 	res := workflows.OffsiteResult{Copied: []string{}, Location: o.Location.String()}
-	b, err := o.Open(ctx)
-	if err != nil {
-		return res, offsiteError(err)
-	}
-	names, err := offsite.LoadNamer(ctx, b, o.Recipients, o.Identities, o.KeyCache)
-	if err != nil {
-		return res, offsiteError(err)
-	}
 	ids, err := a.Backups.OffsitePending()
 	if err != nil {
 		return res, classify(err)
@@ -216,17 +227,9 @@ func (a *Activities) CopyOffsite(ctx context.Context, in workflows.OffsiteInput)
 func (a *Activities) CollectOffsite(ctx context.Context, _ workflows.OffsiteInput) (workflows.CollectResult, error) {
 	hb := startHeartbeat(ctx)
 	defer hb.end()
-	if a.Offsite == nil {
-		return workflows.CollectResult{}, badInput("this worker has no off-site store (VULCAN_OFFSITE_URL is not set)")
-	}
-	o := a.Offsite
-	b, err := o.Open(ctx)
+	b, names, err := a.openForCopy(ctx)
 	if err != nil {
-		return workflows.CollectResult{}, offsiteError(err)
-	}
-	names, err := offsite.LoadNamer(ctx, b, o.Recipients, o.Identities, o.KeyCache)
-	if err != nil {
-		return workflows.CollectResult{}, offsiteError(err)
+		return workflows.CollectResult{}, err
 	}
 	c := &offsite.Collector{Bucket: b, Names: names, Days: a.RetentionDays, Progress: func(r offsite.CollectReport) { hb.set(r) }}
 	rep, err := c.Collect(ctx)
