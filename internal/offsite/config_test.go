@@ -3,6 +3,7 @@ package offsite
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -147,5 +148,35 @@ func TestTLSWithACustomCA(t *testing.T) {
 	loc.CAFile = ""
 	if _, err := Open(ctx, loc, good); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("HTTPS store without its CA: %v, want a certificate error", err)
+	}
+}
+
+// Virtual-host addressing (<bucket>.<endpoint host>) against a gateway that
+// serves it, through a proxy standing in for DNS.
+func TestVirtualHostAddressing(t *testing.T) {
+	s3 := testutil.StartS3Virtual(t)
+	bucket := s3.Bucket(t, false)
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(s3.Endpoint, "http://"))
+	loc, err := ParseURL("s3://" + bucket + "/p?endpoint=http://" + testutil.VirtualDomain + ":" + port + "&style=virtual")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !loc.VirtualHost || loc.PathStyle {
+		t.Fatalf("parsed %+v", loc)
+	}
+	ctx := context.Background()
+	b, err := Open(ctx, loc, Credentials{AccessKey: s3.Access, SecretKey: s3.Secret})
+	if err != nil {
+		t.Fatalf("virtual-host store: %v", err)
+	}
+	if err := b.Put(ctx, "data/ab/probe", []byte("virtual"), time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.Get(ctx, "data/ab/probe", 100); err != nil || string(got) != "virtual" {
+		t.Fatalf("get through virtual-host requests: %q %v", got, err)
+	}
+	// The object is where a path-style client finds it: the same bucket.
+	if _, err := os.Stat(filepath.Join(s3.Dir, bucket, "p", "data", "ab", "probe")); err != nil {
+		t.Fatalf("the object is not in bucket %s: %v", bucket, err)
 	}
 }

@@ -12,6 +12,9 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -50,6 +53,38 @@ func Versitygw(t testing.TB) string {
 func StartS3(t testing.TB) *S3 {
 	t.Helper()
 	return startS3(t, nil)
+}
+
+// VirtualDomain is the base domain of StartS3Virtual's gateway: requests to
+// <bucket>.vulcan.test reach it through VirtualHostProxy.
+const VirtualDomain = "vulcan.test"
+
+// StartS3Virtual starts a gateway that also serves virtual-host requests
+// (<bucket>.vulcan.test:<port>).
+func StartS3Virtual(t testing.TB) *S3 {
+	t.Helper()
+	return startS3(t, []string{"--virtual-domain", VirtualDomain})
+}
+
+// VirtualHostProxy is an HTTP proxy that sends every request for a host
+// under VirtualDomain to the same port on 127.0.0.1, its Host header kept
+// (the request's signature covers it): virtual-host addressing without DNS.
+// A test process points HTTP_PROXY at it before its first request; requests
+// to loopback addresses do not use a proxy.
+func VirtualHostProxy() *httptest.Server {
+	rp := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		_, port, _ := net.SplitHostPort(r.In.Host)
+		r.Out.URL.Scheme, r.Out.URL.Host = "http", net.JoinHostPort("127.0.0.1", port)
+		r.Out.Host = r.In.Host
+	}}
+	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host, _, _ := net.SplitHostPort(r.Host)
+		if !strings.HasSuffix(host, "."+VirtualDomain) {
+			http.Error(w, "this proxy serves *."+VirtualDomain+" only", http.StatusBadGateway)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
 }
 
 // StartS3TLS starts a gateway that speaks HTTPS with a certificate for
