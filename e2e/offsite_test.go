@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -302,14 +303,11 @@ func TestOffsiteMisconfigurationIsClear(t *testing.T) {
 
 func mustURLPath(t *testing.T, raw string) string {
 	t.Helper()
-	i := strings.Index(raw, "://")
-	rest := raw[i+3:]
-	j := strings.Index(rest, "/")
-	path := rest[j:]
-	if k := strings.IndexAny(path, "?#"); k >= 0 {
-		path = path[:k]
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return path
+	return u.Path
 }
 
 // A drill of the off-site copy downloads it for the drill, times the
