@@ -1,0 +1,117 @@
+// Package lowprio starts a command at the lowest CPU and I/O priority a
+// process may give itself without privilege, so that a long job beside the
+// application (a restore drill) takes the machine only when nothing else
+// wants it.
+//
+// Niceness and I/O priority are attributes of a thread on Linux, and a
+// forked process takes them from the thread that forked it. A Go program
+// cannot lower its own priority for part of its work (its goroutines move
+// between threads), but it can fork from a thread of its own whose
+// priority it lowered first: the command, and every thread it makes, runs
+// low, and the parent keeps its own.
+package lowprio
+
+import (
+	"fmt"
+	"os/exec"
+	"runtime"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Nice is the CPU niceness a command started here runs at: the lowest.
+const Nice = 19
+
+// I/O priority: the best-effort class at its lowest level, which an
+// unprivileged process may set. The idle class would starve the command
+// on a host whose application writes all the time.
+const (
+	IOClassBestEffort = 2
+	IOLevel           = 7
+	ioprioClassShift  = 13
+	ioprioWhoProcess  = 1
+)
+
+// Start starts cmd at Nice and the lowest best-effort I/O level, with a
+// death signal so that it does not outlive this process. wait waits for it
+// as cmd.Wait does. The forking thread stays until cmd ends: it is the
+// parent the death signal watches, and no other goroutine runs on it.
+func Start(cmd *exec.Cmd) (wait func() error, err error) {
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	started := make(chan error, 1)
+	done := make(chan error, 1)
+	go forkLow(cmd, started, done)
+	if err := <-started; err != nil {
+		return nil, err
+	}
+	var once sync.Once
+	var werr error
+	return func() error {
+		once.Do(func() { werr = <-done })
+		return werr
+	}, nil
+}
+
+// forkLow starts cmd from a thread of its own at the lowered priority and
+// waits for it there. The thread is never unlocked, so it ends with the
+// goroutine and its priority with it; the main thread is never used, as
+// Go parks it for good instead of ending it.
+func forkLow(cmd *exec.Cmd, started, done chan<- error) {
+	runtime.LockOSThread()
+	if unix.Gettid() == unix.Getpid() {
+		// Held here, the main thread cannot take the goroutine below.
+		ended := make(chan struct{})
+		go func() {
+			defer close(ended)
+			forkLow(cmd, started, done)
+		}()
+		<-ended
+		runtime.UnlockOSThread()
+		return
+	}
+	if err := Lower(0); err != nil {
+		started <- err
+		return
+	}
+	if err := cmd.Start(); err != nil {
+		started <- err
+		return
+	}
+	started <- nil
+	done <- cmd.Wait()
+}
+
+// Lower lowers the thread tid (0: the calling one) to Nice and the lowest
+// best-effort I/O level.
+func Lower(tid int) error {
+	if tid == 0 {
+		tid = unix.Gettid()
+	}
+	if err := unix.Setpriority(unix.PRIO_PROCESS, tid, Nice); err != nil {
+		return fmt.Errorf("lower the CPU priority to nice %d: %w", Nice, err)
+	}
+	if _, _, errno := unix.Syscall(unix.SYS_IOPRIO_SET, ioprioWhoProcess, uintptr(tid), IOClassBestEffort<<ioprioClassShift|IOLevel); errno != 0 {
+		return fmt.Errorf("lower the I/O priority to best-effort %d: %w", IOLevel, errno)
+	}
+	return nil
+}
+
+// Of is the niceness and I/O priority (class and level) of thread tid.
+func Of(tid int) (nice, ioClass, ioLevel int, err error) {
+	// getpriority's system call answers 20-nice, so that it is never
+	// negative; x/sys/unix passes the raw value on.
+	p, err := unix.Getpriority(unix.PRIO_PROCESS, tid)
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("CPU priority of thread %d: %w", tid, err)
+	}
+	r, _, errno := unix.Syscall(unix.SYS_IOPRIO_GET, ioprioWhoProcess, uintptr(tid), 0)
+	if errno != 0 {
+		return 0, 0, 0, fmt.Errorf("I/O priority of thread %d: %w", tid, errno)
+	}
+	return 20 - p, int(r >> ioprioClassShift), int(r & (1<<ioprioClassShift - 1)), nil
+}
