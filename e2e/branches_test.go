@@ -114,8 +114,16 @@ func TestWorkflowBranchHistories(t *testing.T) {
 			fail: map[string]int{wf.StartServicesActivity: 1}, wantErr: true},
 		{name: "ask-retry", workflow: wf.BackupWorkflowName, input: wf.BackupInput{Kind: wf.KindManual}, grant: asks(time.Minute),
 			fail: map[string]int{wf.DumpDatabaseActivity: 1}, state: wf.StateAwaiting, during: decide(wf.DecisionRetry)},
-		{name: "success", workflow: wf.RestoreDrillWorkflowName, input: wf.DrillInput{}},
+		{name: "success", workflow: wf.RestoreDrillWorkflowName, input: wf.DrillInput{}, check: drilledLow},
+		{name: "fail-prepare", workflow: wf.RestoreDrillWorkflowName, input: wf.DrillInput{}, fail: map[string]int{wf.DrillPrepareActivity: -1}, wantErr: true},
 		{name: "fail-restore", workflow: wf.RestoreDrillWorkflowName, input: wf.DrillInput{}, fail: map[string]int{wf.DrillRestoreActivity: -1}, wantErr: true},
+		{name: "fail-verify", workflow: wf.RestoreDrillWorkflowName, input: wf.DrillInput{}, fail: map[string]int{wf.DrillVerifyActivity: -1}, wantErr: true},
+		{name: "cancel-restore", workflow: wf.RestoreDrillWorkflowName, input: wf.DrillInput{}, block: wf.DrillRestoreActivity,
+			state: wf.StateRunning, step: 2, during: cancelIt, wantErr: true, check: cleanedAfterStopped(wf.DrillRestoreActivity)},
+		{name: "ask-retry", workflow: wf.RestoreDrillWorkflowName, input: wf.DrillInput{}, grant: asks(time.Minute),
+			fail: map[string]int{wf.DrillVerifyActivity: 1}, state: wf.StateAwaiting, during: decide(wf.DecisionRetry), check: drilledLow},
+		{name: "ask-abort", workflow: wf.RestoreDrillWorkflowName, input: wf.DrillInput{}, grant: asks(time.Minute),
+			fail: map[string]int{wf.DrillRestoreActivity: 1}, state: wf.StateAwaiting, during: decide(wf.DecisionAbort), wantErr: true},
 		{name: "success", workflow: wf.BackupWorkflowName, input: wf.BackupInput{Kind: wf.KindManual}},
 		{name: "fail-dump", workflow: wf.BackupWorkflowName, input: wf.BackupInput{Kind: wf.KindManual}, fail: map[string]int{wf.DumpDatabaseActivity: -1}, wantErr: true},
 		{name: "fail-start-after", workflow: wf.BackupWorkflowName, input: wf.BackupInput{Kind: wf.KindScheduled}, fail: map[string]int{wf.StartAfterBackupActivity: -1}, wantErr: true},
@@ -137,6 +145,38 @@ func TestWorkflowBranchHistories(t *testing.T) {
 	}
 }
 
+// onDrillQueue marks, in the stand-ins' events, a step run on the drill
+// worker's task queue.
+const onDrillQueue = " on the drill queue"
+
+// drilledLow checks that a drill's restore and verify ran on the drill
+// worker's queue and its other steps did not.
+func drilledLow(t *testing.T, events []string) {
+	t.Helper()
+	for _, name := range []string{wf.DrillRestoreActivity, wf.DrillVerifyActivity} {
+		if !slices.Contains(events, name+onDrillQueue) {
+			t.Errorf("%s did not run on the drill queue: %v", name, events)
+		}
+	}
+	for _, name := range []string{wf.DrillPrepareActivity, wf.DrillCleanActivity, wf.DrillReportActivity} {
+		if slices.Contains(events, name+onDrillQueue) {
+			t.Errorf("%s ran on the drill queue: %v", name, events)
+		}
+	}
+}
+
+// cleanedAfterStopped checks that a cancelled drill cleaned up only after
+// its step had stopped writing.
+func cleanedAfterStopped(step string) func(*testing.T, []string) {
+	return func(t *testing.T, events []string) {
+		t.Helper()
+		stopped, cleaned := slices.Index(events, step+" stopped"), slices.Index(events, wf.DrillCleanActivity)
+		if stopped < 0 || cleaned < stopped {
+			t.Errorf("clean-up before %s stopped: %v", step, events)
+		}
+	}
+}
+
 func runBranch(t *testing.T, c client.Client, b branch) {
 	queue := "branch-" + strings.ToLower(b.workflow) + "-" + b.name
 	w := worker.New(c, queue, worker.Options{MaxHeartbeatThrottleInterval: time.Second})
@@ -152,6 +192,13 @@ func runBranch(t *testing.T, c client.Client, b branch) {
 		t.Fatal(err)
 	}
 	defer w.Stop()
+	// The drill worker's queue, served by the same stand-ins.
+	dw := worker.New(c, wf.DrillTaskQueue(queue), worker.Options{MaxHeartbeatThrottleInterval: time.Second})
+	stand.register(dw)
+	if err := dw.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer dw.Stop()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -258,6 +305,9 @@ func (s *standIns) check(ctx context.Context, name string) error {
 	s.calls[name]++
 	n, limit := s.calls[name], s.fail[name]
 	s.events = append(s.events, name)
+	if strings.HasSuffix(activity.GetInfo(ctx).TaskQueue, wf.DrillTaskQueue("")) {
+		s.events = append(s.events, name+onDrillQueue)
+	}
 	s.mu.Unlock()
 	if name == s.block && n == 1 {
 		for ctx.Err() == nil {
@@ -319,7 +369,7 @@ func (s *standIns) register(w worker.Worker) {
 		return plan, s.check(ctx, wf.ValidateArchiveActivity)
 	})
 	reg(wf.DrillPrepareActivity, func(ctx context.Context, in wf.DrillInput) (wf.DrillPlan, error) {
-		return wf.DrillPlan{DrillID: in.DrillID, BackupID: "20250101_000000", RTO: time.Minute}, s.check(ctx, wf.DrillPrepareActivity)
+		return wf.DrillPlan{DrillID: in.DrillID, BackupID: "20250101_000000", RTO: time.Minute, Grant: s.grant}, s.check(ctx, wf.DrillPrepareActivity)
 	})
 	reg(wf.DrillRestoreActivity, func(ctx context.Context, _ wf.DrillPlan) (wf.DrillRestored, error) {
 		return wf.DrillRestored{Files: 3, Loaded: true, Phases: map[string]float64{"validate and extract": 1, "load": 1}}, s.check(ctx, wf.DrillRestoreActivity)

@@ -41,6 +41,11 @@ const (
 	OffsiteIDPrefix = "vulcan-offsite"
 )
 
+// DrillTaskQueue is the task queue of the drill worker beside the worker on
+// queue: a process at the lowest CPU and I/O priority that runs a drill's
+// restore and verify steps.
+func DrillTaskQueue(queue string) string { return queue + "-drill" }
+
 // SourceRemote is a drill of a backup downloaded from the off-site store.
 const SourceRemote = "remote"
 

@@ -157,9 +157,17 @@ func RestoreDrillWorkflow(ctx workflow.Context, in DrillInput) (_ *DrillReport, 
 			}
 		}
 	}
+	// The restore and verify steps, which read and write the whole backup,
+	// run on the drill worker: a process of its own at the lowest CPU and
+	// I/O priority, so the drill takes what the application leaves. A
+	// cancelled one has stopped writing before the clean-up starts.
+	low, heavy := ctx, call
+	if workflow.GetVersion(ctx, "drill-low-priority", workflow.DefaultVersion, 1) == 1 {
+		low, heavy = onQueue(ctx, DrillTaskQueue(info.TaskQueueName)), callAndWait
+	}
 	var restored DrillRestored
 	summary := step(1)
-	if err := attempt(func() error { return call(ctx, DrillRestoreActivity, summary, plan).Get(ctx, &restored) }); err != nil {
+	if err := attempt(func() error { return heavy(low, DrillRestoreActivity, summary, plan).Get(ctx, &restored) }); err != nil {
 		return nil, wrap(fmt.Sprintf("drill of backup %s", plan.BackupID), err)
 	}
 	rep.Files, rep.Loaded, rep.PausedS = restored.Files, restored.Loaded, restored.PausedS
@@ -167,7 +175,7 @@ func RestoreDrillWorkflow(ctx workflow.Context, in DrillInput) (_ *DrillReport, 
 	var verified DrillVerified
 	summary = step(2)
 	if err := attempt(func() error {
-		return call(ctx, DrillVerifyActivity, summary, DrillVerifyInput{Plan: plan, Loaded: restored.Loaded}).Get(ctx, &verified)
+		return heavy(low, DrillVerifyActivity, summary, DrillVerifyInput{Plan: plan, Loaded: restored.Loaded}).Get(ctx, &verified)
 	}); err != nil {
 		return nil, wrap(fmt.Sprintf("drill of backup %s", plan.BackupID), err)
 	}

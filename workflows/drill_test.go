@@ -1,12 +1,14 @@
 package workflows_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/mock"
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
@@ -143,5 +145,30 @@ func TestFailedDrillStepAsksWhenTheWorkerAsks(t *testing.T) {
 				t.Fatalf("cleaned %d, reports %+v", *cleaned, *reports)
 			}
 		})
+	}
+}
+
+// The drill's restore and verify steps go to the drill worker's task queue
+// (the process at low priority), waiting at most DrillWorkerWait for it;
+// the prepare, clean-up and report steps stay on the workflow's own.
+func TestDrillRestoresOnTheDrillWorker(t *testing.T) {
+	env, _, _ := drillEnv(t, wf.DrillVerified{})
+	queues := map[string]string{}
+	env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
+		queues[info.ActivityType.Name] = info.TaskQueue
+	})
+	env.ExecuteWorkflow(wf.RestoreDrillWorkflowName, wf.DrillInput{})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	own := "default-test-taskqueue"
+	want := map[string]string{
+		wf.DrillPrepareActivity: own, wf.DrillRestoreActivity: wf.DrillTaskQueue(own), wf.DrillVerifyActivity: wf.DrillTaskQueue(own),
+		wf.DrillCleanActivity: own, wf.DrillReportActivity: own,
+	}
+	for name, q := range want {
+		if queues[name] != q {
+			t.Errorf("%s ran on task queue %q, want %q", name, queues[name], q)
+		}
 	}
 }

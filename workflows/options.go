@@ -120,6 +120,21 @@ func retryWindow(ctx workflow.Context) time.Duration {
 	return w
 }
 
+// queueKey holds, in a workflow context, the task queue its steps run on
+// where it is not the workflow's own.
+type queueKey struct{}
+
+// DrillWorkerWait is how long a drill step waits for the drill worker to
+// take it: the worker starts one beside itself, so a step left that long
+// means it is down, and the drill fails (and cleans up) saying so.
+const DrillWorkerWait = time.Hour
+
+// onQueue runs the steps called under ctx on task queue q, each waiting at
+// most DrillWorkerWait for a worker there to take it.
+func onQueue(ctx workflow.Context, q string) workflow.Context {
+	return workflow.WithValue(ctx, queueKey{}, q)
+}
+
 // optionsFor is name's budget as activity options under ctx: a step that
 // talks to the disk, the database or the services is retried, pending, for
 // about the retry window, its backoff capped at the budget's maxWait.
@@ -130,7 +145,11 @@ func optionsFor(ctx workflow.Context, name, summary string) workflow.ActivityOpt
 			b.attempts = n
 		}
 	}
-	return b.options(summary)
+	o := b.options(summary)
+	if q, _ := ctx.Value(queueKey{}).(string); q != "" {
+		o.TaskQueue, o.ScheduleToStartTimeout = q, DrillWorkerWait
+	}
+	return o
 }
 
 // call runs activity name within its budget; summary is what the Web UI's

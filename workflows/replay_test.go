@@ -19,7 +19,7 @@ import (
 // current code: a change that breaks this needs workflow.GetVersion.
 func TestReplayRecordedHistories(t *testing.T) {
 	files, _ := filepath.Glob(filepath.Join("testdata", "*.json"))
-	if len(files) < 23 {
+	if len(files) < 39 {
 		t.Fatalf("recorded histories: %v", files)
 	}
 	for _, file := range files {
