@@ -138,6 +138,15 @@ func (a *Activities) Register(r interface {
 	}
 }
 
+// RegisterDrill registers the drill steps that read and write a whole
+// backup, which the drill worker runs at low priority.
+func (a *Activities) RegisterDrill(r interface {
+	RegisterActivityWithOptions(any, activity.RegisterOptions)
+}) {
+	r.RegisterActivityWithOptions(a.DrillRestore, activity.RegisterOptions{Name: workflows.DrillRestoreActivity})
+	r.RegisterActivityWithOptions(a.DrillVerify, activity.RegisterOptions{Name: workflows.DrillVerifyActivity})
+}
+
 func (a *Activities) log(ctx context.Context) *slog.Logger {
 	l := a.Log
 	if l == nil {

@@ -3,17 +3,21 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
 
+	"github.com/project-vulcan/vulcan-backup/internal/lowprio"
 	"github.com/project-vulcan/vulcan-backup/internal/notify"
 	"github.com/project-vulcan/vulcan-backup/internal/testutil"
 	wf "github.com/project-vulcan/vulcan-backup/workflows"
@@ -96,8 +100,9 @@ func TestRestoreDrill(t *testing.T) {
 		found = len(resp.GetExecutions())
 	}
 	if found == 0 {
-		t.Errorf("no drill found by %s", query)
+		t.Fatalf("no drill found by %s", query)
 	}
+	checkDrillRanLow(t, s, c, query)
 	data, err := os.ReadFile(filepath.Join(s.root, "backups", "drills", r.DrillID+".json"))
 	var onDisk wf.DrillReport
 	if err != nil || json.Unmarshal(data, &onDisk) != nil || onDisk.DrillID != r.DrillID || len(onDisk.Phases) != 4 {
@@ -158,5 +163,62 @@ func TestRestoreDrill(t *testing.T) {
 	}
 	if l := drillLeftovers(t, s.root); len(l) > 0 {
 		t.Errorf("left after failed drills: %v", l)
+	}
+}
+
+// checkDrillRanLow checks that the restore and verify steps of the drill
+// query finds ran in the drill worker, a child of the worker whose every
+// thread is at nice 19 and the lowest best-effort I/O level, and that the
+// other steps ran in the worker itself.
+func checkDrillRanLow(t *testing.T, s *system, c client.Client, query string) {
+	t.Helper()
+	ctx := context.Background()
+	resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: query})
+	if err != nil || len(resp.GetExecutions()) == 0 {
+		t.Fatalf("list %s: %v", query, err)
+	}
+	e := resp.GetExecutions()[0].GetExecution()
+	h := history(ctx, t, c, e.GetWorkflowId(), e.GetRunId())
+	names := map[int64]string{}
+	ranBy := map[string]string{}
+	for _, ev := range h.Events {
+		if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil {
+			names[ev.GetEventId()] = a.GetActivityType().GetName()
+		}
+		if a := ev.GetActivityTaskStartedEventAttributes(); a != nil {
+			ranBy[names[a.GetScheduledEventId()]] = a.GetIdentity()
+		}
+	}
+	for _, name := range []string{wf.DrillRestoreActivity, wf.DrillVerifyActivity} {
+		id := ranBy[name]
+		pid, err := strconv.Atoi(strings.SplitN(id, "@", 2)[0])
+		if err != nil || !strings.HasSuffix(id, "@drill-worker") {
+			t.Errorf("%s ran on %q, not on the drill worker", name, id)
+			continue
+		}
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			t.Errorf("drill worker %d: %v", pid, err)
+			continue
+		}
+		if f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:])); f[1] != strconv.Itoa(s.cmd.Process.Pid) {
+			t.Errorf("drill worker %d is a child of %s, not of the worker %d", pid, f[1], s.cmd.Process.Pid)
+		}
+		tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+		for _, task := range tasks {
+			tid, _ := strconv.Atoi(task.Name())
+			nice, class, level, err := lowprio.Of(tid)
+			if err != nil || nice != lowprio.Nice || class != lowprio.IOClassBestEffort || level != lowprio.IOLevel {
+				t.Errorf("drill worker thread %d: nice %d, I/O class %d level %d (%v)", tid, nice, class, level, err)
+			}
+		}
+	}
+	for _, name := range []string{wf.DrillPrepareActivity, wf.DrillCleanActivity, wf.DrillReportActivity} {
+		if strings.HasSuffix(ranBy[name], "@drill-worker") {
+			t.Errorf("%s ran on the drill worker: it is the worker's", name)
+		}
+	}
+	if nice, _, _, err := lowprio.Of(s.cmd.Process.Pid); err != nil || nice == lowprio.Nice {
+		t.Errorf("the worker itself runs at nice %d (%v)", nice, err)
 	}
 }

@@ -76,6 +76,7 @@ func run() error {
 	flag.StringVar(&cfg.TaskQueue, "task-queue", cfg.TaskQueue, "task queue ($VULCAN_TASK_QUEUE)")
 	flag.StringVar(&cfg.Root, "root", cfg.Root, "project root ($VULCAN_ROOT)")
 	noSchedule := flag.Bool("no-schedule", false, "do not create or update the nightly schedule")
+	drillWorker := flag.Bool(drillWorkerFlag, false, "run as the drill worker the worker starts beside itself (at low priority): only the restore and verify steps of drills")
 	serverOnly := flag.Bool("server-only", false, "with --dev: run only the embedded Temporal server and Web UI, for workers started on their own")
 	showVersion := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
@@ -86,6 +87,9 @@ func run() error {
 	if *serverOnly && !*dev {
 		return fmt.Errorf("--server-only needs --dev: it runs the embedded server without a worker")
 	}
+	if *drillWorker && *dev {
+		return fmt.Errorf("--%s connects to a running server: it does not go with --dev", drillWorkerFlag)
+	}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -95,6 +99,9 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	if *drillWorker {
+		return serveDrills(ctx, cfg, *stateDir, log)
+	}
 	webUI := cfg.UIURL
 	if *dev {
 		srv, err := startEmbedded(ctx, embeddedOptions{
@@ -166,6 +173,12 @@ func run() error {
 		return fmt.Errorf("start worker: %w", err)
 	}
 	defer w.Stop()
+	dctx, stopDrills := context.WithCancel(ctx)
+	drillsStopped := superviseDrillWorker(dctx, drillWorkerArgs(cfg, *stateDir), c, acts, cfg.TaskQueue, log)
+	defer func() {
+		stopDrills()
+		drillsStopped()
+	}()
 	log.Info("worker running", "task_queue", cfg.TaskQueue, "root", acts.Root, "paths", acts.Paths,
 		"backups", acts.Backups.Path, "database", dbDesc(acts.DB), "services", acts.Services.Name(), "version", version)
 
