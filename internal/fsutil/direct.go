@@ -54,7 +54,8 @@ type DirectWriter struct {
 	direct   bool
 	buf      []byte // aligned, DirectChunk bytes; nil when not direct
 	n        int    // bytes gathered in buf
-	spare    []byte // the second buffer, from chunkPool, while none is in flight
+	spare    []byte // the second buffer while none is in flight
+	pooled   []byte // the buffer taken from chunkPool, which release hands back
 	inflight chan chunkWritten
 	wb       *WritebackWriter
 	synced   bool
@@ -165,6 +166,7 @@ func (w *DirectWriter) flush() error {
 	if w.direct && w.n == DirectChunk && len(w.buf) == DirectChunk {
 		if w.spare == nil {
 			w.spare = *chunkPool.Get().(*[]byte)
+			w.pooled = w.spare
 		}
 		full := w.buf
 		w.buf, w.spare, w.n = w.spare, nil, 0
@@ -221,11 +223,14 @@ func (w *DirectWriter) wait() error {
 	return w.err
 }
 
-// release hands the second buffer back once nothing is in flight.
+// release hands the buffer taken from the pool back once nothing is in
+// flight, and only that one: the two buffers trade places at every chunk,
+// and the other may be the caller's, which it goes on using for the next
+// file. The writer writes nothing afterwards.
 func (w *DirectWriter) release() {
-	if w.inflight == nil && w.spare != nil {
-		b := w.spare
-		w.spare = nil
+	if w.inflight == nil && w.pooled != nil {
+		b := w.pooled
+		w.pooled, w.spare, w.buf = nil, nil, nil
 		chunkPool.Put(&b)
 	}
 }

@@ -315,3 +315,50 @@ func TestDirectReaderAtReadsAnyRange(t *testing.T) {
 		})
 	}
 }
+
+// One gathering buffer serves file after file (as an extraction passes it):
+// every file holds exactly its bytes, and the buffer stays the caller's. The
+// writer used to hand it to the pool of second buffers when it finished, so
+// the next file's writer took it as its own second buffer too and refilled
+// the chunk being written in the background: the start of large files came
+// out as the bytes of a later chunk, while their hashes, taken from the
+// stream, said nothing was wrong.
+func TestDirectWriterSharedBufferAcrossFiles(t *testing.T) {
+	for mode, flag := range directModes(t) {
+		t.Run(mode, func(t *testing.T) {
+			shared := AlignedBuffer(DirectChunk)
+			dir := t.TempDir()
+			for i := range 4 {
+				want := randomBytes(3*DirectChunk+1234+i, int64(10+i))
+				name := filepath.Join(dir, "out"+string(rune('a'+i)))
+				f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|flag, 0o600)
+				if err != nil {
+					t.Fatal(err)
+				}
+				w := NewDirectWriter(f, flag != 0, shared)
+				for p := want; len(p) > 0; {
+					k := min(len(p), 32<<10)
+					if _, err := w.Write(p[:k]); err != nil {
+						t.Fatal(err)
+					}
+					p = p[k:]
+				}
+				if err := w.Finish(); err != nil {
+					t.Fatal(err)
+				}
+				if err := f.Close(); err != nil {
+					t.Fatal(err)
+				}
+				if got, _ := os.ReadFile(name); !bytes.Equal(got, want) {
+					t.Fatalf("file %d holds bytes that differ from those written", i)
+				}
+				// Nothing the pool hands out may be the caller's buffer.
+				p := chunkPool.Get().(*[]byte)
+				if &(*p)[0] == &shared[0] {
+					t.Fatalf("after file %d the pool holds the caller's buffer", i)
+				}
+				chunkPool.Put(p)
+			}
+		})
+	}
+}
