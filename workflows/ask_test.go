@@ -60,13 +60,26 @@ func TestUndecidedStepRollsBack(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var refused error
+			// The early decision is sent while step 4 runs, which waits for
+			// it: sent by the clock alone it could arrive once the restore
+			// already waited, and be accepted.
+			early := make(chan struct{})
 			env := restoreEnv(t, granting(asks), func(env *testsuite.TestWorkflowEnvironment) {
 				env.OnActivity(wf.StartServicesActivity, mock.Anything, running).Return(boom("unhealthy")).Times(1)
+				env.OnActivity(wf.RestoreStorageActivity, mock.Anything, mock.Anything).Return(func(activityCtx, wf.StepInput) (wf.StorageOutput, error) {
+					select {
+					case <-early:
+					case <-time.After(10 * time.Second):
+						t.Error("the early decision was never sent")
+					}
+					return wf.StorageOutput{Paths: []string{"storage"}, Files: 3}, nil
+				}).Times(1)
 				env.RegisterDelayedCallback(func() {
 					env.UpdateWorkflow(wf.DecideName, "", &testsuite.TestUpdateCallback{
 						OnAccept: func() { t.Error("a decision before anything waits was accepted") }, OnReject: func(err error) { refused = err },
 						OnComplete: func(any, error) {},
 					}, wf.Decision{Action: wf.DecisionRetry})
+					close(early)
 				}, time.Millisecond)
 				if tc.decide != nil {
 					env.RegisterDelayedCallback(func() { tc.decide(t, env) }, tc.before)
