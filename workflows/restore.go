@@ -313,12 +313,15 @@ func (r *restore) startServices(ctx workflow.Context) error {
 	return nil
 }
 
-// 7. Verify files, rows and services. The staged files were hashed as they
-// were extracted and then only renamed: their layout is checked.
+// 7. Verify files, rows and services. Every restored file is read back
+// from the disk and hashed: the hashes taken of the archive's stream as it
+// was extracted say nothing of the bytes a writer then put on the disk.
+// (Runs of earlier code checked only the layout.)
 func (r *restore) verify(ctx workflow.Context) error {
 	summary := r.step(ctx, 7)
 	var v VerifyOutput
-	vin := VerifyInput{Manifest: r.plan.Manifest, Services: r.running, SkipDatabase: r.dbSkipped, LayoutOnly: true}
+	layoutOnly := workflow.GetVersion(ctx, "restore-verify-contents", workflow.DefaultVersion, 1) == workflow.DefaultVersion
+	vin := VerifyInput{Manifest: r.plan.Manifest, Services: r.running, SkipDatabase: r.dbSkipped, LayoutOnly: layoutOnly}
 	err := r.attempt(ctx, func() error {
 		if err := callAndWait(ctx, VerifyRestoreActivity, summary, vin).Get(ctx, &v); err != nil {
 			return err

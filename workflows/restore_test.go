@@ -232,7 +232,7 @@ func TestRestoreFailureAtEachStep(t *testing.T) {
 			env.OnActivity(wf.StartServicesActivity, mock.Anything, running).Return(nil)
 		}, 1, 1, 2, 2},
 		{7, func(env *testsuite.TestWorkflowEnvironment) {
-			env.OnActivity(wf.VerifyRestoreActivity, mock.Anything, wf.VerifyInput{Manifest: plan.Manifest, Services: running, LayoutOnly: true}).
+			env.OnActivity(wf.VerifyRestoreActivity, mock.Anything, wf.VerifyInput{Manifest: plan.Manifest, Services: running}).
 				Return(wf.VerifyOutput{Problems: []string{"table trades has 3 rows, the backup 4"}}, nil)
 			env.OnActivity(wf.VerifyRestoreActivity, mock.Anything, mock.Anything).Return(wf.VerifyOutput{}, nil)
 		}, 1, 1, 2, 2},
