@@ -232,5 +232,8 @@ for _ in $(seq 1 11); do lat+="$(cd "$edata" && VULCAN_ROOT=$edata DATABASE_URL=
 echo "empty tree, no database, 11 backups: p50 $(echo $lat | tr ' ' '\n' | median) s (all: $lat)"
 # Off-site copies against restic, to the same versitygw.
 scripts/bench-offsite.sh
+# A restore drill beside a busy application, at the drill worker's priority
+# and reniced to the worker's.
+scripts/bench-drill.sh
 echo
 go test -run '^$' -bench . -benchmem ./internal/archive ./internal/manifest

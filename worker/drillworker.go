@@ -150,9 +150,13 @@ func serveDrills(ctx context.Context, cfg config.Config, stateDir string, log *s
 		return fmt.Errorf("start the drill worker: %w", err)
 	}
 	defer w.Stop()
-	log.Info("drill worker running", "task_queue", queue, "identity", opts.Identity, "nice", nice, "io_class", class, "io_level", level)
-	if nice != lowprio.Nice {
-		log.Warn("the drill worker runs above the lowest priority: it was started by hand, not by the worker", "nice", nice)
+	group, grouped, err := lowprio.GroupNice(os.Getpid())
+	if err != nil {
+		return err
+	}
+	log.Info("drill worker running", "task_queue", queue, "identity", opts.Identity, "nice", nice, "io_class", class, "io_level", level, "group_nice", group, "autogroup", grouped)
+	if nice != lowprio.Nice || (grouped && group != lowprio.Nice) {
+		log.Warn("the drill worker runs above the lowest priority: it was started by hand, not by the worker", "nice", nice, "group_nice", group)
 	}
 	<-ctx.Done()
 	return nil

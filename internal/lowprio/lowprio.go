@@ -9,12 +9,24 @@
 // between threads), but it can fork from a thread of its own whose
 // priority it lowered first: the command, and every thread it makes, runs
 // low, and the parent keeps its own.
+//
+// Niceness only orders threads of one scheduling group, and with
+// autogroup (most distributions' kernels) every session is a group: a
+// command that shared the worker's session would stay level with an
+// application in a session of its own. So the command gets a session of
+// its own, and its group the same niceness. Between cgroups (containers,
+// systemd services) their CPU weights decide, not niceness.
 package lowprio
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -34,8 +46,9 @@ const (
 	ioprioWhoProcess  = 1
 )
 
-// Start starts cmd at Nice and the lowest best-effort I/O level, with a
-// death signal so that it does not outlive this process. wait waits for it
+// Start starts cmd at Nice and the lowest best-effort I/O level, in a
+// session of its own whose scheduling group is at Nice too, with a death
+// signal so that it does not outlive this process. wait waits for it
 // as cmd.Wait does. The forking thread stays until cmd ends: it is the
 // parent the death signal watches, and no other goroutine runs on it.
 func Start(cmd *exec.Cmd) (wait func() error, err error) {
@@ -43,6 +56,7 @@ func Start(cmd *exec.Cmd) (wait func() error, err error) {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
 	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	cmd.SysProcAttr.Setsid = true
 	started := make(chan error, 1)
 	done := make(chan error, 1)
 	go forkLow(cmd, started, done)
@@ -82,6 +96,9 @@ func forkLow(cmd *exec.Cmd, started, done chan<- error) {
 		started <- err
 		return
 	}
+	// Best effort: without autogroup there is no such file, and the
+	// command says what it runs at.
+	_ = os.WriteFile(autogroupFile(cmd.Process.Pid), []byte(strconv.Itoa(Nice)), 0)
 	started <- nil
 	done <- cmd.Wait()
 }
@@ -99,6 +116,27 @@ func Lower(tid int) error {
 		return fmt.Errorf("lower the I/O priority to best-effort %d: %w", IOLevel, errno)
 	}
 	return nil
+}
+
+func autogroupFile(pid int) string { return "/proc/" + strconv.Itoa(pid) + "/autogroup" }
+
+// GroupNice is the niceness of process pid's autogroup, and false where the
+// kernel has no autogroup.
+func GroupNice(pid int) (int, bool, error) {
+	data, err := os.ReadFile(autogroupFile(pid))
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	// "/autogroup-42 nice 19"
+	f := strings.Fields(string(data))
+	if len(f) != 3 || f[1] != "nice" {
+		return 0, false, fmt.Errorf("%s: unexpected %q", autogroupFile(pid), data)
+	}
+	n, err := strconv.Atoi(f[2])
+	return n, err == nil, err
 }
 
 // Of is the niceness and I/O priority (class and level) of thread tid.

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // threads lists the thread ids of process pid.
@@ -56,6 +58,15 @@ func TestStartLowersTheCommandOnly(t *testing.T) {
 		if nice != Nice || class != IOClassBestEffort || level != IOLevel {
 			t.Errorf("thread %d of the command: nice %d, I/O class %d level %d; want %d, %d, %d", tid, nice, class, level, Nice, IOClassBestEffort, IOLevel)
 		}
+	}
+	if sid, _ := unix.Getsid(cmd.Process.Pid); sid != cmd.Process.Pid {
+		t.Errorf("the command is in session %d, want one of its own", sid)
+	}
+	if n, ok, err := GroupNice(cmd.Process.Pid); err != nil || (ok && n != Nice) {
+		t.Errorf("the command's scheduling group is at nice %d (%v)", n, err)
+	}
+	if n, ok, err := GroupNice(os.Getpid()); err != nil || (ok && n == Nice) {
+		t.Errorf("this process's scheduling group went to nice %d (%v)", n, err)
 	}
 	// Only the forking thread, parked in wait, is lowered here.
 	lowered := 0
