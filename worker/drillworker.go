@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"syscall"
 	"time"
 
@@ -135,9 +134,8 @@ func serveDrills(ctx context.Context, cfg config.Config, stateDir string, log *s
 	if err != nil {
 		return err
 	}
-	acts.Metrics, acts.Namespace = metrics.New(), cfg.Namespace // the main worker serves the metrics
-	acts.RTO, acts.DrillCheck = cfg.RTO, cfg.DrillCheck
-	if acts.Offsite, err = activities.NewOffsite(cfg, filepath.Join(stateDir, "offsite-name-key.json")); err != nil {
+	acts.Metrics = metrics.New() // the main worker serves the metrics
+	if acts.Offsite, err = activities.NewOffsite(cfg, offsiteKeyCache(stateDir)); err != nil {
 		return fmt.Errorf("off-site store: %w", err)
 	}
 	queue := workflows.DrillTaskQueue(cfg.TaskQueue)

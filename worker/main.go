@@ -144,8 +144,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	acts.Metrics, acts.WebUI, acts.Namespace = m, webUI, cfg.Namespace
-	acts.RTO, acts.DrillCheck, acts.DrillOnFailure = cfg.RTO, cfg.DrillCheck, cfg.DrillOnFailure
+	acts.Metrics, acts.WebUI = m, webUI
 	acts.Failure = workflows.Grant{OnFailure: cfg.OnFailure, DecisionTimeout: cfg.DecisionTimeout, RetryWindow: cfg.RetryWindow}
 	if *dev {
 		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -317,7 +316,7 @@ func seedMetrics(m *metrics.Metrics, dir store.Dir) {
 // there, stop the worker with the reason; a store that does not answer is
 // a warning (the copies retry, pending, and say so).
 func startOffsite(ctx context.Context, cfg config.Config, stateDir string, log *slog.Logger) (*activities.Offsite, error) {
-	o, err := activities.NewOffsite(cfg, filepath.Join(stateDir, "offsite-name-key.json"))
+	o, err := activities.NewOffsite(cfg, offsiteKeyCache(stateDir))
 	if err != nil {
 		return nil, fmt.Errorf("off-site store: %w", err)
 	}
@@ -343,6 +342,10 @@ func startOffsite(ctx context.Context, cfg config.Config, stateDir string, log *
 	}
 	return o, nil
 }
+
+// offsiteKeyCache is where the worker keeps the off-site name key it
+// derived (see activities.NewOffsite).
+func offsiteKeyCache(stateDir string) string { return filepath.Join(stateDir, "offsite-name-key.json") }
 
 // Register registers the workflows and activities on w.
 func Register(w worker.Registry, a *activities.Activities) {
@@ -394,6 +397,7 @@ func buildActivities(cfg config.Config, c client.Client, log *slog.Logger) (*act
 	return &activities.Activities{
 		Root: root, Paths: cfg.Paths, Backups: store.Dir{Path: dir}, DB: db, RetentionDays: cfg.RetentionDays, UndoWindow: cfg.UndoWindow, FullEvery: cfg.FullEvery, StallTimeout: cfg.StallTimeout,
 		Services: ctl, BackupServices: forBackup, Temporal: c, ToolVersion: "vulcan-backup " + version, Log: log,
+		Namespace: cfg.Namespace, RTO: cfg.RTO, DrillCheck: cfg.DrillCheck, DrillOnFailure: cfg.DrillOnFailure,
 	}, nil
 }
 
