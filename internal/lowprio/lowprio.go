@@ -121,7 +121,8 @@ func Lower(tid int) error {
 func autogroupFile(pid int) string { return "/proc/" + strconv.Itoa(pid) + "/autogroup" }
 
 // GroupNice is the niceness of process pid's autogroup, and false where the
-// kernel has no autogroup.
+// process is in none (a kernel without autogroup, or a task in a CPU cgroup
+// of its own).
 func GroupNice(pid int) (int, bool, error) {
 	data, err := os.ReadFile(autogroupFile(pid))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -130,10 +131,23 @@ func GroupNice(pid int) (int, bool, error) {
 	if err != nil {
 		return 0, false, err
 	}
-	// "/autogroup-42 nice 19"
+	n, ok, err := parseAutogroup(data)
+	if err != nil {
+		return 0, false, fmt.Errorf("%s: %w", autogroupFile(pid), err)
+	}
+	return n, ok, nil
+}
+
+// parseAutogroup reads the niceness out of a /proc/<pid>/autogroup file:
+// "/autogroup-42 nice 19". A task in a CPU cgroup other than the root one
+// is in no autogroup, and its file is empty.
+func parseAutogroup(data []byte) (int, bool, error) {
 	f := strings.Fields(string(data))
+	if len(f) == 0 {
+		return 0, false, nil
+	}
 	if len(f) != 3 || f[1] != "nice" {
-		return 0, false, fmt.Errorf("%s: unexpected %q", autogroupFile(pid), data)
+		return 0, false, fmt.Errorf("unexpected %q", data)
 	}
 	n, err := strconv.Atoi(f[2])
 	return n, err == nil, err

@@ -151,3 +151,30 @@ func TestCommandDiesWithItsParent(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// A task in a CPU cgroup of its own (a container, a systemd service) is in
+// no autogroup, and the kernel answers its autogroup file with nothing:
+// that is no autogroup, not a fault.
+func TestParseAutogroup(t *testing.T) {
+	for _, c := range []struct {
+		data    string
+		nice    int
+		grouped bool
+		fails   bool
+	}{
+		{data: "/autogroup-42 nice 19\n", nice: 19, grouped: true},
+		{data: "/autogroup-6 nice 0\n", nice: 0, grouped: true},
+		{data: "", grouped: false},
+		{data: "/autogroup-6 nice\n", fails: true},
+		{data: "/autogroup-6 nice x\n", fails: true},
+	} {
+		n, grouped, err := parseAutogroup([]byte(c.data))
+		if (err != nil) != c.fails {
+			t.Errorf("%q: error %v, want failure %v", c.data, err, c.fails)
+			continue
+		}
+		if !c.fails && (n != c.nice || grouped != c.grouped) {
+			t.Errorf("%q: nice %d, grouped %v; want %d, %v", c.data, n, grouped, c.nice, c.grouped)
+		}
+	}
+}
