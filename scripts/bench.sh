@@ -16,18 +16,7 @@ admin=$(scripts/testdb.sh)
 db=$(python3 -c "import sys,urllib.parse as u; p=u.urlparse(sys.argv[1]); print(p._replace(path='/vulcan_bench').geturl())" "$admin")
 restoredb=$(python3 -c "import sys,urllib.parse as u; p=u.urlparse(sys.argv[1]); print(p._replace(path='/vulcan_bench_baseline').geturl())" "$admin")
 
-if [ ! -d "$data/storage" ]; then
-  echo "generating $MB MiB + $FILES small files in $data" >&2
-  mkdir -p "$data"
-  go run "$shared/bench/mkstorage.go" -out "$data" -mb "$MB" >/dev/null
-  python3 - "$data/storage/verification/small" "$FILES" <<'PY'
-import os, sys, random
-d, n = sys.argv[1], int(sys.argv[2]); os.makedirs(d, exist_ok=True); r = random.Random(7)
-for i in range(n):
-    with open(os.path.join(d, f"v-{i:05d}.json"), "w") as f:
-        f.write('{"part": "p-%d", "ok": %s, "dev": %f}\n' % (i, "true" if i % 9 else "false", r.random()))
-PY
-fi
+benchdata "$data" "$MB" "$FILES"
 psql -q "$admin" -c "DROP DATABASE IF EXISTS vulcan_bench WITH (FORCE)" -c "CREATE DATABASE vulcan_bench" 2>/dev/null
 psql -q "$db" -v ON_ERROR_STOP=1 -v rows="$ROWS" -f "$shared/bench/vulcan_db.sql" >/dev/null 2>&1
 
