@@ -1,0 +1,107 @@
+package archive_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/project-vulcan/vulcan-backup/internal/archive"
+	"github.com/project-vulcan/vulcan-backup/internal/manifest"
+)
+
+// Every file's sum in the result is the SHA-256 of its bytes, at sizes
+// around the read chunk (256 KiB) and its multiples, several of each, and
+// the dump's.
+func TestFileSumsAtEveryChunkBoundary(t *testing.T) {
+	const chunk = 256 << 10
+	root := t.TempDir()
+	want := map[string]string{}
+	write := func(name string, data []byte) {
+		p := filepath.Join(root, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(data)
+		want[name] = hex.EncodeToString(sum[:])
+	}
+	sizes := []int{0, 1, chunk - 1, chunk, chunk + 1, 2 * chunk, 3*chunk - 1, 4 * chunk, 5*chunk + 7, 5 << 20}
+	for i, size := range sizes {
+		for n := range 6 {
+			write(fmt.Sprintf("storage/s%02d-%d.bin", i, n), randomBytes(t, size))
+		}
+	}
+	dump := filepath.Join(t.TempDir(), "dump.sql")
+	dumpData := randomBytes(t, 3*chunk)
+	if err := os.WriteFile(dump, dumpData, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dumpSum := sha256.Sum256(dumpData)
+	opts := archive.CreateOptions{Root: root, Paths: []string{"storage"},
+		Extra: []archive.ExtraFile{{ArchivePath: manifest.DumpName("20250101_010101"), Source: dump}}}
+
+	res, err := archive.Create(context.Background(), io.Discard, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := 0
+	for _, e := range res.Entries {
+		if e.Type != manifest.TypeFile {
+			continue
+		}
+		files++
+		if e.SHA256 != want[e.Path] {
+			t.Errorf("%s (%d bytes): sha256 %q, want %q", e.Path, e.Size, e.SHA256, want[e.Path])
+		}
+	}
+	if files != len(want) {
+		t.Errorf("%d files in the result, want %d", files, len(want))
+	}
+	if got := res.Extra[0].SHA256; got != hex.EncodeToString(dumpSum[:]) {
+		t.Errorf("dump: sha256 %q, want %x", got, dumpSum)
+	}
+}
+
+// A file whose bytes are not the manifest's fails a verification and a
+// read-back, named, whatever its size.
+func TestEveryFileIsCheckedAgainstItsSum(t *testing.T) {
+	src := t.TempDir()
+	tree(t, src, 3<<20)
+	path, m := create(t, src, false)
+	lied := 0
+	for i, e := range m.Files {
+		if e.Type != manifest.TypeFile || e.Size == 0 {
+			continue
+		}
+		lied++
+		for name, check := range map[string]func(context.Context, io.Reader, *manifest.Manifest, func(archive.Progress)) (*archive.Report, error){
+			"Verify": archive.Verify, "VerifyWritten": archive.VerifyWritten,
+		} {
+			liar := *m
+			liar.Files = slices.Clone(m.Files)
+			liar.Files[i].SHA256 = strings.Repeat("0", 64)
+			f, err := os.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = check(context.Background(), f, &liar, nil)
+			f.Close()
+			if !errors.Is(err, archive.ErrIntegrity) || !strings.Contains(err.Error(), "checksum mismatch") || !strings.Contains(err.Error(), e.Path) {
+				t.Errorf("%s of an archive whose manifest lies about %s (%d bytes): %v", name, e.Path, e.Size, err)
+			}
+		}
+	}
+	if lied < 4 {
+		t.Fatalf("only %d files to lie about", lied)
+	}
+}
