@@ -48,7 +48,8 @@ for i in $(seq 1 "$RUNS"); do
     rm -rf "$top/ab-$side-backups"; mkdir -p "$top/ab-$side-backups"
     sync; warm "$data/storage"
     a=$(cpu "${pid[$side]}"); s=$(date +%s.%N)
-    VULCAN_BACKUP_DIR="$top/ab-$side-backups" VULCAN_TASK_QUEUE=ab-$side "${bin[$side]}/starter" backup >/dev/null
+    VULCAN_BACKUP_DIR="$top/ab-$side-backups" VULCAN_TASK_QUEUE=ab-$side "${bin[$side]}/starter" backup >"$top/ab-starter.log" 2>&1 \
+      || { cat "$top/ab-starter.log" >&2; exit 1; }
     e=$(date +%s.%N); b=$(cpu "${pid[$side]}")
     wall[$side]+="$(echo "$e - $s" | bc) "; work[$side]+="$(echo "$b - $a" | bc) "
   done

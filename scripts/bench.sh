@@ -224,5 +224,7 @@ scripts/bench-offsite.sh
 # A restore drill beside a busy application, at the drill worker's priority
 # and reniced to the worker's.
 scripts/bench-drill.sh
+# A first backup against the last commit before the member table, in turns.
+scripts/bench-ab.sh
 echo
 go test -run '^$' -bench . -benchmem ./internal/archive ./internal/manifest
