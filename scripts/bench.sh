@@ -161,7 +161,7 @@ fenv=(VULCAN_ROOT="$data" DATABASE_URL= VULCAN_BACKUP_DIR="$fdir" VULCAN_TASK_QU
 fpid=$!; pids+=($fpid)
 wait_log "$data/worker-inc.log" "worker running"
 export RESTIC_PASSWORD=bench RESTIC_REPOSITORY=$PWD/bench-data/restic-repo
-command -v restic >/dev/null || { echo "bench: restic not found (Debian: apt-get install restic)" >&2; exit 1; }
+scripts/debian.sh restic restic >/dev/null
 for i in $(seq 1 "$RUNS"); do
   incround "$fpid" files "${fenv[@]}"
   rm -rf "$fdir"
