@@ -157,8 +157,12 @@ func (mw *memberWriter) compress() {
 const (
 	// probeLen is the size of one sample.
 	probeLen = 4 << 10
-	// probeCount is how many samples, spread evenly over the block, must
-	// all fail to compress for the block to be stored.
+	// probeCount is how many samples, each in the middle of an equal part
+	// of the block, must all fail to compress for the block to be stored.
+	// None touches the block's ends: a member starts at a file's tar header
+	// and often ends in the zeros that pad its last record, which would
+	// make a sample there compress and a recording's every first and last
+	// piece go through the compressor.
 	probeCount = 4
 	// probeMinBlock is the smallest block probed: a shorter one (the last
 	// of a stream) is compressed without asking.
@@ -185,9 +189,9 @@ func (p *prober) incompressible(block []byte) bool {
 	if len(block) < probeMinBlock {
 		return false
 	}
-	step := (len(block) - probeLen) / (probeCount - 1)
 	for i := range probeCount {
-		sample := block[i*step : i*step+probeLen]
+		at := (2*i+1)*len(block)/(2*probeCount) - probeLen/2
+		sample := block[at : at+probeLen]
 		p.n = 0
 		p.fw.Reset(&p.n)
 		p.fw.Write(sample) // #nosec G104 -- compresses into a counting sink, which cannot fail

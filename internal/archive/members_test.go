@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"archive/tar"
 	"bytes"
 	stdgzip "compress/gzip"
 	"encoding/binary"
@@ -260,6 +261,13 @@ func TestIncompressibleBlocksAreStored(t *testing.T) {
 	rng.Read(random)
 	text := []byte(strings.Repeat("2025-12-01T10:00:00Z info trade filled symbol AAPL qty 100\n", memberBlock/40)[:memberBlock])
 	tail := append(append([]byte(nil), random[:memberBlock*3/4]...), text[:memberBlock/4]...)
+	// A member of its own for a recording: its tar header first, then its
+	// bytes, then the zeros that pad its last record.
+	var record bytes.Buffer
+	tw := tar.NewWriter(&record)
+	tw.WriteHeader(&tar.Header{Name: "storage/recordings/rec-0001.webm", Mode: 0o644, Size: memberBlock - 1024 - 300, Typeflag: tar.TypeReg})
+	tw.Write(random[:memberBlock-1024-300])
+	tw.Flush()
 	p := newProber()
 	for _, c := range []struct {
 		name  string
@@ -269,6 +277,7 @@ func TestIncompressibleBlocksAreStored(t *testing.T) {
 		{"random", random, true},
 		{"text", text, false},
 		{"random with text in its last quarter", tail, false},
+		{"a recording's tar record, header and padding", record.Bytes(), true},
 		{"random, shorter than a probed block", random[:probeMinBlock-1], false},
 	} {
 		if got := p.incompressible(c.block); got != c.want {
