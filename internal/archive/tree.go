@@ -10,8 +10,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/project-vulcan/vulcan-backup/internal/manifest"
 )
@@ -54,7 +57,8 @@ func (t *TreeMismatch) Unwrap() error { return ErrIntegrity }
 
 // CheckTree compares the files under root for every path of m against m:
 // type, size, SHA-256, symlink target and permission bits. It returns a
-// *TreeMismatch (wrapping ErrIntegrity) listing every difference.
+// *TreeMismatch (wrapping ErrIntegrity) listing every difference. Files
+// are read and hashed on every core, as they are independent.
 func CheckTree(ctx context.Context, root string, m *manifest.Manifest, progress func(Progress)) (*Report, error) {
 	return checkTree(ctx, root, m, progress, true)
 }
@@ -75,7 +79,11 @@ func checkTree(ctx context.Context, root string, m *manifest.Manifest, progress 
 	mis := &TreeMismatch{}
 	seen := make(map[string]bool, len(m.Files))
 	rep := &Report{}
-	buf := make([]byte, 256<<10)
+	var hashers *treeHashers
+	if contents {
+		hashers = newTreeHashers(ctx, runtime.GOMAXPROCS(0))
+		defer hashers.stop()
+	}
 	for _, p := range m.Paths {
 		top := filepath.Join(root, filepath.FromSlash(p))
 		err := filepath.WalkDir(top, func(full string, d fs.DirEntry, err error) error {
@@ -126,18 +134,17 @@ func checkTree(ctx context.Context, root string, m *manifest.Manifest, progress 
 					mis.Different = append(mis.Different, name)
 					return nil
 				}
-				if contents {
-					sum, err := hashFile(full, buf)
-					if err != nil {
-						return err
-					}
-					if sum != e.SHA256 {
-						mis.Different = append(mis.Different, name)
-					}
-				}
 				rep.Files++
 				rep.Bytes += info.Size()
-				if progress != nil {
+				if contents {
+					if err := hashers.check(full, name, e.SHA256, info.Size()); err != nil {
+						return err
+					}
+					if progress != nil {
+						files, bytes := hashers.done()
+						progress(Progress{Files: files, Bytes: bytes, Path: name})
+					}
+				} else if progress != nil {
 					progress(Progress{Files: rep.Files, Bytes: rep.Bytes, Path: name})
 				}
 			default:
@@ -147,6 +154,17 @@ func checkTree(ctx context.Context, root string, m *manifest.Manifest, progress 
 		})
 		if err != nil {
 			return nil, fmt.Errorf("check tree %s: %w", top, err)
+		}
+	}
+	if contents {
+		different, err := hashers.stop()
+		if err != nil {
+			return nil, fmt.Errorf("check tree: %w", err)
+		}
+		mis.Different = append(mis.Different, different...)
+		sort.Strings(mis.Different)
+		if progress != nil {
+			progress(Progress{Files: rep.Files, Bytes: rep.Bytes})
 		}
 	}
 	for _, e := range m.Files {
@@ -174,6 +192,88 @@ func HashFile(name string) (string, int64, error) {
 		return "", 0, fmt.Errorf("read %s: %w", name, err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+// treeHashers read and hash files on goroutines of their own and collect
+// those whose sums differ.
+type treeHashers struct {
+	ctx    context.Context
+	jobs   chan treeJob
+	wg     sync.WaitGroup
+	once   sync.Once
+	files  atomic.Int64
+	bytes  atomic.Int64
+	mu     sync.Mutex
+	differ []string
+	err    error // the first read error
+}
+
+type treeJob struct {
+	full, name, sum string
+	size            int64
+}
+
+func newTreeHashers(ctx context.Context, n int) *treeHashers {
+	h := &treeHashers{ctx: ctx, jobs: make(chan treeJob, 2*n)}
+	for range max(n, 1) {
+		h.wg.Add(1)
+		go h.run()
+	}
+	return h
+}
+
+func (h *treeHashers) run() {
+	defer h.wg.Done()
+	buf := make([]byte, 256<<10)
+	for j := range h.jobs {
+		if h.failed() || h.ctx.Err() != nil {
+			continue
+		}
+		sum, err := hashFile(j.full, buf)
+		h.mu.Lock()
+		switch {
+		case err != nil && h.err == nil:
+			h.err = err
+		case err == nil && sum != j.sum:
+			h.differ = append(h.differ, j.name)
+		}
+		h.mu.Unlock()
+		h.files.Add(1)
+		h.bytes.Add(j.size)
+	}
+}
+
+func (h *treeHashers) failed() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.err != nil
+}
+
+// check queues the file full (name in the manifest, size bytes) to be
+// compared with sum; it returns the first read error met so far.
+func (h *treeHashers) check(full, name, sum string, size int64) error {
+	h.mu.Lock()
+	err := h.err
+	h.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	h.jobs <- treeJob{full: full, name: name, sum: sum, size: size}
+	return nil
+}
+
+// done is how many files, and bytes, have been read so far.
+func (h *treeHashers) done() (int, int64) { return int(h.files.Load()), h.bytes.Load() }
+
+// stop waits for every queued file and returns those that differ and the
+// first read error.
+func (h *treeHashers) stop() ([]string, error) {
+	h.once.Do(func() { close(h.jobs) })
+	h.wg.Wait()
+	if err := h.ctx.Err(); err != nil && h.err == nil {
+		return nil, err
+	}
+	return h.differ, h.err
 }
 
 func hashFile(name string, buf []byte) (string, error) {
