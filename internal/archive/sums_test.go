@@ -106,9 +106,9 @@ func TestEveryFileIsCheckedAgainstItsSum(t *testing.T) {
 	}
 }
 
-// CheckTree reads every file, on several goroutines: same-size changes in
-// any of many files are each found, listed in order, and the last progress
-// report counts every byte.
+// CheckTree reads every file, on one goroutine or several: same-size
+// changes in any of many files are each found, listed in order, and the
+// last progress report counts every byte.
 func TestCheckTreeReadsEveryFile(t *testing.T) {
 	root := t.TempDir()
 	for i := range 200 {
@@ -144,9 +144,11 @@ func TestCheckTreeReadsEveryFile(t *testing.T) {
 		want = append(want, name)
 	}
 	slices.Sort(want)
-	_, err = archive.CheckTree(context.Background(), root, m, nil)
-	var mis *archive.TreeMismatch
-	if !errors.As(err, &mis) || !slices.Equal(mis.Different, want) || len(mis.Missing)+len(mis.Extra) != 0 {
-		t.Fatalf("want %v different, got %v", want, err)
+	for _, readers := range []int{1, 3} {
+		_, err = archive.CheckTreeReaders(context.Background(), root, m, readers, nil)
+		var mis *archive.TreeMismatch
+		if !errors.As(err, &mis) || !slices.Equal(mis.Different, want) || len(mis.Missing)+len(mis.Extra) != 0 {
+			t.Fatalf("%d readers: want %v different, got %v", readers, want, err)
+		}
 	}
 }

@@ -60,7 +60,14 @@ func (t *TreeMismatch) Unwrap() error { return ErrIntegrity }
 // *TreeMismatch (wrapping ErrIntegrity) listing every difference. Files
 // are read and hashed on every core, as they are independent.
 func CheckTree(ctx context.Context, root string, m *manifest.Manifest, progress func(Progress)) (*Report, error) {
-	return checkTree(ctx, root, m, progress, true)
+	return checkTree(ctx, root, m, progress, runtime.GOMAXPROCS(0))
+}
+
+// CheckTreeReaders is CheckTree reading and hashing readers files at once:
+// one for a check that runs beside the application and should take no
+// more of the machine than it must.
+func CheckTreeReaders(ctx context.Context, root string, m *manifest.Manifest, readers int, progress func(Progress)) (*Report, error) {
+	return checkTree(ctx, root, m, progress, readers)
 }
 
 // CheckTreeLayout is CheckTree without reading file contents: types, sizes,
@@ -68,10 +75,13 @@ func CheckTree(ctx context.Context, root string, m *manifest.Manifest, progress 
 // were hashed as they were written and that was then moved into place by
 // renames; reading it again right away would only read the page cache.
 func CheckTreeLayout(ctx context.Context, root string, m *manifest.Manifest, progress func(Progress)) (*Report, error) {
-	return checkTree(ctx, root, m, progress, false)
+	return checkTree(ctx, root, m, progress, 0)
 }
 
-func checkTree(ctx context.Context, root string, m *manifest.Manifest, progress func(Progress), contents bool) (*Report, error) {
+// checkTree reads the files' contents with readers goroutines, or not at
+// all where readers is 0.
+func checkTree(ctx context.Context, root string, m *manifest.Manifest, progress func(Progress), readers int) (*Report, error) {
+	contents := readers > 0
 	want := make(map[string]manifest.Entry, len(m.Files))
 	for _, e := range m.Files {
 		want[e.Path] = e
@@ -81,7 +91,7 @@ func checkTree(ctx context.Context, root string, m *manifest.Manifest, progress 
 	rep := &Report{}
 	var hashers *treeHashers
 	if contents {
-		hashers = newTreeHashers(ctx, runtime.GOMAXPROCS(0))
+		hashers = newTreeHashers(ctx, readers)
 		defer hashers.stop()
 	}
 	for _, p := range m.Paths {
@@ -215,7 +225,7 @@ type treeJob struct {
 
 func newTreeHashers(ctx context.Context, n int) *treeHashers {
 	h := &treeHashers{ctx: ctx, jobs: make(chan treeJob, 2*n)}
-	for range max(n, 1) {
+	for range n {
 		h.wg.Add(1)
 		go h.run()
 	}
