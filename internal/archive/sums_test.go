@@ -152,3 +152,25 @@ func TestCheckTreeReadsEveryFile(t *testing.T) {
 		}
 	}
 }
+
+// A check cancelled part way returns the context's error once its readers
+// have stopped, not a list of differences.
+func TestCheckTreeStopsWhenCancelled(t *testing.T) {
+	root := t.TempDir()
+	for i := range 50 {
+		p := filepath.Join(root, "storage", fmt.Sprintf("f%03d.bin", i))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, randomBytes(t, 64<<10), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, m := create(t, root, false)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, err := archive.CheckTree(ctx, root, m, func(archive.Progress) { cancel() })
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled check: %v, want context.Canceled", err)
+	}
+}
