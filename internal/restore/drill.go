@@ -93,8 +93,8 @@ func (d Drill) Load(ctx context.Context, p Progress, archivePath string, m *mani
 // size, mode, SHA-256) and, when a dump was loaded, counts the scratch
 // database's rows: the differences are returned as problems.
 func (d Drill) Verify(ctx context.Context, p Progress, m *manifest.Manifest, loaded bool) (*archive.Report, []string, error) {
-	// One file at a time: a drill runs beside the application, and reading
-	// on every core, even at nice 19, slowed it down more (bench-drill).
+	// One file at a time: a drill runs beside the application and takes
+	// no more of the machine than it needs.
 	rep, err := archive.CheckTreeReaders(ctx, d.Dir(), m, 1, func(pr archive.Progress) { p.Set(pr) })
 	var problems []string
 	var mis *archive.TreeMismatch
