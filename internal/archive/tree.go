@@ -236,7 +236,7 @@ func (h *treeHashers) run() {
 	defer h.wg.Done()
 	buf := make([]byte, 256<<10)
 	for j := range h.jobs {
-		if h.failed() || h.ctx.Err() != nil {
+		if h.firstErr() != nil || h.ctx.Err() != nil {
 			continue
 		}
 		sum, err := hashFile(j.full, buf)
@@ -253,19 +253,17 @@ func (h *treeHashers) run() {
 	}
 }
 
-func (h *treeHashers) failed() bool {
+// firstErr is the first read error met so far, if any.
+func (h *treeHashers) firstErr() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.err != nil
+	return h.err
 }
 
 // check queues the file full (name in the manifest, size bytes) to be
 // compared with sum; it returns the first read error met so far.
 func (h *treeHashers) check(full, name, sum string, size int64) error {
-	h.mu.Lock()
-	err := h.err
-	h.mu.Unlock()
-	if err != nil {
+	if err := h.firstErr(); err != nil {
 		return err
 	}
 	h.jobs <- treeJob{full: full, name: name, sum: sum, size: size}
