@@ -524,17 +524,19 @@ func TestFilesChangingDuringBackup(t *testing.T) {
 }
 
 // A file replaced by a symlink after the walk saw it is not followed: the
-// link's target, here outside the tree, is never archived. Small files are
-// opened when their group is written, after the walk has seen them all.
+// link's target, here outside the tree, is never archived. A large file is
+// opened once the group of small files before it is written, after the
+// walk has seen it (TestGroupReaderDoesNotFollowASymlink covers the small
+// files of a group).
 func TestFileReplacedBySymlinkIsNotFollowed(t *testing.T) {
 	root := t.TempDir()
 	dir := filepath.Join(root, "storage")
 	os.MkdirAll(dir, 0o755)
-	// Progress comes every 8 MiB: the small file that crosses it comes
-	// just before b.log in the same group.
+	// Progress comes every 8 MiB: the small file that crosses it is the
+	// group written just before b.log.
 	os.WriteFile(filepath.Join(dir, "a.log"), randomBytes(t, 8<<20-10<<10), 0o644)
 	os.WriteFile(filepath.Join(dir, "b-before.log"), randomBytes(t, 100<<10), 0o644)
-	os.WriteFile(filepath.Join(dir, "b.log"), []byte("second"), 0o644)
+	os.WriteFile(filepath.Join(dir, "b.log"), randomBytes(t, 2<<20), 0o644)
 	os.WriteFile(filepath.Join(root, "secret"), []byte("not for the backup"), 0o600)
 	progress := func(p archive.Progress) {
 		if p.Path == "storage/b-before.log" {

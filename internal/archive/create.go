@@ -282,10 +282,12 @@ func (c *creator) endGroup() error {
 			c.warn(items[0].name, "not copied from the previous backup, read afresh with the %d paths after it in its member: %v", len(items)-1, err)
 		}
 	}
-	for _, it := range items {
+	g := readGroup(c.ctx, items)
+	defer g.close()
+	for i, it := range items {
 		var err error
 		if it.info.Mode().IsRegular() {
-			err = c.addFile(it.full, it.name)
+			err = c.addRead(it.name, g.file(i))
 		} else {
 			err = c.addEntry(it.full, it.name, it.info)
 		}
@@ -415,54 +417,56 @@ func (c *creator) addEntry(full, name string, info fs.FileInfo) error {
 	return nil
 }
 
-// addFile stores a regular file, described by the open file itself. It is
-// opened without following a symlink, so a file replaced by a link while the
-// backup runs is never followed. If the file then shrinks the rest is
-// zero-filled, if it grows only the first Size bytes are stored, and both are
-// recorded as warnings.
-func (c *creator) addFile(full, name string) error {
-	f, err := os.OpenFile(full, os.O_RDONLY|syscall.O_NOFOLLOW, 0) // #nosec G304 -- path from the configuration, the backup directory or a restore's own staging area, not from a request
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			c.warn(name, "vanished while the backup ran; not archived")
-			return nil
-		}
-		if errors.Is(err, syscall.ELOOP) {
-			c.warn(name, "replaced by a symlink while the backup ran; not archived")
-			return nil
-		}
-		return fmt.Errorf("archive %s: %w", full, err)
+// openFile opens a file of the tree without following a symlink, so that a
+// file replaced by a link while the backup runs is never followed, and
+// stats the open file. A file no longer there to archive gives instead the
+// warning to record.
+func openFile(full string) (f *os.File, st fs.FileInfo, skip string, err error) {
+	f, err = os.OpenFile(full, os.O_RDONLY|syscall.O_NOFOLLOW, 0) // #nosec G304 -- path from the configuration, the backup directory or a restore's own staging area, not from a request
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, nil, "vanished while the backup ran; not archived", nil
+	case errors.Is(err, syscall.ELOOP):
+		return nil, nil, "replaced by a symlink while the backup ran; not archived", nil
+	case err != nil:
+		return nil, nil, "", fmt.Errorf("archive %s: %w", full, err)
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("archive %s: %w", full, err)
+	if st, err = f.Stat(); err != nil {
+		f.Close() // #nosec G104 -- read-only; the error that matters is returned
+		return nil, nil, "", fmt.Errorf("archive %s: %w", full, err)
 	}
 	if !st.Mode().IsRegular() {
-		c.warn(name, "replaced by a %s while the backup ran; not archived", st.Mode().Type())
-		return nil
+		f.Close() // #nosec G104 -- read-only, nothing read
+		return nil, nil, fmt.Sprintf("replaced by a %s while the backup ran; not archived", st.Mode().Type()), nil
 	}
+	return f, st, "", nil
+}
+
+// fileHeader writes the tar header of the regular file name, described by
+// st, and returns its manifest entry.
+func (c *creator) fileHeader(name string, st fs.FileInfo) (manifest.Entry, error) {
 	hdr, entry := describe(name, st)
-	size := st.Size()
 	hdr.Typeflag = tar.TypeReg
-	hdr.Size = size
+	hdr.Size = st.Size()
 	if err := c.tw.WriteHeader(hdr); err != nil {
-		return fmt.Errorf("archive %s: %w", name, err)
+		return entry, fmt.Errorf("archive %s: %w", name, err)
 	}
-	h := sha256.New()
-	n, grew, err := c.copyN(io.MultiWriter(c.tw, h), f, size, name)
-	if err != nil {
-		return fmt.Errorf("archive %s: %w", full, err)
-	}
+	return entry, nil
+}
+
+// fileStored records a regular file whose st.Size() bytes were stored, n
+// of them read from it (the rest zero-filled), with the SHA-256 sum: the
+// warnings for a file that shrank, grew or changed while it was read, and
+// its entry.
+func (c *creator) fileStored(name string, entry manifest.Entry, st fs.FileInfo, n int64, grew, changed bool, sum []byte) {
+	size := st.Size()
 	warnings := len(c.res.Warnings)
-	if n < size {
-		if _, err := c.zeroFill(io.MultiWriter(c.tw, h), size-n); err != nil {
-			return fmt.Errorf("archive %s: %w", name, err)
-		}
+	switch {
+	case n < size:
 		c.warn(name, "shrank from %d to %d bytes while being read; archived with the missing %d bytes zero-filled", size, n, size-n)
-	} else if grew {
+	case grew:
 		c.warn(name, "grew while being read; archived its first %d bytes", size)
-	} else if st2, err := f.Stat(); err == nil && !st2.ModTime().Equal(st.ModTime()) {
+	case changed:
 		c.warn(name, "changed while being read; archived content may mix old and new data")
 	}
 	if len(c.res.Warnings) > warnings {
@@ -471,11 +475,70 @@ func (c *creator) addFile(full, name string) error {
 	}
 	entry.Type = manifest.TypeFile
 	entry.Size = size
-	entry.SHA256 = hex.EncodeToString(h.Sum(nil))
+	entry.SHA256 = hex.EncodeToString(sum)
 	c.res.Entries = append(c.res.Entries, entry)
 	c.res.TotalBytes += size
 	c.files++
 	c.progress(name, false)
+}
+
+// addFile streams a regular file into the archive, described by the open
+// file itself. If the file then shrinks the rest is zero-filled, if it grows
+// only the first Size bytes are stored, and both are recorded as warnings.
+func (c *creator) addFile(full, name string) error {
+	f, st, skip, err := openFile(full)
+	if skip != "" || err != nil {
+		if skip != "" {
+			c.warn(name, "%s", skip)
+		}
+		return err
+	}
+	defer f.Close()
+	entry, err := c.fileHeader(name, st)
+	if err != nil {
+		return err
+	}
+	size := st.Size()
+	h := sha256.New()
+	n, grew, err := c.copyN(io.MultiWriter(c.tw, h), f, size, name)
+	if err != nil {
+		return fmt.Errorf("archive %s: %w", full, err)
+	}
+	changed := false
+	if n < size {
+		if _, err := c.zeroFill(io.MultiWriter(c.tw, h), size-n); err != nil {
+			return fmt.Errorf("archive %s: %w", name, err)
+		}
+	} else if st2, err := f.Stat(); !grew && err == nil && !st2.ModTime().Equal(st.ModTime()) {
+		changed = true
+	}
+	c.fileStored(name, entry, st, n, grew, changed, h.Sum(nil))
+	return nil
+}
+
+// addRead stores a small file that a group reader has read whole.
+func (c *creator) addRead(name string, f *smallFile) error {
+	if f.skip != "" || f.err != nil {
+		if f.skip != "" {
+			c.warn(name, "%s", f.skip)
+		}
+		return f.err
+	}
+	entry, err := c.fileHeader(name, f.st)
+	if err != nil {
+		return err
+	}
+	if _, err := c.tw.Write(f.data); err != nil {
+		return fmt.Errorf("archive %s: %w", name, err)
+	}
+	n := int64(len(f.data))
+	c.bytes += n
+	if n < f.st.Size() {
+		if _, err := c.zeroFill(c.tw, f.st.Size()-n); err != nil {
+			return fmt.Errorf("archive %s: %w", name, err)
+		}
+	}
+	c.fileStored(name, entry, f.st, n, f.grew, f.changed, f.sum[:])
 	return nil
 }
 

@@ -1,0 +1,102 @@
+package archive
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// lstatItems describes the given files of dir as the walk would.
+func lstatItems(t *testing.T, dir string, names ...string) []item {
+	t.Helper()
+	var items []item
+	for _, n := range names {
+		full := filepath.Join(dir, n)
+		info, err := os.Lstat(full)
+		if err != nil {
+			t.Fatal(err)
+		}
+		items = append(items, item{full: full, name: "storage/" + n, info: info})
+	}
+	return items
+}
+
+// Small files are opened by the group's readers after the walk saw them: one
+// replaced by a symlink in between is not followed, one that vanished is
+// skipped, and the others are read whole with their sums.
+func TestGroupReaderDoesNotFollowASymlink(t *testing.T) {
+	dir := t.TempDir()
+	want := map[string][]byte{}
+	for i, n := range []string{"a.log", "b.log", "c.log", "d.log"} {
+		want[n] = bytes.Repeat([]byte{byte('a' + i)}, 100*(i+1))
+		if err := os.WriteFile(filepath.Join(dir, n), want[n], 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	secret := filepath.Join(filepath.Dir(dir), filepath.Base(dir)+"-secret")
+	os.WriteFile(secret, []byte("not for the backup"), 0o600)
+	items := lstatItems(t, dir, "a.log", "b.log", "c.log", "d.log")
+	os.Remove(filepath.Join(dir, "b.log"))
+	if err := os.Symlink(secret, filepath.Join(dir, "b.log")); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(dir, "c.log"))
+
+	g := readGroup(context.Background(), items)
+	defer g.close()
+	for i, it := range items {
+		f := g.file(i)
+		n := filepath.Base(it.full)
+		switch {
+		case f.err != nil:
+			t.Errorf("%s: %v", n, f.err)
+		case n == "b.log":
+			if !strings.Contains(f.skip, "replaced by a symlink") || f.data != nil {
+				t.Errorf("b.log: skip %q, %d bytes read; want it skipped as replaced by a symlink", f.skip, len(f.data))
+			}
+		case n == "c.log":
+			if !strings.Contains(f.skip, "vanished") {
+				t.Errorf("c.log: skip %q, want it skipped as vanished", f.skip)
+			}
+		default:
+			if f.skip != "" || !bytes.Equal(f.data, want[n]) || f.sum != sha256.Sum256(want[n]) || f.grew || f.changed {
+				t.Errorf("%s: skip %q, read %q, grew %v, changed %v; want its bytes and their sum", n, f.skip, f.data, f.grew, f.changed)
+			}
+		}
+	}
+}
+
+// A file that returns fewer bytes than its size is read as far as it goes
+// and summed with the missing bytes as zeros; one that returns more is read
+// to its size and said to have grown. Kernel files stand in for files that
+// change while they are read: /sys reports a page for a few bytes, /proc
+// reports nothing for a page.
+func TestGroupReaderShortAndLongFiles(t *testing.T) {
+	const short, long = "/sys/kernel/mm/transparent_hugepage/enabled", "/proc/self/stat"
+	items := make([]item, 2)
+	for i, p := range []string{short, long} {
+		info, err := os.Lstat(p)
+		if err != nil || !info.Mode().IsRegular() {
+			t.Skipf("%s is not a regular file here (%v): no file to read short or long", p, err)
+		}
+		items[i] = item{full: p, name: p[1:], info: info}
+	}
+	g := readGroup(context.Background(), items)
+	defer g.close()
+	sh := g.file(0)
+	if sh.err != nil || sh.skip != "" || sh.grew || int64(len(sh.data)) >= sh.st.Size() || len(sh.data) == 0 {
+		t.Fatalf("%s: err %v, skip %q, grew %v, %d of %d bytes read; want fewer than its size", short, sh.err, sh.skip, sh.grew, len(sh.data), sh.st.Size())
+	}
+	padded := append(bytes.Clone(sh.data), make([]byte, sh.st.Size()-int64(len(sh.data)))...)
+	if sh.sum != sha256.Sum256(padded) {
+		t.Errorf("%s: the sum is not that of its bytes zero-filled to its size", short)
+	}
+	lg := g.file(1)
+	if lg.err != nil || lg.skip != "" || !lg.grew || len(lg.data) != 0 || lg.sum != sha256.Sum256(nil) {
+		t.Errorf("%s: err %v, skip %q, grew %v, %d bytes read; want it grown, none of its bytes stored", long, lg.err, lg.skip, lg.grew, len(lg.data))
+	}
+}
