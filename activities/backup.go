@@ -324,6 +324,7 @@ func (a *Activities) CommitBackup(ctx context.Context, plan workflows.BackupPlan
 	if err := manifest.Write(final, m); err != nil {
 		return workflows.BackupResult{}, classify(err)
 	}
+	a.Backups.Remember(m) // retention lists the backups next
 	_ = os.Remove(a.Backups.PendingManifestPath(plan.ID))
 	_ = os.Remove(a.dumpMetaPath(plan.ID))
 	a.log(ctx).Info("backup committed", "id", m.ID, "kind", m.Kind, "archive", a.Backups.ArchivePath(m.ID), "bytes", m.Archive.Size)

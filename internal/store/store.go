@@ -142,6 +142,16 @@ func (s summary) same(st fs.FileInfo) bool {
 	return st.Size() == s.size && st.ModTime().Equal(s.mtime)
 }
 
+// Remember records what List reads from the manifest of backup m.ID, just
+// written from m, so that the listing that follows a commit (retention)
+// does not decode a manifest of tens of thousands of entries again.
+func (d Dir) Remember(m *manifest.Manifest) {
+	p := d.ManifestPath(m.ID)
+	if st, err := os.Stat(p); err == nil {
+		summaries.Store(p, summary{size: st.Size(), mtime: st.ModTime(), info: InfoOf(m, d.ArchivePath(m.ID), p)})
+	}
+}
+
 // InfoOf summarises a manifest.
 func InfoOf(m *manifest.Manifest, archivePath, manifestPath string) Info {
 	info := Info{

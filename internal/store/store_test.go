@@ -162,3 +162,37 @@ func TestListSeesARewrittenManifest(t *testing.T) {
 		t.Fatalf("after the rewrite: %+v", infos)
 	}
 }
+
+// A manifest remembered as it was written is listed without being read: here
+// its bytes are overwritten in place, same size and time, with ones that do
+// not decode.
+func TestListUsesARememberedManifest(t *testing.T) {
+	d := Dir{Path: t.TempDir()}
+	const id = "20250102_000000"
+	m := &manifest.Manifest{
+		FormatVersion: manifest.FormatVersion, ID: id, Kind: manifest.Kind("manual"), CreatedAt: time.Date(2025, 1, 2, 0, 0, 0, 0, time.UTC),
+		Paths: []string{"storage"}, Archive: manifest.FileRef{File: manifest.ArchiveName(id), SHA256: strings.Repeat("b", 64), Size: 10},
+		Files:      []manifest.Entry{{Path: "storage", Type: manifest.TypeDir, Mode: 0o755}},
+		VerifiedAt: time.Date(2025, 1, 2, 0, 1, 0, 0, time.UTC),
+	}
+	p := d.ManifestPath(id)
+	if err := manifest.Write(p, m); err != nil {
+		t.Fatal(err)
+	}
+	d.Remember(m)
+	st, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(p, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte(strings.Repeat("#", int(st.Size()))))
+	f.Close()
+	os.Chtimes(p, st.ModTime(), st.ModTime())
+	infos, problems, err := d.List()
+	if err != nil || len(problems) != 0 || len(infos) != 1 || infos[0].ID != id || !infos[0].Verified || infos[0].ManifestPath != p {
+		t.Fatalf("list after Remember: %+v %+v %v; want the remembered backup", infos, problems, err)
+	}
+}
