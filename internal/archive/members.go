@@ -76,13 +76,23 @@ type memberJob struct {
 	done chan memberDone
 }
 
-// memberSums are a member's SHA-256 and CRC-32C, in hex.
+// memberSums are a member's SHA-256 and, for a member copied from an
+// earlier archive, its CRC-32C, in hex.
 type memberSums struct{ sha256, crc32c string }
 
-// sumMember returns the sums of a member's bytes.
-func sumMember(b []byte) memberSums {
+// hashMember returns the sums of a member compressed afresh: its SHA-256
+// only, as its read-back inflates it.
+func hashMember(b []byte) memberSums {
 	sum := sha256.Sum256(b)
-	return memberSums{sha256: hex.EncodeToString(sum[:]), crc32c: fmt.Sprintf("%08x", crc32.Checksum(b, castagnoli))}
+	return memberSums{sha256: hex.EncodeToString(sum[:])}
+}
+
+// sumMember returns the sums of a member copied from an earlier archive:
+// the read-back compares the copy on the disk with its CRC-32C.
+func sumMember(b []byte) memberSums {
+	sums := hashMember(b)
+	sums.crc32c = fmt.Sprintf("%08x", crc32.Checksum(b, castagnoli))
+	return sums
 }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -144,7 +154,7 @@ func (mw *memberWriter) compress() {
 			w = store
 		}
 		err := writeMember(buf, w, j.data)
-		j.done <- memberDone{data: j.data, member: buf, sums: sumMember(buf.Bytes()), span: j.span, err: err}
+		j.done <- memberDone{data: j.data, member: buf, sums: hashMember(buf.Bytes()), span: j.span, err: err}
 	}
 }
 

@@ -357,6 +357,11 @@ func TestReadBackChecksCopiedMembersByTheirHash(t *testing.T) {
 	if m2.Members.ReusedMembers == 0 || m2.Members.ReusedMembers == len(m2.Members.List) {
 		t.Fatalf("want some members copied and some not: %d of %d", m2.Members.ReusedMembers, len(m2.Members.List))
 	}
+	for _, x := range m2.Members.List {
+		if x.Copied != (x.CRC32C != "") {
+			t.Fatalf("member at %d (copied %v) has crc32c %q: a copied member needs one, a fresh one is inflated instead", x.Offset, x.Copied, x.CRC32C)
+		}
+	}
 	// Copied members are compared with their CRC-32C, or with their
 	// SHA-256 where the table has none.
 	noCRC := *m2

@@ -43,9 +43,10 @@ type Member struct {
 	First int `json:"first"`
 	Count int `json:"count"`
 	Piece int `json:"piece,omitzero"`
-	// CRC32C is the CRC-32C (Castagnoli) of the member's bytes as they were
-	// written, in 8 hex digits: the read-back compares a copied member on
-	// the disk with it (see archive.VerifyWritten).
+	// CRC32C is the CRC-32C (Castagnoli) of a copied member's bytes as they
+	// were written, in 8 hex digits: the read-back compares the copy on the
+	// disk with it (see archive.VerifyWritten). A member compressed afresh
+	// has none: the read-back inflates it.
 	CRC32C string `json:"crc32c,omitempty"`
 	// Copied says the member was copied from the previous backup (checked
 	// there against its SHA-256), not compressed from the files. A large
