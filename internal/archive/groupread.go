@@ -118,19 +118,12 @@ func readSmall(full string, f *smallFile) {
 		*f.buf = make([]byte, 0, size+1)
 	}
 	buf := (*f.buf)[:size+1]
-	// Up to one byte more than the size, which tells a file that grew. A
-	// regular file that returns less than asked is at its end.
-	n := 0
-	for n < len(buf) {
-		k, err := file.Read(buf[n:])
-		n += k
-		if err == io.EOF || k == 0 || (err == nil && n < len(buf)) {
-			break
-		}
-		if err != nil {
-			f.err = fmt.Errorf("archive %s: %w", full, err)
-			return
-		}
+	// One read of one byte more than the size: a regular file that returns
+	// less is at its end, and one that fills it has grown.
+	n, err := file.Read(buf)
+	if err != nil && err != io.EOF {
+		f.err = fmt.Errorf("archive %s: %w", full, err)
+		return
 	}
 	if int64(n) > size {
 		n, f.grew = int(size), true
