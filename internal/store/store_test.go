@@ -137,16 +137,23 @@ func TestListKeepsNoManifest(t *testing.T) {
 	}
 }
 
+// oneDirManifest is the manifest of backup id, created at the time its id
+// says, holding one directory.
+func oneDirManifest(id string) *manifest.Manifest {
+	created, _ := time.Parse("20060102_150405", id)
+	return &manifest.Manifest{
+		FormatVersion: manifest.FormatVersion, ID: id, Kind: manifest.Kind("manual"), CreatedAt: created,
+		Paths: []string{"storage"}, Archive: manifest.FileRef{File: manifest.ArchiveName(id), SHA256: strings.Repeat("a", 64), Size: 10},
+		Files: []manifest.Entry{{Path: "storage", Type: manifest.TypeDir, Mode: 0o755}},
+	}
+}
+
 // List keeps what it read from each manifest, but a manifest written again
 // (atomically, as every manifest is) is read again.
 func TestListSeesARewrittenManifest(t *testing.T) {
 	d := Dir{Path: t.TempDir()}
 	const id = "20250101_000000"
-	m := &manifest.Manifest{
-		FormatVersion: manifest.FormatVersion, ID: id, Kind: manifest.Kind("manual"), CreatedAt: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC),
-		Paths: []string{"storage"}, Archive: manifest.FileRef{File: manifest.ArchiveName(id), SHA256: strings.Repeat("a", 64), Size: 10},
-		Files: []manifest.Entry{{Path: "storage", Type: manifest.TypeDir, Mode: 0o755}},
-	}
+	m := oneDirManifest(id)
 	if err := manifest.Write(d.ManifestPath(id), m); err != nil {
 		t.Fatal(err)
 	}
@@ -169,12 +176,8 @@ func TestListSeesARewrittenManifest(t *testing.T) {
 func TestListUsesARememberedManifest(t *testing.T) {
 	d := Dir{Path: t.TempDir()}
 	const id = "20250102_000000"
-	m := &manifest.Manifest{
-		FormatVersion: manifest.FormatVersion, ID: id, Kind: manifest.Kind("manual"), CreatedAt: time.Date(2025, 1, 2, 0, 0, 0, 0, time.UTC),
-		Paths: []string{"storage"}, Archive: manifest.FileRef{File: manifest.ArchiveName(id), SHA256: strings.Repeat("b", 64), Size: 10},
-		Files:      []manifest.Entry{{Path: "storage", Type: manifest.TypeDir, Mode: 0o755}},
-		VerifiedAt: time.Date(2025, 1, 2, 0, 1, 0, 0, time.UTC),
-	}
+	m := oneDirManifest(id)
+	m.VerifiedAt = m.CreatedAt.Add(time.Minute)
 	p := d.ManifestPath(id)
 	if err := manifest.Write(p, m); err != nil {
 		t.Fatal(err)
