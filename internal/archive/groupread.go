@@ -17,7 +17,10 @@ import (
 // in order. Opening and reading thousands of small files costs more system
 // time than compressing them, and on one goroutine it leaves the other cores
 // idle. A group holds at most groupMax bytes plus one record of less than
-// pieceFile, so reading it whole keeps the memory bounded.
+// pieceFile, so reading it whole keeps the memory bounded, as long as each
+// file takes about its size: a reader carves the files it reads out of
+// shared slabs (carver), for a group may hold two thousand files of a few
+// bytes each.
 
 // smallFile is one file of a group as a reader found it.
 type smallFile struct {
@@ -33,7 +36,6 @@ type smallFile struct {
 	changed bool // its mtime moved while it was read
 	sum     [sha256.Size]byte
 	err     error
-	buf     *[]byte // data's buffer, to give back
 }
 
 // groupReader reads the files of one group on several goroutines.
@@ -44,11 +46,41 @@ type groupReader struct {
 	next  atomic.Int64 // the next index of items to claim
 	stop  atomic.Bool
 	wg    sync.WaitGroup
+	mu    sync.Mutex
+	slabs []*[]byte // the readers' slabs, given back by close
 }
 
-// fileBufs holds read buffers for small files, to spare the garbage
-// collector one allocation per file.
-var fileBufs = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+// slabSize is the size of the slabs small files are read into; a file of
+// more than slabOwn bytes gets a buffer of its own instead, so a slab wastes
+// at most a quarter of itself where a file did not fit in its rest.
+const (
+	slabSize = 256 << 10
+	slabOwn  = slabSize / 4
+)
+
+// slabs spares the garbage collector the slabs of one group after another.
+var slabs = sync.Pool{New: func() any { b := make([]byte, slabSize); return &b }}
+
+// carver hands out read buffers from slabs, one reader's at a time.
+type carver struct {
+	rest  []byte    // the unused end of the current slab
+	slabs []*[]byte // every slab taken
+}
+
+// take returns a buffer of n bytes.
+func (c *carver) take(n int) []byte {
+	if n > slabOwn {
+		return make([]byte, n)
+	}
+	if len(c.rest) < n {
+		s := slabs.Get().(*[]byte)
+		c.slabs = append(c.slabs, s)
+		c.rest = *s
+	}
+	b := c.rest[:n:n]
+	c.rest = c.rest[n:]
+	return b
+}
 
 // readGroup starts reading the regular files among items; the others are
 // left to the caller (their smallFile is never done). Wait for file i with
@@ -67,6 +99,12 @@ func readGroup(ctx context.Context, items []item) *groupReader {
 
 func (g *groupReader) read() {
 	defer g.wg.Done()
+	var c carver
+	defer func() {
+		g.mu.Lock()
+		g.slabs = append(g.slabs, c.slabs...)
+		g.mu.Unlock()
+	}()
 	for !g.stop.Load() {
 		i := int(g.next.Add(1) - 1)
 		if i >= len(g.items) {
@@ -75,7 +113,7 @@ func (g *groupReader) read() {
 		if it := g.items[i]; it.info.Mode().IsRegular() {
 			f := &g.files[i]
 			if f.err = g.ctx.Err(); f.err == nil {
-				readSmall(it.full, f)
+				readSmall(it.full, f, &c)
 			}
 			close(f.done)
 		}
@@ -89,22 +127,23 @@ func (g *groupReader) file(i int) *smallFile {
 	return f
 }
 
-// close stops the readers, waits for them and gives back the buffers of
-// the files read.
+// close stops the readers, waits for them and gives back the slabs the
+// files were read into: no file's data may be used after it.
 func (g *groupReader) close() {
 	g.stop.Store(true)
 	g.wg.Wait()
 	for i := range g.files {
-		if f := &g.files[i]; f.buf != nil {
-			fileBufs.Put(f.buf)
-			f.buf, f.data = nil, nil
-		}
+		g.files[i].data = nil
 	}
+	for _, s := range g.slabs {
+		slabs.Put(s)
+	}
+	g.slabs = nil
 }
 
-// readSmall reads the regular file at full whole into f, as addFile would
-// stream it.
-func readSmall(full string, f *smallFile) {
+// readSmall reads the regular file at full whole into f, in a buffer from c,
+// as addFile would stream it.
+func readSmall(full string, f *smallFile, c *carver) {
 	file, st, skip, err := openFile(full)
 	if skip != "" || err != nil {
 		f.skip, f.err = skip, err
@@ -113,11 +152,7 @@ func readSmall(full string, f *smallFile) {
 	defer file.Close()
 	f.st = st
 	size := st.Size()
-	f.buf = fileBufs.Get().(*[]byte)
-	if int64(cap(*f.buf)) < size+1 {
-		*f.buf = make([]byte, 0, size+1)
-	}
-	buf := (*f.buf)[:size+1]
+	buf := c.take(int(size) + 1)
 	// One read of one byte more than the size: a regular file that returns
 	// less is at its end, and one that fills it has grown.
 	n, err := file.Read(buf)

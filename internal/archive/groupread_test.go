@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -99,4 +101,45 @@ func TestGroupReaderShortAndLongFiles(t *testing.T) {
 	if lg.err != nil || lg.skip != "" || !lg.grew || len(lg.data) != 0 || lg.sum != sha256.Sum256(nil) {
 		t.Errorf("%s: err %v, skip %q, grew %v, %d bytes read; want it grown, none of its bytes stored", long, lg.err, lg.skip, lg.grew, len(lg.data))
 	}
+}
+
+// A group of many tiny files holds about the bytes it read, not a read
+// buffer per file: the group's limit is in bytes, and a thousand files of a
+// few dozen bytes each fit in it.
+func TestGroupOfTinyFilesHoldsAboutItsBytes(t *testing.T) {
+	dir := t.TempDir()
+	var names []string
+	var data int64
+	for i := range 1500 {
+		n := fmt.Sprintf("v-%05d.json", i)
+		body := fmt.Sprintf(`{"part": "p-%d", "ok": true}`+"\n", i)
+		if err := os.WriteFile(filepath.Join(dir, n), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, n)
+		data += int64(len(body))
+	}
+	items := lstatItems(t, dir, names...)
+	heap := func() uint64 {
+		runtime.GC()
+		runtime.GC() // and once more, to empty the pools' victim caches
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	before := heap()
+	g := readGroup(context.Background(), items)
+	defer g.close()
+	for i := range items {
+		if f := g.file(i); f.err != nil || f.skip != "" || len(f.data) == 0 {
+			t.Fatalf("%s: err %v, skip %q, %d bytes", names[i], f.err, f.skip, len(f.data))
+		}
+	}
+	held := int64(heap()) - int64(before)
+	// The files' bytes, their descriptions (a FileInfo each), and a little
+	// slack per reader.
+	if limit := 4*data + int64(len(items))*512 + 4<<20; held > limit {
+		t.Fatalf("a group of %d files of %d bytes in all holds %d bytes while it is read, more than %d", len(items), data, held, limit)
+	}
+	runtime.KeepAlive(g)
 }
