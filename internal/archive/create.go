@@ -287,7 +287,7 @@ func (c *creator) endGroup() error {
 	for i, it := range items {
 		var err error
 		if it.info.Mode().IsRegular() {
-			err = c.addRead(it.name, g.file(i))
+			err = c.addRead(it.full, it.name, g.file(i))
 		} else {
 			err = c.addEntry(it.full, it.name, it.info)
 		}
@@ -494,6 +494,12 @@ func (c *creator) addFile(full, name string) error {
 		return err
 	}
 	defer f.Close()
+	return c.streamFile(full, name, f, st)
+}
+
+// streamFile streams the open regular file f, described by st, as addFile
+// does.
+func (c *creator) streamFile(full, name string, f *os.File, st fs.FileInfo) error {
 	entry, err := c.fileHeader(name, st)
 	if err != nil {
 		return err
@@ -516,13 +522,21 @@ func (c *creator) addFile(full, name string) error {
 	return nil
 }
 
-// addRead stores a small file that a group reader has read whole.
-func (c *creator) addRead(name string, f *smallFile) error {
+// addRead stores a small file that a group reader has read whole, or
+// streams one that had become large.
+func (c *creator) addRead(full, name string, f *smallFile) error {
 	if f.skip != "" || f.err != nil {
 		if f.skip != "" {
 			c.warn(name, "%s", f.skip)
 		}
 		return f.err
+	}
+	if f.open != nil {
+		defer func() {
+			f.open.Close() // #nosec G104 -- read-only; the error that matters is returned
+			f.open = nil
+		}()
+		return c.streamFile(full, name, f.open, f.st)
 	}
 	entry, err := c.fileHeader(name, f.st)
 	if err != nil {

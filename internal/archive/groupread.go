@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -31,7 +32,10 @@ type smallFile struct {
 	st   fs.FileInfo
 	// data is what was read, at most st.Size() bytes; a file that shrank
 	// is stored with the missing bytes zero-filled, and sum covers them.
-	data    []byte
+	data []byte
+	// open is set, and nothing read, when the file had become large by the
+	// time it was opened: the creator streams it, then closes it.
+	open    *os.File
 	grew    bool // the file holds more than st.Size() bytes
 	changed bool // its mtime moved while it was read
 	sum     [sha256.Size]byte
@@ -82,10 +86,17 @@ func (c *carver) take(n int) []byte {
 	return b
 }
 
+// groupReadHook, set by tests, is called with a group's items just before
+// they are read.
+var groupReadHook func([]item)
+
 // readGroup starts reading the regular files among items; the others are
 // left to the caller (their smallFile is never done). Wait for file i with
 // file(i); close when done, even on an error.
 func readGroup(ctx context.Context, items []item) *groupReader {
+	if groupReadHook != nil {
+		groupReadHook(items)
+	}
 	g := &groupReader{ctx: ctx, items: items, files: make([]smallFile, len(items))}
 	for i := range g.files {
 		g.files[i].done = make(chan struct{})
@@ -133,7 +144,12 @@ func (g *groupReader) close() {
 	g.stop.Store(true)
 	g.wg.Wait()
 	for i := range g.files {
-		g.files[i].data = nil
+		f := &g.files[i]
+		f.data = nil
+		if f.open != nil {
+			f.open.Close() // #nosec G104 -- read-only; left open only where the creator stopped early
+			f.open = nil
+		}
 	}
 	for _, s := range g.slabs {
 		slabs.Put(s)
@@ -142,16 +158,21 @@ func (g *groupReader) close() {
 }
 
 // readSmall reads the regular file at full whole into f, in a buffer from c,
-// as addFile would stream it.
+// as addFile would stream it; one that has become large since the walk saw
+// it is only opened.
 func readSmall(full string, f *smallFile, c *carver) {
 	file, st, skip, err := openFile(full)
 	if skip != "" || err != nil {
 		f.skip, f.err = skip, err
 		return
 	}
-	defer file.Close()
 	f.st = st
 	size := st.Size()
+	if size >= pieceFile {
+		f.open = file
+		return
+	}
+	defer file.Close()
 	buf := c.take(int(size) + 1)
 	// One read of one byte more than the size: a regular file that returns
 	// less is at its end, and one that fills it has grown.

@@ -10,6 +10,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/project-vulcan/vulcan-backup/internal/manifest"
 )
 
 // lstatItems describes the given files of dir as the walk would.
@@ -142,4 +144,83 @@ func TestGroupOfTinyFilesHoldsAboutItsBytes(t *testing.T) {
 		t.Fatalf("a group of %d files of %d bytes in all holds %d bytes while it is read, more than %d", len(items), data, held, limit)
 	}
 	runtime.KeepAlive(g)
+}
+
+// A file the walk saw small but that has become large by the time a reader
+// opens it (a log that grew, another file renamed over it) is not read
+// whole into memory: it is left open, to be streamed as a large file is.
+func TestGroupReaderDoesNotReadAFileThatBecameLarge(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "a.log"), []byte("small\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "b.log"), []byte("small too\n"), 0o644)
+	items := lstatItems(t, dir, "a.log", "b.log")
+	// Sparse: 256 MiB of zeros, none of them on the disk.
+	if err := os.Truncate(filepath.Join(dir, "b.log"), 256<<20); err != nil {
+		t.Fatal(err)
+	}
+	heap := func() int64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return int64(ms.HeapAlloc)
+	}
+	before := heap()
+	g := readGroup(context.Background(), items)
+	defer g.close()
+	a, b := g.file(0), g.file(1)
+	if a.err != nil || string(a.data) != "small\n" {
+		t.Errorf("a.log: err %v, data %q", a.err, a.data)
+	}
+	if b.err != nil || b.skip != "" || b.st == nil || b.st.Size() != 256<<20 {
+		t.Fatalf("b.log: err %v, skip %q, st %v; want it described at its new size", b.err, b.skip, b.st)
+	}
+	if held := heap() - before; held > 16<<20 {
+		t.Fatalf("reading a group with a file grown to 256 MiB holds %d bytes", held)
+	}
+	runtime.KeepAlive(g)
+}
+
+// Such a file is streamed into the group's member at its size when it was
+// opened, and the archive reads back against its manifest.
+func TestFileThatBecameLargeIsStreamed(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "storage")
+	os.MkdirAll(dir, 0o755)
+	os.WriteFile(filepath.Join(dir, "a.log"), []byte("small\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "b.log"), []byte("small too\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "c.log"), []byte("small as well\n"), 0o644)
+	grown := bytes.Repeat([]byte("grew past the size of a small file\n"), 100_000)
+	groupReadHook = func([]item) {
+		if err := os.WriteFile(filepath.Join(dir, "b.log"), grown, 0o644); err != nil {
+			t.Error(err)
+		}
+	}
+	defer func() { groupReadHook = nil }()
+	var buf bytes.Buffer
+	res, err := Create(context.Background(), &buf, CreateOptions{Root: root, Paths: []string{"storage"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(grown)
+	var found bool
+	for _, e := range res.Entries {
+		if e.Path == "storage/b.log" {
+			found = true
+			if e.Size != int64(len(grown)) || e.SHA256 != fmt.Sprintf("%x", sum) {
+				t.Errorf("b.log archived as %d bytes, sha256 %s; want %d bytes, %x", e.Size, e.SHA256, len(grown), sum)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("b.log not archived: %+v", res.Entries)
+	}
+	m := &manifest.Manifest{FormatVersion: manifest.FormatVersion, ID: "20250101_010101", Kind: manifest.KindManual, Paths: []string{"storage"},
+		Archive: manifest.FileRef{File: manifest.ArchiveName("20250101_010101"), SHA256: res.SHA256, Size: res.Size},
+		Files:   res.Entries, TotalBytes: res.TotalBytes, Members: res.Members}
+	if err := m.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Verify(context.Background(), bytes.NewReader(buf.Bytes()), m, nil); err != nil {
+		t.Fatal(err)
+	}
 }
