@@ -193,15 +193,17 @@ done; done
 # built as the production image builds it (without the embedded server).
 echo
 go build -tags nodevserver -o bench-data/worker-nodevserver ./worker
+# Each tree also holds 20,000 small files: the member table, and the groups
+# of small files read ahead, grow with the number of files, not their bytes.
 for mb in ${RSS_MB:-512 2048}; do
-  rdata=$PWD/bench-data/rss$mb
-  [ -d "$rdata/storage" ] || go run "$shared/bench/mkstorage.go" -out "$rdata" -mb "$mb" >/dev/null
+  rdata=$PWD/bench-data/rss$mb-f20000
+  benchdata "$rdata" "$mb" 20000
   rm -rf "$rdata/backups"
   (cd "$rdata" && VULCAN_ROOT=$rdata VULCAN_TASK_QUEUE=bench-rss$mb exec "$OLDPWD/bench-data/worker-nodevserver" --no-schedule >"$rdata/worker.log" 2>&1) &
   rpid=$!; pids+=($rpid)
   wait_log "$rdata/worker.log" "worker running"
   (cd "$rdata" && VULCAN_ROOT=$rdata VULCAN_TASK_QUEUE=bench-rss$mb "$OLDPWD/bin/starter" backup >/dev/null)
-  echo "production worker (-tags nodevserver) peak RSS, one backup of $(du -sh "$rdata/storage" | cut -f1) + database: $(grep VmHWM /proc/$rpid/status | awk '{print $2, $3}')"
+  echo "production worker (-tags nodevserver) peak RSS, one backup of $(du -sh "$rdata/storage" | cut -f1) in $(find "$rdata/storage" -type f | wc -l) files + database: $(grep VmHWM /proc/$rpid/status | awk '{print $2, $3}')"
   # The second backup copies the first's members: its member table and
   # the previous one's are held at once.
   (cd "$rdata" && VULCAN_ROOT=$rdata VULCAN_TASK_QUEUE=bench-rss$mb "$OLDPWD/bin/starter" backup >/dev/null)
