@@ -105,6 +105,16 @@ func TestGroupReaderShortAndLongFiles(t *testing.T) {
 	}
 }
 
+// liveHeap is the bytes the heap holds after a collection, with the pools'
+// victim caches emptied by a second one.
+func liveHeap() int64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc) // #nosec G115 -- a heap is far below 2^63 bytes
+}
+
 // A group of many tiny files holds about the bytes it read, not a read
 // buffer per file: the group's limit is in bytes, and a thousand files of a
 // few dozen bytes each fit in it.
@@ -122,14 +132,7 @@ func TestGroupOfTinyFilesHoldsAboutItsBytes(t *testing.T) {
 		data += int64(len(body))
 	}
 	items := lstatItems(t, dir, names...)
-	heap := func() uint64 {
-		runtime.GC()
-		runtime.GC() // and once more, to empty the pools' victim caches
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		return ms.HeapAlloc
-	}
-	before := heap()
+	before := liveHeap()
 	g := readGroup(context.Background(), items)
 	defer g.close()
 	for i := range items {
@@ -137,7 +140,7 @@ func TestGroupOfTinyFilesHoldsAboutItsBytes(t *testing.T) {
 			t.Fatalf("%s: err %v, skip %q, %d bytes", names[i], f.err, f.skip, len(f.data))
 		}
 	}
-	held := int64(heap()) - int64(before)
+	held := liveHeap() - before
 	// The files' bytes, their descriptions (a FileInfo each), and a little
 	// slack per reader.
 	if limit := 4*data + int64(len(items))*512 + 4<<20; held > limit {
@@ -158,13 +161,7 @@ func TestGroupReaderDoesNotReadAFileThatBecameLarge(t *testing.T) {
 	if err := os.Truncate(filepath.Join(dir, "b.log"), 256<<20); err != nil {
 		t.Fatal(err)
 	}
-	heap := func() int64 {
-		runtime.GC()
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		return int64(ms.HeapAlloc)
-	}
-	before := heap()
+	before := liveHeap()
 	g := readGroup(context.Background(), items)
 	defer g.close()
 	a, b := g.file(0), g.file(1)
@@ -174,7 +171,7 @@ func TestGroupReaderDoesNotReadAFileThatBecameLarge(t *testing.T) {
 	if b.err != nil || b.skip != "" || b.st == nil || b.st.Size() != 256<<20 {
 		t.Fatalf("b.log: err %v, skip %q, st %v; want it described at its new size", b.err, b.skip, b.st)
 	}
-	if held := heap() - before; held > 16<<20 {
+	if held := liveHeap() - before; held > 16<<20 {
 		t.Fatalf("reading a group with a file grown to 256 MiB holds %d bytes", held)
 	}
 	runtime.KeepAlive(g)
