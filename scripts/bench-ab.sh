@@ -7,8 +7,8 @@
 #   BASE=7f49174 BENCH_MB=600 BENCH_FILES=20000 RUNS=5 scripts/bench-ab.sh
 # The default BASE is the last commit before the archive's member table.
 # WHAT=restore times restores instead: each side backs the tree up once, then
-# restores that backup each round, its clean-up waited for and 65 s of
-# settling after it (see settle in bench.sh), files only.
+# restores that backup each round, its clean-up waited for and the file
+# system settled after it (settle, in shared.sh), files only.
 set -euo pipefail
 trap 'echo "bench-ab: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
 cd "$(dirname "$0")/.."
@@ -54,7 +54,7 @@ if [ "$WHAT" = restore ]; then
     starter backup
     id[$side]=$(cd "$top/ab-$side-backups" && ls vulcan_backup_*.json | sed 's/vulcan_backup_\(.*\)\.json/\1/')
   done
-  sync; sleep 65
+  settle
 fi
 for i in $(seq 1 "$RUNS"); do
   order="new base"; [ $((i % 2)) = 0 ] && order="base new"
@@ -73,7 +73,7 @@ for i in $(seq 1 "$RUNS"); do
       # The replaced tree goes at once (no undo window); no restore starts
       # within a minute of that mass deletion.
       while ls -d "$data"/storage.pre-restore-* "$data"/.vulcan-restore-* >/dev/null 2>&1; do sleep 0.05; done
-      sync; sleep 65
+      settle
     fi
   done
 done

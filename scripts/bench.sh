@@ -30,7 +30,6 @@ rm -rf "$data/backups" "$data/.vulcan" "$PWD/bench-data/.vulcan" /tmp/vulcan-ben
 # restore, ours or the baseline's, starts within a minute of a mass deletion:
 # settle waits that out where one happened, and the baseline extracts into a
 # new directory each round, all removed at the end.
-settle() { sync; sleep "${BENCH_SETTLE:-65}"; }
 settle
 # The embedded server runs on its own (worker --dev --server-only), so the
 # worker's memory is the worker's alone, as in the compose stack.
